@@ -1,0 +1,52 @@
+"""sqlml: DuckDB as the home of a machine-learning project.
+
+``import sqlml`` does no work: names below load on first use, and neither torch nor
+OpenCV is imported until a feature needs them.
+
+    >>> import sqlml
+    >>> con = sqlml.connect()              # or sqlml.connect("project.duckdb")
+    >>> con.sql("SELECT 42 AS answer").fetchall()
+    [(42,)]
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlml.errors import (
+    DataError as DataError,
+    InvalidOptionError as InvalidOptionError,
+    LabelingError as LabelingError,
+    ObjectExistsError as ObjectExistsError,
+    ReadOnlyError as ReadOnlyError,
+    ServingError as ServingError,
+    SqlmlError as SqlmlError,
+    SqlmlSyntaxError as SqlmlSyntaxError,
+    TrainingError as TrainingError,
+    UdfError as UdfError,
+    UnknownObjectError as UnknownObjectError,
+    ValidationError as ValidationError,
+)
+
+__version__ = "0.1.0"
+
+#: Public names loaded on first use: name -> "module:attribute".
+_LAZY = {
+    "connect": "sqlml.connection:connect",
+    "Connection": "sqlml.connection:Connection",
+    "Relation": "sqlml.relation:Relation",
+}
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'sqlml' has no attribute {name!r}")
+    module_name, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,115 @@
+"""The ``sqlml`` schema: created on first connect, migrated forward, and its object directory.
+
+Migrations are the files ``sql/migrations/NNNN_name.sql``; ``sqlml.meta`` holds the
+version reached. Read-only connections never touch the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from sqlml import resources
+from sqlml.errors import ObjectExistsError, UnknownObjectError
+from sqlml.transaction import transaction
+
+
+def latest_version() -> int:
+    found = resources.migrations()
+    return found[-1][0] if found else 0
+
+
+def catalog_version(duck: duckdb.DuckDBPyConnection) -> int:
+    """The catalog version of this database; 0 when it has no sqlml catalog."""
+    exists = duck.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'meta'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = duck.execute("SELECT value FROM sqlml.meta WHERE key = 'catalog_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(duck: duckdb.DuckDBPyConnection, *, up_to: int | None = None) -> int:
+    """Apply the migrations above the current version (all in one transaction)."""
+    current = catalog_version(duck)
+    pending = [(v, p) for v, p in resources.migrations() if v > current and (up_to is None or v <= up_to)]
+    if not pending:
+        return current
+    with transaction(duck):
+        for version, path in pending:
+            duck.execute(path.read_text())
+            current = version
+        duck.execute("DELETE FROM sqlml.meta WHERE key = 'catalog_version'")
+        duck.execute("INSERT INTO sqlml.meta VALUES ('catalog_version', ?)", [str(current)])
+    return current
+
+
+# -- the object directory -------------------------------------------------------------
+
+
+def get_object(duck, kind: str, name: str) -> dict[str, Any] | None:
+    row = duck.execute(
+        "SELECT name, created_at, updated_at, properties FROM sqlml.objects WHERE kind = ? AND name = ?",
+        [kind, name],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "kind": kind,
+        "name": row[0],
+        "created_at": row[1],
+        "updated_at": row[2],
+        "properties": json.loads(row[3]) if row[3] else {},
+    }
+
+
+def object_names(duck, kind: str | None = None) -> list[str]:
+    if kind is None:
+        rows = duck.execute("SELECT name FROM sqlml.objects ORDER BY name").fetchall()
+    else:
+        rows = duck.execute("SELECT name FROM sqlml.objects WHERE kind = ? ORDER BY name", [kind]).fetchall()
+    return [r[0] for r in rows]
+
+
+def require_object(duck, kind: str, name: str, hint: str = "") -> dict[str, Any]:
+    """The object, or ``UnknownObjectError`` suggesting the near names of that kind."""
+    found = get_object(duck, kind, name)
+    if found is None:
+        raise UnknownObjectError(kind, name, object_names(duck, kind), hint)
+    return found
+
+
+def put_object(duck, kind: str, name: str, properties: dict[str, Any] | None = None, *, replace: bool = False) -> None:
+    """Create (or with ``replace``, overwrite) the directory row of an object."""
+    existing = get_object(duck, kind, name)
+    if existing is not None and not replace:
+        raise ObjectExistsError(kind, name)
+    payload = json.dumps(properties or {}, default=_json_default)
+    if existing is not None:
+        duck.execute(
+            "UPDATE sqlml.objects SET properties = ?, updated_at = current_timestamp WHERE kind = ? AND name = ?",
+            [payload, kind, name],
+        )
+    else:
+        duck.execute("INSERT INTO sqlml.objects (kind, name, properties) VALUES (?, ?, ?)", [kind, name, payload])
+
+
+def delete_object(duck, kind: str, name: str, *, missing_ok: bool = False) -> bool:
+    if get_object(duck, kind, name) is None:
+        if missing_ok:
+            return False
+        raise UnknownObjectError(kind, name, object_names(duck, kind))
+    duck.execute("DELETE FROM sqlml.objects WHERE kind = ? AND name = ?", [kind, name])
+    return True
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in the catalog")

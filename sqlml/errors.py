@@ -1,0 +1,135 @@
+"""Every error sqlml raises, under one root.
+
+Each leaf keeps structured fields (the object's kind and name, the option, the
+position in the SQL text) and builds a message that says what happened, on which
+object, and what to do. Leaves also inherit the builtin they resemble, so callers
+may catch ``LookupError`` or ``ValueError`` as well as ``SqlmlError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SqlmlError(Exception):
+    """Root of every sqlml error."""
+
+
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Names among ``candidates`` close to ``name`` (case-insensitive), best first."""
+    pool = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.lower(), list(pool), n=n, cutoff=0.6)
+    return [pool[c] for c in close]
+
+
+def _did_you_mean(suggestions: list[str]) -> str:
+    if not suggestions:
+        return ""
+    return " Did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+
+
+class SqlmlSyntaxError(SqlmlError, SyntaxError):
+    """An sqlml statement does not parse; carries line, column and a caret picture."""
+
+    def __init__(self, message: str, sql: str, offset: int, length: int = 1):
+        self.description = message
+        self.sql = sql
+        self.offset = max(0, min(offset, len(sql)))
+        before = sql[: self.offset]
+        self.line = before.count("\n") + 1
+        self.column = self.offset - (before.rfind("\n") + 1) + 1
+        line_text = sql.splitlines()[self.line - 1] if sql.splitlines() else ""
+        caret = " " * (self.column - 1) + "^" * max(1, length)
+        self.picture = f"{line_text}\n{caret}"
+        super().__init__(f"{message} (line {self.line}, column {self.column})\n{self.picture}")
+
+    def __str__(self) -> str:  # SyntaxError.__str__ would print its own fields
+        return self.args[0]
+
+
+class UnknownObjectError(SqlmlError, LookupError):
+    """A named object (model, labeling function, data schema, option, ...) does not exist."""
+
+    def __init__(self, kind: str, name: str, candidates: Iterable[str] = (), hint: str = ""):
+        self.kind = kind
+        self.name = name
+        self.suggestions = suggest(name, candidates)
+        msg = f"{kind} {name!r} does not exist.{_did_you_mean(self.suggestions)}"
+        if hint:
+            msg += f" {hint}"
+        super().__init__(msg)
+
+
+class ObjectExistsError(SqlmlError, ValueError):
+    """Creating an object whose name is taken, without OR REPLACE."""
+
+    def __init__(self, kind: str, name: str):
+        self.kind = kind
+        self.name = name
+        super().__init__(
+            f"{kind} {name!r} already exists. Use CREATE OR REPLACE to replace it, "
+            f"or DROP it first."
+        )
+
+
+class InvalidOptionError(SqlmlError, ValueError):
+    """An option of a statement or function is unknown or has a bad value."""
+
+    def __init__(self, where: str, option: str, message: str = "", allowed: Iterable[str] = ()):
+        self.where = where
+        self.option = option
+        allowed = list(allowed)
+        self.allowed = allowed
+        if message:
+            msg = f"{where}: option {option!r}: {message}"
+        else:
+            msg = f"{where}: unknown option {option!r}.{_did_you_mean(suggest(option, allowed))}"
+            if allowed:
+                msg += " Known options: " + ", ".join(sorted(allowed)) + "."
+        super().__init__(msg)
+
+
+class DataError(SqlmlError, ValueError):
+    """The data given to a statement cannot be used as it is (missing column, empty set, ...)."""
+
+    def __init__(self, message: str, *, obj: str | None = None, column: str | None = None):
+        self.obj = obj
+        self.column = column
+        super().__init__(message)
+
+
+class ReadOnlyError(SqlmlError, PermissionError):
+    """A statement that writes was run on a read-only connection."""
+
+    def __init__(self, statement: str):
+        self.statement = statement
+        super().__init__(
+            f"{statement} writes to the database, but this connection is read-only. "
+            f"Reconnect with sqlml.connect(path) (read_only=False)."
+        )
+
+
+class UdfError(SqlmlError, RuntimeError):
+    """A Python error inside an sqlml SQL function that was not an sqlml error itself."""
+
+    def __init__(self, function: str, error: BaseException):
+        self.function = function
+        self.error = error
+        super().__init__(f"{function}: {type(error).__name__}: {error}")
+
+
+class LabelingError(SqlmlError, ValueError):
+    """A labeling function or label model cannot do what was asked."""
+
+
+class ValidationError(SqlmlError, ValueError):
+    """Data validation (statistics, data schemas) cannot do what was asked."""
+
+
+class TrainingError(SqlmlError, RuntimeError):
+    """Training a model failed or cannot start."""
+
+
+class ServingError(SqlmlError, RuntimeError):
+    """Loading or calling a model for inference failed."""

@@ -1,0 +1,1 @@
+"""The SQL front end: split scripts, route sqlml statements to handlers, pass the rest on."""

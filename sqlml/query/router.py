@@ -1,0 +1,146 @@
+"""Run a script: sqlml statements go to their handlers, everything else to DuckDB.
+
+The fast path: text with none of the words that can start an sqlml statement and no
+``ml_`` call goes to DuckDB unparsed (a regular expression costs about a microsecond).
+Otherwise the script is split at top-level semicolons; each statement is matched
+against ``STATEMENTS`` by its leading words, and plain statements that call ``ml_``
+functions pass through the optimizer rules first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlml.errors import ReadOnlyError
+from sqlml.query.parser import StatementParser
+from sqlml.query.statements import LEADING_WORDS, READ_ONLY, STATEMENTS
+from sqlml.query.tokens import Token, split_statements, tokenize
+from sqlml.transaction import transaction
+
+_FAST = re.compile(
+    r"\b(?:" + "|".join(sorted(LEADING_WORDS)) + r")\b|\bml_\w+\s*\(", re.IGNORECASE
+)
+_ML_CALL = re.compile(r"\bml_\w+\s*\(", re.IGNORECASE)
+_KEYS = sorted(((tuple(k.split()), k) for k in STATEMENTS), key=lambda kv: -len(kv[0]))
+QUERY_WORDS = frozenset(
+    "SELECT WITH FROM VALUES TABLE SHOW DESCRIBE SUMMARIZE PRAGMA EXPLAIN CALL PIVOT UNPIVOT".split()
+)
+
+
+def needs_front_end(text: str) -> bool:
+    """False when the text can go to DuckDB untouched (no sqlml word, no ml_ call)."""
+    return _FAST.search(text) is not None
+
+
+def match_statement(tokens: list[Token]) -> str | None:
+    """The registry key whose words lead the statement (``CREATE OR REPLACE`` folded)."""
+    words = [t.word for t in tokens[:6]]
+    if words[:3] == ["CREATE", "OR", "REPLACE"]:
+        words = ["CREATE", *words[3:]]
+    for key_words, key in _KEYS:
+        if tuple(words[: len(key_words)]) == key_words:
+            return key
+    return None
+
+
+def is_query(tokens: list[Token]) -> bool:
+    """Whether a plain statement returns rows (a relation) rather than a status."""
+    if not tokens:
+        return False
+    first = tokens[0]
+    if first.kind == "operator" and first.text == "(":
+        return True
+    if first.word in QUERY_WORDS:
+        return True
+    return any(t.word == "RETURNING" for t in tokens)
+
+
+@dataclass
+class StatementContext:
+    """What a statement handler gets: the connection, its statement, and where it sits."""
+
+    connection: Any  # sqlml.Connection
+    key: str  # the registry key, e.g. "CREATE MODEL"
+    text: str  # this statement's text
+    script: str  # the whole text it came from
+    offset: int  # where the statement starts in the script
+
+    @property
+    def duck(self):
+        return self.connection.duckdb
+
+    @property
+    def session(self):
+        return self.connection.session
+
+    def parser(self) -> StatementParser:
+        return StatementParser(self.text, base=self.script, offset=self.offset)
+
+
+def resolve_handler(key: str):
+    module_name, _, function = STATEMENTS[key].partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
+    """Run every statement of ``text``; return what the last one gives.
+
+    ``mode='sql'``: a Relation for a query, None for other statements.
+    ``mode='execute'``: ("duck", None) when the result waits in the DuckDB connection,
+    or ("relation", Relation|None) for an sqlml statement's result.
+    """
+    duck = connection.duckdb
+    session = connection.session
+    if not needs_front_end(text):
+        return _plain(connection, text, tokenize(text) if mode == "sql" else None, params, mode)
+    spans = split_statements(text)
+    result: Any = None if mode == "sql" else ("duck", None)
+    for i, (start, end) in enumerate(spans):
+        statement = text[start:end].strip()
+        lead = len(text[start:end]) - len(text[start:end].lstrip())
+        tokens = tokenize(statement)
+        last = i == len(spans) - 1
+        key = match_statement(tokens)
+        if key is not None:
+            if connection.read_only and key not in READ_ONLY:
+                raise ReadOnlyError(key)
+            ctx = StatementContext(connection, key, statement, text, start + lead)
+            handler = resolve_handler(key)
+            with session.translate_errors():
+                if key in READ_ONLY:
+                    value = handler(ctx)
+                else:
+                    with transaction(duck):
+                        value = handler(ctx)
+            result = value if mode == "sql" else ("relation", value)
+            continue
+        if _ML_CALL.search(statement):
+            statement = connection.optimize(statement)
+            tokens = tokenize(statement)
+        result = _plain(connection, statement, tokens, params if last else None, mode)
+    return result
+
+
+def _plain(connection, text, tokens, params, mode):
+    duck = connection.duckdb
+    session = connection.session
+    with session.translate_errors():
+        if mode == "execute":
+            duck.execute(text, params)
+            return ("duck", None)
+        relation = duck.sql(text, params=params)
+    if tokens is not None and is_query(_last_statement_tokens(tokens)):
+        return connection.wrap(relation)
+    return None
+
+
+def _last_statement_tokens(tokens: list[Token]) -> list[Token]:
+    for i in range(len(tokens) - 1, -1, -1):
+        if tokens[i].kind == "operator" and tokens[i].text == ";":
+            rest = tokens[i + 1 :]
+            if rest:
+                return rest
+    return tokens

@@ -1,0 +1,82 @@
+"""Safe pieces of SQL: quoted identifiers and table references, never pasted user text.
+
+Build queries from these (or from sqlglot builders) and pass values as ``?`` parameters.
+
+    >>> quote_ident('my "odd" table')
+    '"my ""odd"" table"'
+    >>> table_ref("main.flights")
+    '"main"."flights"'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted identifier; any name (quotes, spaces, keywords) is safe."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"not an identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A single-quoted string literal (prefer ``?`` parameters where DuckDB takes them)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def table_ref(name: str | Sequence[str]) -> str:
+    """A (possibly qualified) table reference: ``"a"`` or ``"s"."a"``.
+
+    A string is split at dots that are not inside double quotes, so ``'s.t'`` means
+    table ``t`` in schema ``s`` and ``'"a.b"'`` means the table named ``a.b``.
+    """
+    parts = split_name(name) if isinstance(name, str) else list(name)
+    return ".".join(quote_ident(p) for p in parts)
+
+
+def split_name(name: str) -> list[str]:
+    """``'s."odd.name"'`` -> ``['s', 'odd.name']``."""
+    parts, current, quoted, i = [], [], False, 0
+    while i < len(name):
+        ch = name[i]
+        if ch == '"':
+            if quoted and i + 1 < len(name) and name[i + 1] == '"':
+                current.append('"')
+                i += 2
+                continue
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    if any(p == "" for p in parts):
+        raise ValueError(f"not a table name: {name!r}")
+    return parts
+
+
+def column_list(names: Iterable[str]) -> str:
+    return ", ".join(quote_ident(n) for n in names)
+
+
+def is_query_text(text: str) -> bool:
+    """Whether ``text`` is a query (``SELECT ...``, ``WITH ...``, ``FROM ...``) rather than a table name."""
+    from sqlml.query.tokens import tokenize
+
+    tokens = tokenize(text)
+    if not tokens:
+        return False
+    first = tokens[0]
+    return (first.word in {"SELECT", "WITH", "FROM", "VALUES", "TABLE", "PIVOT", "UNPIVOT"}) or (
+        first.kind == "operator" and first.text == "("
+    )
+
+
+def relation_sql(table_or_query: str) -> str:
+    """SQL for a FROM clause given a table name or a query: ``"t"`` or ``(SELECT ...)``."""
+    if is_query_text(table_or_query):
+        return f"({table_or_query.strip().rstrip(';')})"
+    return table_ref(table_or_query)
