@@ -14,6 +14,7 @@ import duckdb
 
 from sqlml import resources
 from sqlml.errors import ObjectExistsError, UnknownObjectError
+from sqlml.sqlutil import fetch_one, fetch_value
 from sqlml.transaction import transaction
 
 
@@ -24,13 +25,13 @@ def latest_version() -> int:
 
 def catalog_version(duck: duckdb.DuckDBPyConnection) -> int:
     """The catalog version of this database; 0 when it has no sqlml catalog."""
-    exists = duck.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'meta'"
-    ).fetchone()[0]
+    exists = fetch_value(
+        duck, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'meta'"
+    )
     if not exists:
         return 0
-    row = duck.execute("SELECT value FROM sqlml.meta WHERE key = 'catalog_version'").fetchone()
-    return int(row[0]) if row else 0
+    value = fetch_value(duck, "SELECT max(value) FROM sqlml.meta WHERE key = 'catalog_version'")
+    return int(value) if value is not None else 0
 
 
 def migrate(duck: duckdb.DuckDBPyConnection, *, up_to: int | None = None) -> int:
@@ -52,10 +53,11 @@ def migrate(duck: duckdb.DuckDBPyConnection, *, up_to: int | None = None) -> int
 
 
 def get_object(duck, kind: str, name: str) -> dict[str, Any] | None:
-    row = duck.execute(
+    row = fetch_one(
+        duck,
         "SELECT name, created_at, updated_at, properties FROM sqlml.objects WHERE kind = ? AND name = ?",
         [kind, name],
-    ).fetchone()
+    )
     if row is None:
         return None
     return {

@@ -80,3 +80,19 @@ def relation_sql(table_or_query: str) -> str:
     if is_query_text(table_or_query):
         return f"({table_or_query.strip().rstrip(';')})"
     return table_ref(table_or_query)
+
+
+def fetch_one(duck, sql: str, params=None):
+    """The first row of a query, or None, leaving the connection free.
+
+    DuckDB 2.0 keeps a half-read ``execute()`` result open and refuses the next
+    ``sql()`` on that connection; ``fetchall()`` drains it.
+    """
+    rows = duck.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def fetch_value(duck, sql: str, params=None):
+    """The first column of the first row, or None."""
+    row = fetch_one(duck, sql, params)
+    return None if row is None else row[0]

@@ -1,0 +1,10 @@
+"""The end-to-end tour (``sqlml demo``): one chapter per stage of an ML project.
+
+``CHAPTERS`` lists chapter modules in order; each has ``TITLE`` and ``run(tour)``.
+"""
+
+from __future__ import annotations
+
+CHAPTERS: tuple[str, ...] = (
+    "sqlml.demo.ch0_load",
+)
