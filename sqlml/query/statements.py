@@ -21,7 +21,7 @@ STATEMENTS: dict[str, str] = {
     "DROP DATA SCHEMA": "sqlml.validation.statements:drop_data_schema",
     # training
     "CREATE MODEL": "sqlml.training.statements:create_model",
-    "CREATE MODELS": "sqlml.training.statements:create_models",
+    "CREATE MODELS": "sqlml.training.large.grid:create_models",
     "DROP MODEL": "sqlml.training.statements:drop_model",
     # serving
     "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",

@@ -1,0 +1,1 @@
+"""Incremental CNN inference (Krypton): video ingest, update patches, materialized states."""

@@ -1,0 +1,1 @@
+"""Weak supervision: labeling functions, their votes, analysis, and label models."""

@@ -1,0 +1,1 @@
+"""Serving: fast batch inference, the prediction cache, the online endpoint."""

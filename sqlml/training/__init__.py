@@ -1,0 +1,1 @@
+"""Training PyTorch models from SQL: CREATE MODEL, the DuckDB feed, the model registry."""

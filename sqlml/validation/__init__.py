@@ -1,0 +1,1 @@
+"""Data validation: statistics, data schemas, anomalies, drift and skew."""
