@@ -90,5 +90,6 @@ class Session:
         except duckdb.Error as error:
             original = self.errors.original(error)
             if original is not None:
-                raise original from None
+                original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
+                raise original
             raise

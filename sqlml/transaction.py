@@ -14,12 +14,11 @@ def transaction(duck: duckdb.DuckDBPyConnection):
     On any error the transaction is rolled back and the error re-raised, so a failed
     statement leaves no half-written catalog rows, tables or model weights behind.
     """
-    try:
-        duck.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
+    if in_transaction(duck):
         # The user opened a transaction; their COMMIT or ROLLBACK decides.
         yield
         return
+    duck.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
@@ -29,3 +28,12 @@ def transaction(duck: duckdb.DuckDBPyConnection):
             pass
         raise
     duck.execute("COMMIT")
+
+
+def in_transaction(duck: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an explicit transaction is open: in autocommit every statement gets a new id.
+
+    (Trying ``BEGIN`` to find out would abort the user's open transaction.)
+    """
+    probe = "SELECT current_transaction_id()"
+    return duck.execute(probe).fetchall() == duck.execute(probe).fetchall()

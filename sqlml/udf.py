@@ -19,6 +19,7 @@ table macro that unnests it (DuckDB 2.0 has no Python table-function API), so
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -157,6 +158,11 @@ def bind(function: Function, session) -> Callable[..., Any]:
                 error = wrapped
             raise RuntimeError(f"{error} {session.errors.stash(error)}") from None
 
+    if function.params is not None:
+        # DuckDB checks the Python signature against the declared parameter types.
+        call.__signature__ = inspect.Signature(
+            [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(function.params))]
+        )
     return call
 
 

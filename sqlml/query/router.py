@@ -12,19 +12,25 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlml.errors import ReadOnlyError
 from sqlml.query.parser import StatementParser
-from sqlml.query.statements import LEADING_WORDS, READ_ONLY, STATEMENTS
+from sqlml.query.statements import READ_ONLY, STATEMENTS
 from sqlml.query.tokens import Token, split_statements, tokenize
 from sqlml.transaction import transaction
 
-_FAST = re.compile(
-    r"\b(?:" + "|".join(sorted(LEADING_WORDS)) + r")\b|\bml_\w+\s*\(", re.IGNORECASE
-)
 _ML_CALL = re.compile(r"\bml_\w+\s*\(", re.IGNORECASE)
-_KEYS = sorted(((tuple(k.split()), k) for k in STATEMENTS), key=lambda kv: -len(kv[0]))
+
+
+@lru_cache(maxsize=8)
+def _compiled(keys: tuple[str, ...]):
+    """The fast-path pattern and the match order for a set of statement keys."""
+    second_words = sorted({k.split()[1] for k in keys})
+    fast = re.compile(r"\b(?:" + "|".join(second_words) + r")\b|\bml_\w+\s*\(", re.IGNORECASE)
+    ordered = sorted(((tuple(k.split()), k) for k in keys), key=lambda kv: -len(kv[0]))
+    return fast, ordered
 QUERY_WORDS = frozenset(
     "SELECT WITH FROM VALUES TABLE SHOW DESCRIBE SUMMARIZE PRAGMA EXPLAIN CALL PIVOT UNPIVOT".split()
 )
@@ -32,7 +38,7 @@ QUERY_WORDS = frozenset(
 
 def needs_front_end(text: str) -> bool:
     """False when the text can go to DuckDB untouched (no sqlml word, no ml_ call)."""
-    return _FAST.search(text) is not None
+    return _compiled(tuple(STATEMENTS))[0].search(text) is not None
 
 
 def match_statement(tokens: list[Token]) -> str | None:
@@ -40,7 +46,7 @@ def match_statement(tokens: list[Token]) -> str | None:
     words = [t.word for t in tokens[:6]]
     if words[:3] == ["CREATE", "OR", "REPLACE"]:
         words = ["CREATE", *words[3:]]
-    for key_words, key in _KEYS:
+    for key_words, key in _compiled(tuple(STATEMENTS))[1]:
         if tuple(words[: len(key_words)]) == key_words:
             return key
     return None
@@ -81,7 +87,10 @@ class StatementContext:
 
 
 def resolve_handler(key: str):
-    module_name, _, function = STATEMENTS[key].partition(":")
+    target = STATEMENTS[key]
+    if callable(target):
+        return target
+    module_name, _, function = target.partition(":")
     return getattr(importlib.import_module(module_name), function)
 
 

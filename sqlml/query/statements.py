@@ -1,6 +1,7 @@
 """The statement registry: leading words -> handler, as a plain dict.
 
-A handler is named ``"module:function"`` and imported only when its statement runs,
+A handler is named ``"module:function"`` (or given as a callable, for plugins and tests)
+and imported only when its statement runs,
 so ``import sqlml`` stays light. It is called with a ``StatementContext`` and returns a
 relation (shown to the user) or None. ``OR REPLACE`` after ``CREATE`` is not part of
 the key; the handler reads it.
@@ -29,6 +30,3 @@ STATEMENTS: dict[str, str] = {
 
 #: Statements that only read, and so run on read-only connections too.
 READ_ONLY: frozenset[str] = frozenset({"EXPLAIN ML"})
-
-#: Words that can start an sqlml statement (the fast path looks for these).
-LEADING_WORDS: frozenset[str] = frozenset(key.split()[1] for key in STATEMENTS)

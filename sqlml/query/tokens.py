@@ -53,6 +53,9 @@ class Token:
 def tokenize(sql: str, *, comments: bool = False) -> list[Token]:
     """All tokens of ``sql``; comments dropped unless asked for."""
     raw = duckdb.tokenize(sql)
+    if not sql.isascii():  # DuckDB reports UTF-8 byte offsets; we index characters
+        char_at = _byte_to_char(sql)
+        raw = [(char_at[start], kind) for start, kind in raw]
     tokens = []
     for i, (start, kind) in enumerate(raw):
         end = raw[i + 1][0] if i + 1 < len(raw) else len(sql)
@@ -65,6 +68,15 @@ def tokenize(sql: str, *, comments: bool = False) -> list[Token]:
             text = text.split("\n", 1)[0] if text.startswith("--") else text
         tokens.append(Token(kind_name, text, start))
     return tokens
+
+
+def _byte_to_char(text: str) -> dict[int, int]:
+    offsets, position = {}, 0
+    for index, char in enumerate(text):
+        offsets[position] = index
+        position += len(char.encode("utf-8"))
+    offsets[position] = len(text)
+    return offsets
 
 
 def split_statements(sql: str) -> list[tuple[int, int]]:

@@ -1,0 +1,3 @@
+from sqlml.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,142 @@
+import pytest
+
+import sqlml
+from sqlml.query import router
+from sqlml.query.parser import StatementParser
+from sqlml.query.tokens import split_statements
+
+
+def test_plain_sql_takes_the_fast_path(con, monkeypatch):
+    calls = []
+    monkeypatch.setattr(router, "split_statements", lambda text: calls.append(text) or [])
+    assert con.sql("SELECT 1 AS one").fetchall() == [(1,)]
+    con.sql("CREATE TABLE point(id INT, payload VARCHAR); INSERT INTO point VALUES (1, 'x')")
+    assert con.sql("SELECT payload FROM point WHERE id = 1").fetchall() == [("x",)]
+    assert calls == []  # never split, never parsed
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("SELECT * FROM flights", False),
+        ("SELECT model_year FROM planes", False),
+        ("CREATE MODEL m AS SELECT 1", True),
+        ("create or replace labeling function f on t as 1", True),
+        ("SELECT ml_predict('m', x) FROM t", True),
+        ("SELECT ML_PREDICT ('m', x) FROM t", True),
+        ("SELECT html_escape(x) FROM t", False),
+    ],
+)
+def test_fast_path_pattern(text, expected):
+    assert router.needs_front_end(text) is expected
+
+
+def test_statement_routing_and_result(con, widget_statement):
+    result = con.sql("CREATE WIDGET gadget WITH (size := 3, tags := ['a', 'b'])")
+    assert result.fetchall() == [("gadget", "{'size': 3, 'tags': ['a', 'b']}")]
+    assert con.sql("SELECT name FROM ml_catalog(kind := 'widget')").fetchall() == [("gadget",)]
+
+
+def test_sqlml_and_plain_statements_mix_in_one_script(con, widget_statement):
+    result = con.sql(
+        """
+        CREATE TABLE src AS SELECT range AS id FROM range(4);  -- plain
+        CREATE WIDGET w1 AS SELECT * FROM src;                 -- sqlml
+        INSERT INTO src VALUES (99);                           -- plain
+        SELECT count(*) FROM src
+        """
+    )
+    assert result.fetchall() == [(5,)]
+    assert con.sql("SELECT built FROM w1").fetchall() == [(1,)]
+    props = con.sql("SELECT properties->>'query' FROM sqlml.objects WHERE name = 'w1'").fetchall()
+    assert props == [("SELECT * FROM src",)]
+
+
+def test_execute_returns_sqlml_statement_rows(con, widget_statement):
+    con.execute("CREATE WIDGET w2")
+    assert con.fetchall() == [("w2", "{}")]
+    assert con.fetchone() is None
+
+
+def test_or_replace_and_existing_names(con, widget_statement):
+    con.sql("CREATE WIDGET w")
+    with pytest.raises(sqlml.ObjectExistsError, match="widget 'w' already exists"):
+        con.sql("CREATE WIDGET w")
+    con.sql("CREATE OR REPLACE WIDGET w WITH (v := 2)")
+    assert con.sql("SELECT properties->>'$.options.v' FROM sqlml.objects").fetchall() == [("2",)]
+
+
+def test_failed_statement_leaves_nothing_behind(con, widget_statement):
+    con.sql("CREATE WIDGET keep")
+    before = con.sql("SELECT kind, name, properties FROM sqlml.objects ORDER BY ALL").fetchall()
+    with pytest.raises(sqlml.DataError, match="asked to fail"):
+        con.sql("CREATE WIDGET broken WITH (fail := true)")
+    with pytest.raises(sqlml.DataError):
+        con.sql("CREATE OR REPLACE WIDGET keep WITH (fail := true)")
+    after = con.sql("SELECT kind, name, properties FROM sqlml.objects ORDER BY ALL").fetchall()
+    assert after == before
+    tables = con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1").fetchall()
+    assert tables == [("keep",)]
+
+
+def test_statement_inside_a_user_transaction_joins_it(con, widget_statement):
+    con.sql("BEGIN")
+    con.sql("CREATE WIDGET inside")
+    con.sql("ROLLBACK")
+    assert con.sql("SELECT count(*) FROM sqlml.objects").fetchall() == [(0,)]
+
+
+def test_syntax_error_reports_line_column_and_caret(con, widget_statement):
+    script = "SELECT 1;\nCREATE WIDGET w\n  WITH (size := , x := 1)"
+    with pytest.raises(sqlml.SqlmlSyntaxError) as info:
+        con.sql(script)
+    error = info.value
+    assert (error.line, error.column) == (3, 17)
+    assert "expected a value" in str(error)
+    assert error.picture.splitlines() == ["  WITH (size := , x := 1)", "                ^"]
+
+
+def test_syntax_error_at_end_of_statement(con, widget_statement):
+    with pytest.raises(sqlml.SqlmlSyntaxError, match="expected a widget name, found the end"):
+        con.sql("CREATE WIDGET")
+
+
+@pytest.mark.parametrize("name", ['we"ird', "with space", "select", "ÄÖ", "a;b"])
+def test_hostile_identifiers(con, widget_statement, name):
+    quoted = '"' + name.replace('"', '""') + '"'
+    con.sql(f"CREATE WIDGET {quoted} WITH (note := 'it''s; fine')")
+    assert con.sql("SELECT name FROM ml_catalog()").fetchall() == [(name,)]
+    assert con.sql(f"SELECT built FROM {quoted}").fetchall() == [(1,)]
+
+
+def test_split_ignores_semicolons_in_strings_comments_and_dollar_quotes():
+    text = "SELECT 'a;b'; -- x;y\nSELECT $$c;d$$ /* ; */; SELECT \"e;f\" FROM t"
+    parts = [text[a:b].strip() for a, b in split_statements(text)]
+    assert parts == ["SELECT 'a;b'", '-- x;y\nSELECT $$c;d$$ /* ; */', 'SELECT "e;f" FROM t']
+
+
+def test_option_literals():
+    p = StatementParser("(a := 1, b = -2.5e-1, c := 'x''y', d := [1, [2, 'z']], e := TRUE, f := NULL, g := adam, h := {'k': 1})")
+    assert p.options() == {
+        "a": 1,
+        "b": -0.25,
+        "c": "x'y",
+        "d": [1, [2, "z"]],
+        "e": True,
+        "f": None,
+        "g": "adam",
+        "h": {"k": 1},
+    }
+
+
+def test_duplicate_option_is_an_error():
+    with pytest.raises(sqlml.SqlmlSyntaxError, match="option 'a' given twice"):
+        StatementParser("(a := 1, A := 2)").options()
+
+
+def test_read_only_connection_refuses_sqlml_writes(db_path, widget_statement):
+    sqlml.connect(db_path).close()
+    with sqlml.connect(db_path, read_only=True) as ro:
+        with pytest.raises(sqlml.ReadOnlyError, match="read-only"):
+            ro.sql("CREATE WIDGET w")
+        assert ro.sql("SELECT count(*) FROM ml_catalog()").fetchall() == [(0,)]
