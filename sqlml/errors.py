@@ -133,3 +133,14 @@ class TrainingError(SqlmlError, RuntimeError):
 
 class ServingError(SqlmlError, RuntimeError):
     """Loading or calling a model for inference failed."""
+
+
+# -- incremental inference and video --------------------------------------------------
+
+
+class VideoError(SqlmlError, ValueError):
+    """A video file is missing, cannot be decoded, or a frame cannot be used as model input."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)

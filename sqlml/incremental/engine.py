@@ -67,21 +67,32 @@ def propagate(program: Program, input_boxes: list[Box], tau: float = 0.0, overhe
 
 
 def apply_plan(program: Program, tensors: dict[str, Any], x_new, plan: Plan) -> None:
-    """Splice the plan's boxes into ``tensors`` (the materialized state), in place."""
-    nodes = program.by_name
-    for box in plan.boxes.get(program.input_name, []):
-        y0, y1, x0, x1 = box
-        tensors[program.input_name][..., y0:y1, x0:x1] = x_new[..., y0:y1, x0:x1]
+    """Splice the plan's boxes into ``tensors`` (the materialized state), in place.
+
+    A pointwise layer reads the boxes its input just computed (same boxes), so a
+    layer read only by pointwise layers (a conv before its ReLU) is never written back.
+    """
+    name = program.input_name
+    fresh: dict[str, list] = {name: [x_new[..., y0:y1, x0:x1] for y0, y1, x0, x1 in plan.boxes.get(name, [])]}
+    _write(tensors[name], plan.boxes.get(name, []), fresh[name])
     for node in program.local:
-        target = tensors[node.name]
-        for box in plan.boxes[node.name]:
-            y0, y1, x0, x1 = box
-            if node.kind == SPATIAL:
-                value = node.op.region(tensors[node.inputs[0]], box)
-            else:  # pointwise and merges: the same call on the inputs' boxes
-                env = {i: tensors[i][..., y0:y1, x0:x1] for i in node.inputs}
-                value = program.evaluate(nodes[node.name], env)
-            target[..., y0:y1, x0:x1] = value
+        boxes = plan.boxes[node.name]
+        if node.kind == SPATIAL:
+            source = tensors[node.inputs[0]]
+            values = [node.op.region(source, box) for box in boxes]
+        elif node.kind == MERGE:
+            values = [program.evaluate(node, {i: tensors[i][..., b[0] : b[1], b[2] : b[3]] for i in node.inputs}) for b in boxes]
+        else:  # pointwise: on the input's fresh values, box for box
+            source = node.inputs[0]
+            values = [program.evaluate(node, {source: value}) for value in fresh[source]]
+        fresh[node.name] = values
+        if node.name in program.materialized:
+            _write(tensors[node.name], boxes, values)
+
+
+def _write(target, boxes, values) -> None:
+    for (y0, y1, x0, x1), value in zip(boxes, values, strict=True):
+        target[..., y0:y1, x0:x1] = value
 
 
 def changed_boxes(new, old, threshold=0.0, tile: int | None = None, overhead: float | None = None):
@@ -236,6 +247,15 @@ class VideoEngine:
 
     def _dense_macs(self) -> int:
         return sum(n.full_macs for n in self.program.dense)
+
+    def resume(self, state: State) -> None:
+        """Continue from a state materialized earlier (hot, or read back from DuckDB)."""
+        import torch
+
+        if state.output is None:
+            with torch.inference_mode():
+                state.output = self.program.run_dense(state.tensors)
+        self.state = state
 
     def reset(self) -> None:
         self.state = None

@@ -46,7 +46,7 @@ class Node:
 
 @dataclass
 class Program:
-    """A traced model with its nodes in execution order."""
+    """A traced model with its nodes in execution order (call ``finalize`` after changing them)."""
 
     module: Any
     input_shape: tuple[int, ...]
@@ -54,18 +54,33 @@ class Program:
     input_name: str = ""
     output: Any = None  # the fx output node's argument structure
     reason: str | None = None  # set when the model cannot run incrementally at all
+    by_name: dict[str, Node] = field(default_factory=dict)
+    local: list[Node] = field(default_factory=list)  # local nodes after the input, in order
+    dense: list[Node] = field(default_factory=list)
+    #: local nodes whose full tensor is kept: something reads it beyond its own boxes
+    #: (a window, a merge, a dense layer, the output); a conv followed by ReLU keeps only the ReLU
+    materialized: frozenset[str] = frozenset()
+    _modules: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def by_name(self) -> dict[str, Node]:
-        return {n.name: n for n in self.nodes}
+    def finalize(self) -> Program:
+        import torch.fx as fx
 
-    @property
-    def local(self) -> list[Node]:
-        return [n for n in self.nodes if n.local and n.kind != INPUT]
-
-    @property
-    def dense(self) -> list[Node]:
-        return [n for n in self.nodes if not n.local]
+        self.by_name = {n.name: n for n in self.nodes}
+        self.local = [n for n in self.nodes if n.local and n.kind != INPUT]
+        self.dense = [n for n in self.nodes if not n.local]
+        readers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+        outputs: set[str] = set()
+        fx.node.map_arg(self.output, lambda n: outputs.add(n.name))
+        self.materialized = frozenset(
+            n.name
+            for n in self.nodes
+            if n.local
+            and (n.kind == INPUT or n.name in outputs or any(r.kind != POINTWISE or not r.local for r in readers.get(n.name, [])))
+        )
+        return self
 
     @property
     def supported(self) -> bool:
@@ -80,27 +95,25 @@ class Program:
         return sum(n.full_macs for n in self.local)
 
     def notes(self) -> list[str]:
-        """Why the dense layers are dense (first few), for reports."""
-        return [f"{n.name} ({n.label}): {n.note}" for n in self.dense if n.note and n.kind != "output"]
+        """Why the dense layers are dense, for reports."""
+        return [f"{n.name} ({n.label}): {n.note}" for n in self.dense if n.note]
 
     # -- running -------------------------------------------------------------------
     def run(self, x, keep: bool = True):
-        """Full inference; returns (output, tensors of the local nodes when ``keep``)."""
+        """Full inference; returns (output, the materialized local tensors when ``keep``)."""
+        if not self.nodes:  # not traceable: the module as it is
+            return self.module(x), {}
         env: dict[str, Any] = {}
-        tensors: dict[str, Any] = {}
         for node in self.nodes:
-            value = x if node.kind == INPUT else self.evaluate(node, env)
-            env[node.name] = value
-            if keep and node.local:
-                tensors[node.name] = value
+            env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
+        tensors = {name: env[name] for name in self.materialized} if keep else {}
         return self.collect(env), tensors
 
     def run_dense(self, tensors):
         """The dense nodes only, on full (already updated) local tensors."""
         env = dict(tensors)
-        for node in self.nodes:
-            if not node.local:
-                env[node.name] = self.evaluate(node, env)
+        for node in self.dense:
+            env[node.name] = self.evaluate(node, env)
         return self.collect(env)
 
     def evaluate(self, node: Node, env: dict[str, Any]):
@@ -108,6 +121,8 @@ class Program:
         import torch.fx as fx
 
         fx_node = node.call
+        if fx_node.op == "call_module" and len(fx_node.args) == 1 and not fx_node.kwargs:
+            return self._module(fx_node.target)(env[fx_node.args[0].name])
         args = fx.node.map_arg(fx_node.args, lambda n: env[n.name])
         kwargs = fx.node.map_arg(fx_node.kwargs, lambda n: env[n.name])
         if "inplace" in kwargs:
@@ -128,10 +143,13 @@ class Program:
         return fx.node.map_arg(self.output, lambda n: env[n.name])
 
     def _module(self, target: str):
-        module = self.module.get_submodule(target)
-        if getattr(module, "inplace", False):  # never overwrite a materialized tensor
-            module = copy.copy(module)
-            module.inplace = False
+        module = self._modules.get(target)
+        if module is None:
+            module = self.module.get_submodule(target)
+            if getattr(module, "inplace", False):  # never overwrite a materialized tensor
+                module = copy.copy(module)
+                module.inplace = False
+            self._modules[target] = module
         return module
 
 
@@ -174,7 +192,7 @@ def compile_model(module, input_shape) -> Program:
     with torch.inference_mode():
         _shape_check(program, torch.zeros(shape))
     _require_spatial(program)
-    return program
+    return program.finalize()
 
 
 # -- classification -------------------------------------------------------------------
