@@ -162,37 +162,35 @@ def compile_model(module, input_shape) -> Program:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
-    program = Program(module, shape)
     try:
         traced = fx.symbolic_trace(module)
     except Exception as error:  # noqa: BLE001 - any tracing failure means: run it whole
-        program.reason = f"the model cannot be traced by torch.fx ({type(error).__name__}: {error})"
-        return program
+        return _whole(module, shape, f"the model cannot be traced by torch.fx ({type(error).__name__}: {error})")
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
-        program.reason = f"the model takes {len(placeholders)} inputs; incremental inference needs one image input"
-        return program
-    program.module = traced
+        return _whole(module, shape, f"the model takes {len(placeholders)} inputs; incremental inference needs one image")
+    program = Program(traced, shape)
     for fx_node in traced.graph.nodes:
         if fx_node.op == "output":
             program.output = fx_node.args[0]
-            continue
-        if fx_node.op == "placeholder":
+        elif fx_node.op == "placeholder":
             program.input_name = fx_node.name
             program.nodes.append(Node(fx_node.name, INPUT, [], fx_node, "input", local=True))
-            continue
-        if fx_node.op == "call_method" and str(fx_node.target).endswith("_") and not str(fx_node.target).endswith("__"):
-            program.reason = (
-                f"in-place tensor method .{fx_node.target}() at {fx_node.name} would overwrite "
-                f"materialized activations"
-            )
-            return program
-        program.nodes.append(_classify(traced, fx_node))
+        elif fx_node.op == "call_method" and fx_node.target.endswith("_") and not fx_node.target.endswith("__"):
+            reason = f"in-place tensor method .{fx_node.target}() at {fx_node.name} would overwrite materialized activations"
+            return _whole(module, shape, reason)
+        else:
+            program.nodes.append(_classify(traced, fx_node))
     _mark_local(program)
     with torch.inference_mode():
         _shape_check(program, torch.zeros(shape))
     _require_spatial(program)
     return program.finalize()
+
+
+def _whole(module, shape, reason: str) -> Program:
+    """A program that runs ``module`` as it is (full inference only)."""
+    return Program(module, shape, reason=reason).finalize()
 
 
 # -- classification -------------------------------------------------------------------
