@@ -45,7 +45,7 @@ class Preprocess:
             pixels = cv2.resize(np.ascontiguousarray(pixels), (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
             if pixels.ndim == 2:
                 pixels = pixels[:, :, None]
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        x = torch.from_numpy(np.require(pixels, requirements=['C', 'W'])).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         mean, std = self._per_channel(x.shape[1])
         return x.sub_(mean).div_(std)
 

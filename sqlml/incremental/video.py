@@ -136,6 +136,30 @@ def load_video(con, path: str, table: str, *, replace: bool = False, **options) 
     return int(fetch_value(duck, f"SELECT count(*) FROM {table_ref(table)}"))
 
 
+def read_images(pattern: str, *, size=None) -> list[dict]:
+    """Image files matching ``pattern`` (a path or glob), as rows (id, height, width, channels, image)."""
+    import glob
+
+    import cv2
+
+    target_hw = parse_size(size)
+    paths = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else [pattern]
+    if not paths:
+        raise VideoError(f"no image file matches {pattern!r}", path=pattern)
+    rows = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise VideoError(f"image file {path!r} does not exist", path=path)
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise VideoError(f"cannot decode image file {path!r}", path=path)
+        if target_hw is not None and bgr.shape[:2] != target_hw:
+            bgr = cv2.resize(bgr, (target_hw[1], target_hw[0]), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rows.append({"id": path, "height": rgb.shape[0], "width": rgb.shape[1], "channels": 3, "image": rgb.tobytes()})
+    return rows
+
+
 def arrow_schema():
     import pyarrow as pa
 
