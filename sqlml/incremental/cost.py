@@ -1,8 +1,8 @@
 """Per-frame choice between reusing the last result, an incremental update, and full inference.
 
 The static part counts multiply-adds: a layer's full cost is its MACs; an update
-costs the MACs of the cells inside its boxes plus a fixed overhead per box and layer
-(slicing, padding, one more operator call). The dense tail (global pooling, linear
+costs the MACs of the tiles it recomputes plus a fixed overhead per layer and per
+tile (gathering windows, one more operator call, writing back). The dense tail (global pooling, linear
 layers) is paid in full by both. The ratio ``incremental / full`` predicts the time
 of an update relative to a full pass; measured times of both modes then correct the
 prediction as the query runs (small patches run at fewer MACs/s than big tensors),
@@ -11,7 +11,7 @@ so a net or machine where patches are slow falls back to full inference by itsel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -20,27 +20,21 @@ class Estimate:
 
     recomputed: float  # fraction of the model's compute (MACs) the update recomputes
     predicted: float  # predicted time of the update relative to a full pass (overheads included)
-    calls: int  # patch operator calls
 
 
 @dataclass
 class CostModel:
     """Decides per frame; ``observe`` feeds it the times measured (``adaptive``)."""
 
-    overhead_macs: float = 2.5e5  # one patch call ~ this many MACs of work (~10 us on a CPU core)
     margin: float = 0.85  # update only when predicted < margin x full
     adaptive: bool = True
     correction: float = 1.0  # measured update time / predicted update time (EMA)
     full_seconds: float | None = None  # EMA of measured full-pass times
-    history: list = field(default_factory=list)
 
-    def estimate(self, total_macs: int, recomputed_macs: float, calls: int) -> Estimate:
+    def estimate(self, total_macs: int, work_macs: float, overhead_macs: float = 0.0) -> Estimate:
+        """An update doing ``work_macs`` of arithmetic plus ``overhead_macs`` of bookkeeping."""
         total = max(1, total_macs)
-        return Estimate(
-            recomputed=min(1.0, recomputed_macs / total),
-            predicted=(recomputed_macs + calls * self.overhead_macs) / total,
-            calls=calls,
-        )
+        return Estimate(recomputed=min(1.0, work_macs / total), predicted=(work_macs + overhead_macs) / total)
 
     def choose(self, estimate: Estimate) -> str:
         """'incremental' when the corrected prediction beats a full pass, else 'full'."""

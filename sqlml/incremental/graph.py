@@ -83,6 +83,10 @@ class Program:
         return self
 
     @property
+    def device(self):
+        return _device(self.module)
+
+    @property
     def supported(self) -> bool:
         return self.reason is None and bool(self.local)
 
@@ -183,7 +187,7 @@ def compile_model(module, input_shape) -> Program:
             program.nodes.append(_classify(traced, fx_node))
     _mark_local(program)
     with torch.inference_mode():
-        _shape_check(program, torch.zeros(shape))
+        _shape_check(program, torch.zeros(shape, device=_device(module)))
     _require_spatial(program)
     return program.finalize()
 
@@ -359,6 +363,13 @@ def _require_spatial(program: Program) -> None:
         first = next((n for n in program.nodes if n.kind != INPUT and not n.local), None)
         where = f" (first dense layer: {first.name}, {first.label}: {first.note})" if first else ""
         program.reason = f"no convolution or pooling layer can run incrementally{where}"
+
+
+def _device(module):
+    import torch
+
+    first = next(iter(module.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _get_attr(module, target: str):

@@ -102,12 +102,13 @@ class VideoQuery:
 def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> Iterator[dict]:
     """One result dict per frame ``(video, frame, pixels)``, in input order."""
     preprocess = query.preprocess or Preprocess()
+    device = query.program.device
     engine: VideoEngine | None = None
     key: states.StateKey | None = None
     current = None
     try:
         for video, frame, pixels in frames:
-            x = preprocess.tensor(pixels)
+            x = preprocess.tensor(pixels).to(device)
             if engine is None or video != current:
                 _finish(query, engine, key)
                 current = video
@@ -151,7 +152,7 @@ def summarize(output, classes: list[str] | None = None, index: int = 0) -> dict:
 
     if not isinstance(output, torch.Tensor):
         output = list(output.values())[index] if isinstance(output, dict) else output[index]
-    primary = output.detach().float()
+    primary = output.detach().float().cpu()
     shape = list(primary.shape[1:])
     if primary.ndim == 2:
         probabilities = primary[0].softmax(dim=0)

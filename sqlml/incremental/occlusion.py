@@ -50,7 +50,7 @@ def occlusion_map(program: Program, x, *, patch: int = 16, stride: int = 4, colo
     rows = list(range(0, h - patch + 1, stride))
     cols = list(range(0, w - patch + 1, stride))
     positions = [(py, px) for py in rows for px in cols]
-    fill = torch.as_tensor(color, dtype=x.dtype).reshape(-1, 1, 1).expand(c, patch, patch)
+    fill = torch.as_tensor(color, dtype=x.dtype, device=x.device).reshape(-1, 1, 1).expand(c, patch, patch)
     started = time.perf_counter()
     with torch.inference_mode():
         base_out, tensors = program.run(x, keep=True)
@@ -71,7 +71,7 @@ def occlusion_map(program: Program, x, *, patch: int = 16, stride: int = 4, colo
                 out = runner.run([(py, py + patch, px, px + patch) for py, px in chunk], fill)
             scores.append(_score(_score_tensor(out, output), target))
     seconds = time.perf_counter() - started
-    drops = base_score - torch.cat(scores).numpy()
+    drops = base_score - torch.cat(scores).cpu().numpy()
     heatmap = drops.reshape(len(rows), len(cols)).astype(np.float32)
     used = "incremental" if runner is not None else "full"
     stats = runner.stats() if runner is not None else {}

@@ -82,6 +82,8 @@ def merge_boxes(boxes: list[Box], overhead: float, max_boxes: int = 8) -> list[B
     cells). Boxes stay separate only while that saves work; at most ``max_boxes``.
     """
     boxes = [b for b in boxes if box_area(b) > 0]
+    if len(boxes) < 2:
+        return boxes
     while len(boxes) > 1:
         best = None
         for i in range(len(boxes)):
@@ -106,9 +108,11 @@ class SpatialOp:
     kind = "spatial"
     pad_value = 0.0
 
-    def __init__(self, rows: Axis, cols: Axis):
+    def __init__(self, rows: Axis, cols: Axis, taps=None):
         self.rows = rows
         self.cols = cols
+        #: offsets inside the window that the layer reads, per axis (dilation leaves gaps)
+        self.taps = taps or (list(range(rows.extent)), list(range(cols.extent)))
 
     def affected(self, box: Box, out_hw: tuple[int, int]) -> Box | None:
         y0, y1 = self.rows.affected(box[0], box[1], out_hw[0])
@@ -134,7 +138,8 @@ class SpatialOp:
 
 class ConvOp(SpatialOp):
     def __init__(self, rows: Axis, cols: Axis, weight, bias, stride, dilation, groups):
-        super().__init__(rows, cols)
+        kh, kw = weight.shape[-2:]
+        super().__init__(rows, cols, ([i * dilation[0] for i in range(kh)], [i * dilation[1] for i in range(kw)]))
         self.weight, self.bias = weight, bias
         self.stride, self.dilation, self.groups = stride, dilation, groups
 
@@ -152,7 +157,8 @@ class MaxPoolOp(SpatialOp):
     pad_value = -math.inf
 
     def __init__(self, rows: Axis, cols: Axis, kernel, stride, dilation):
-        super().__init__(rows, cols)
+        taps = ([i * dilation[0] for i in range(kernel[0])], [i * dilation[1] for i in range(kernel[1])])
+        super().__init__(rows, cols, taps)
         self.kernel, self.stride, self.dilation = kernel, stride, dilation
 
     def apply(self, xs, out_boxes, in_hw):
@@ -191,13 +197,13 @@ class AvgPoolOp(SpatialOp):
         import torch
 
         def axis(o0, o1, k, s, p, n):
-            start = torch.arange(o0, o1, dtype=like.dtype) * s - p
+            start = torch.arange(o0, o1, dtype=like.dtype, device=like.device) * s - p
             lo, hi = (-p, n + p) if self.include_pad else (0, n)
             return (torch.clamp(start + k, max=hi) - torch.clamp(start, min=lo)).clamp(min=0)
 
         rows = axis(out_box[0], out_box[1], self.kernel[0], self.stride[0], self.pad[0], in_hw[0])
         cols = axis(out_box[2], out_box[3], self.kernel[1], self.stride[1], self.pad[1], in_hw[1])
-        return rows[:, None] * cols[None, :]
+        return (rows[:, None] * cols[None, :]).clamp(min=1)  # tiles may run past the map: cropped later
 
     def macs_per_output(self, in_channels, out_channels):
         return int(out_channels * self.kernel[0] * self.kernel[1])

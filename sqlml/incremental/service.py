@@ -161,7 +161,7 @@ def occlusion_maps(session, model: str, images: str, *, patch: int = 16, stride:
     results = []
     for row in frame_rows(session, images):
         pixels = row["pixels"]
-        x = cnn.preprocess.tensor(pixels)
+        x = cnn.preprocess.tensor(pixels).to(program.device)
         fill = cnn.preprocess.color(color, x.shape[1])
         result = occlusion_map(program, x, patch=int(patch), stride=int(stride), color=fill, target=index,
                                output=int(output or 0), batch=int(batch), mode=mode, tau=float(tau or 0.0))  # fmt: skip

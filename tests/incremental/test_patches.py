@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental import patches
-from sqlml.incremental.engine import apply_plan, propagate
+from sqlml.incremental import patches, tiles
 from sqlml.incremental.graph import compile_model
 
 # -- hand-checked rules ---------------------------------------------------------------------
@@ -129,13 +128,20 @@ class Wrapped(nn.Module):
         return self.after(self.layer(self.before(x)))
 
 
+def box_mask(shape, box):
+    mask = torch.zeros(*shape[-2:], dtype=torch.bool)
+    y0, y1, x0, x1 = box
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
 def incremental_output(model, shape, x_old, x_new, box, program=None):
+    """Full pass on ``x_old``, then a tile update for the change in ``box``: the new output."""
     program = program or compile_model(model, shape)
     assert program.supported, program.reason
     with torch.inference_mode():
-        _, tensors = program.run(x_old)
-        plan = propagate(program, [box])
-        apply_plan(program, tensors, x_new, plan)
+        _, tensors = program.run(x_old.clone())
+        tiles.update(program, tensors, x_new, box_mask(shape, box))
         return program.run_dense(tensors), program
 
 
@@ -166,26 +172,58 @@ def test_layer_exact_on_random_patches(name):
 
 
 @pytest.mark.parametrize("name", ["conv", "maxpool_ceil", "avgpool_ceil_exclude"])
-def test_update_touches_only_the_affected_outputs(name):
-    """A hand-sized case: the recomputed output box is exactly where outputs changed."""
-    model = nn.Sequential(LAYERS[name]()).eval() if "conv" not in name else nn.Sequential(nn.Conv2d(3, 2, 3, padding=1)).eval()
+def test_dirty_mask_is_exactly_the_affected_outputs(name):
+    """A hand-sized case: one changed corner cell; the mask marks exactly the outputs that read it."""
+    layer = nn.Conv2d(3, 2, 3, padding=1) if name == "conv" else LAYERS[name]()
+    model = nn.Sequential(layer).eval()
     shape = (3, 9, 9)
+    program = compile_model(model, shape)
+    masks = tiles.dirty_masks(program, box_mask(shape, (8, 9, 8, 9)))
+    dirty = masks[program.local[-1].name].nonzero().tolist()
+    out_h = program.local[-1].shape[-2]
+    if name == "conv":  # a 3x3 window: the corner cell is read by the 2x2 outputs around it
+        assert dirty == [[7, 7], [7, 8], [8, 7], [8, 8]]
+    else:  # ceil_mode: 9 cells -> 5 outputs, the last window holds only cell 8
+        assert out_h == 5 and dirty == [[4, 4]]
     x = torch.randn(1, *shape)
     x_new = x.clone()
-    x_new[..., 8:9, 8:9] += 1.0  # bottom-right corner cell
-    program = compile_model(model, shape)
-    plan = propagate(program, [(8, 9, 8, 9)])
-    (y0, y1, x0, x1), = plan.boxes[program.local[-1].name]
+    x_new[..., 8, 8] += 1.0
     with torch.inference_mode():
-        changed = (model(x_new) != model(x)).any(dim=1)[0].nonzero()
-    assert changed[:, 0].min() >= y0 and changed[:, 0].max() < y1
-    assert changed[:, 1].min() >= x0 and changed[:, 1].max() < x1
-    out_h = program.local[-1].shape[-2]
-    if name == "conv":
-        assert (y0, y1, x0, x1) == (7, 9, 7, 9)
-    else:  # ceil_mode: 9 cells -> 5 outputs, the last window holds only cell 8
-        assert out_h == 5 and (y0, y1, x0, x1) == (4, 5, 4, 5)
-    assert math.isclose(plan.recomputed_macs / program.local[-1].full_macs, (y1 - y0) * (x1 - x0) / out_h**2)
+        changed = (model(x_new) != model(x)).any(dim=1)[0].nonzero().tolist()
+    assert changed == dirty
+
+
+def test_mask_spread_is_the_set_of_windows_reading_a_dirty_cell():
+    """Spreading a mask equals running the layer's window (all-positive weights) over it; the box
+    rule bounds it (equal without dilation, whose gaps it does not see)."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(1)
+    layers = (nn.Conv2d(1, 1, 5, stride=2, padding=1), nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+              nn.Conv2d(1, 1, 3, padding=2, dilation=2), nn.AvgPool2d(2, 2, ceil_mode=True),
+              nn.Conv2d(1, 1, (3, 1), stride=(1, 3)))  # fmt: skip
+    for layer in layers:
+        program = compile_model(nn.Sequential(layer), (1, 17, 19))
+        node = program.local[-1]
+        for _ in range(10):
+            y0 = int(torch.randint(0, 17, (1,), generator=generator))
+            x0 = int(torch.randint(0, 19, (1,), generator=generator))
+            box = (y0, min(17, y0 + 3), x0, min(19, x0 + 4))
+            indicator = box_mask((17, 19), box).float()[None, None]
+            mask = tiles.spread(node.op, box_mask((17, 19), box), node.shape[-2:])
+            if isinstance(layer, nn.Conv2d):
+                ones = torch.ones(1, 1, *layer.kernel_size)
+                reads = F.conv2d(indicator, ones, None, layer.stride, layer.padding, layer.dilation)[0, 0] > 0
+            else:
+                reads = layer(indicator)[0, 0] > 0
+            assert torch.equal(mask, reads), (layer, box)
+            bound = torch.zeros_like(mask)
+            out = node.op.affected(box, node.shape[-2:])
+            if out is not None:
+                bound[out[0] : out[1], out[2] : out[3]] = True
+            assert not (mask & ~bound).any()
+            if getattr(layer, "dilation", 1) in (1, (1, 1)):
+                assert torch.equal(mask, bound)
 
 
 class Residual(nn.Module):
@@ -239,20 +277,23 @@ def test_residual_and_concat_exact(model_class):
         x = x_new
 
 
-def test_two_far_boxes_stay_separate_and_exact():
+def test_scattered_changes_stay_scattered_and_exact():
+    """Two far changes (and one stray cell) update a few tiles, not the box around them all."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)).eval()
     shape = (3, 64, 64)
+    program = compile_model(model, shape)
     x = torch.randn(1, *shape)
     x_new = x.clone()
     x_new[..., 2:6, 2:6] = 0.0
     x_new[..., 56:60, 50:54] = 0.0
-    program = compile_model(model, shape)
+    x_new[..., 30, 31] = 5.0
+    mask = (x_new != x).any(dim=1)[0]
     with torch.inference_mode():
-        _, tensors = program.run(x)
-        plan = propagate(program, [(2, 6, 2, 6), (56, 60, 50, 54)])
-        assert len(plan.boxes[program.local[-1].name]) == 2
-        apply_plan(program, tensors, x_new, plan)
+        _, tensors = program.run(x.clone())
+        work = tiles.update(program, tensors, x_new, mask)
         got = program.run_dense(tensors)
         assert (got - model(x_new)).abs().max().item() <= 1e-5
-    full = program.local_macs
-    assert plan.recomputed_macs < 0.05 * full
+    t = tiles.tile_size(64, 64)
+    grid = math.ceil(64 / t) ** 2  # 169 tiles of 5 x 5
+    assert work.tiles[program.local[-1].name] < 0.15 * grid
+    assert work.macs < 0.2 * program.local_macs

@@ -1,0 +1,262 @@
+"""Updating a frame's materialized state tile by tile, from a cell-exact dirty mask.
+
+The changed cells of a layer's input form a mask; the layer's output cells whose
+window touches a changed cell are exactly the max-pool of that mask with the layer's
+window (kernel, stride, padding, dilation, ceil mode): Krypton's patch rule, applied
+to every cell at once, so scattered changes stay scattered and rounding never
+compounds from layer to layer. Each layer then recomputes only the fixed-size tiles
+of its output that hold dirty cells: their read-in windows are gathered from the
+(already updated) input with ``unfold``, the layer runs once on the batch, and the
+tiles are written back. Tiles keep their shape from frame to frame, so the operator
+set-up is reused.
+
+With ``feature_threshold`` > 0 a materialized layer keeps only cells whose value
+moved by more than that fraction of the layer's spread: the rest keep their old
+values (changes accumulate until they count, as in CBinfer and DeltaCNN), and the
+mask passed on shrinks to the cells that moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlml.incremental import patches
+from sqlml.incremental.graph import MERGE, SPATIAL, Program
+
+NODE_OVERHEAD_MACS = 4e5  # one layer's gather, call and scatter, in multiply-adds of work
+TILE_OVERHEAD_MACS = 2e4  # each tile written back
+
+
+def tile_size(height: int, width: int) -> int:
+    """Tiles of about 1/14 of the shorter side (16 px at 224), at least 4 cells."""
+    return max(4, round(min(height, width) / 14))
+
+
+@dataclass
+class Work:
+    """What an update recomputes: tiles per layer, and its cost in multiply-adds."""
+
+    tiles: dict[str, int] = field(default_factory=dict)
+    macs: float = 0.0  # the layers' arithmetic on the tiles
+    overhead_macs: float = 0.0  # per-layer and per-tile overheads, as multiply-adds
+
+    @property
+    def layers(self) -> int:
+        return sum(1 for n in self.tiles.values() if n)
+
+
+def dirty_masks(program: Program, mask, tau: float = 0.0) -> dict[str, Any]:
+    """The dirty mask (H, W bool) of every local node, from the input's."""
+    masks = {program.input_name: mask}
+    for node in program.local:
+        masks[node.name] = node_mask(node, masks, tau)
+    return masks
+
+
+def node_mask(node, masks, tau: float = 0.0):
+    if node.kind == SPATIAL:
+        out = spread(node.op, masks[node.inputs[0]], node.shape[-2:])
+        return cap(out, tau) if 0.0 < tau < 1.0 else out
+    if node.kind == MERGE:
+        out = masks[node.inputs[0]]
+        for name in node.inputs[1:]:
+            out = out | masks[name]
+        return out
+    return masks[node.inputs[0]]
+
+
+def spread(op: patches.SpatialOp, mask, out_hw):
+    """Output cells of ``op`` whose window reads a dirty input cell (bool (H, W) -> bool out_hw).
+
+    Per axis, an OR of the window's taps (dilation respected), taken every stride.
+    """
+    rows = _spread_axis(mask, 0, op.rows, op.taps[0], out_hw[0])
+    return _spread_axis(rows, 1, op.cols, op.taps[1], out_hw[1])
+
+
+def _spread_axis(mask, dim: int, axis: patches.Axis, taps: list[int], n_out: int):
+    import torch
+
+    n_in = mask.shape[dim]
+    need = (n_out - 1) * axis.stride + axis.extent  # padded length the windows cover
+    shape = list(mask.shape)
+    shape[dim] = max(need, axis.pad + n_in)
+    padded = torch.zeros(shape, dtype=torch.bool, device=mask.device)
+    padded.narrow(dim, axis.pad, n_in).copy_(mask)
+    out = None
+    span = (n_out - 1) * axis.stride + 1
+    for tap in taps:
+        part = padded.narrow(dim, tap, span)
+        part = part[::axis.stride] if dim == 0 else part[:, :: axis.stride]
+        out = part.clone() if out is None else out.logical_or_(part)
+    return out
+
+
+def cap(mask, tau: float):
+    """Krypton's projective-field threshold on a mask: keep a centred window of the dirty rows and columns."""
+    import torch
+
+    rows = torch.nonzero(mask.any(dim=1)).flatten()
+    cols = torch.nonzero(mask.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return mask
+    h, w = mask.shape
+    bounds = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    y0, y1 = patches.cap(bounds[0], bounds[1], h, tau)
+    x0, x1 = patches.cap(bounds[2], bounds[3], w, tau)
+    if (y0, y1, x0, x1) == bounds:
+        return mask
+    out = torch.zeros_like(mask)
+    out[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+    return out
+
+
+def dirty_tiles(mask, t: int):
+    """(rows, cols) index tensors of the t x t tiles holding a dirty cell, row-major."""
+    import torch.nn.functional as F
+
+    h, w = mask.shape
+    th, tw = -(-h // t), -(-w // t)
+    if (th * t, tw * t) != (h, w):
+        mask = F.pad(mask, (0, tw * t - w, 0, th * t - h))
+    found = mask.view(th, t, tw, t).any(dim=3).any(dim=1).nonzero()
+    return found[:, 0], found[:, 1]
+
+
+def estimate(program: Program, masks) -> Work:
+    """The work of an update with these masks (before running it)."""
+    work = Work()
+    for node in program.local:
+        h, w = node.shape[-2:]
+        t = tile_size(h, w)
+        ty, _ = dirty_tiles(masks[node.name], t)
+        n = int(ty.numel())
+        work.tiles[node.name] = n
+        cell = node.full_macs / max(1, h * w)
+        work.macs += n * t * t * cell
+        if n:
+            work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
+    return work
+
+
+def update(program: Program, tensors: dict[str, Any], x_new, mask, *, tau: float = 0.0,
+           feature_threshold: float = 0.0, scales: dict[str, float] | None = None, masks=None) -> Work:  # fmt: skip
+    """Bring ``tensors`` (the materialized state) up to ``x_new``, whose changed cells are ``mask``.
+
+    ``mask`` is (H, W) bool (True = changed); only those input cells are written, so
+    with a threshold the state image never moves by less than it. ``masks`` are the
+    ``dirty_masks`` already computed for the estimate (unused when truncating, since
+    truncation shrinks them on the way). Returns the work done.
+    """
+    import torch
+
+    name = program.input_name
+    state_x = tensors[name]
+    torch.where(mask, x_new, state_x, out=state_x)
+    truncating = feature_threshold > 0 and bool(scales)
+    planned = masks if masks is not None and not truncating else None
+    masks = {name: mask}
+    fresh: dict[str, Any] = {}
+    work = Work()
+    for node in program.local:
+        h, w = node.shape[-2:]
+        t = tile_size(h, w)
+        if node.kind not in (SPATIAL, MERGE):  # pointwise: its input's mask and tiles
+            out_mask = masks[node.inputs[0]]
+            source = fresh[node.inputs[0]]
+            ty, tx = source[0] if source is not None else dirty_tiles(out_mask, t)
+        else:
+            out_mask = planned[node.name] if planned is not None else node_mask(node, masks, tau)
+            ty, tx = dirty_tiles(out_mask, t)
+        n = int(ty.numel())
+        work.tiles[node.name] = n
+        if n == 0:
+            masks[node.name] = out_mask
+            fresh[node.name] = None
+            continue
+        work.macs += n * t * t * node.full_macs / max(1, h * w)
+        work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
+        if node.kind == SPATIAL:
+            source = tensors[node.inputs[0]]
+            contexts = _windows(source, ty, tx, t, node.op)
+            values = node.op.apply(contexts, _tile_boxes(ty, tx, t), source.shape[-2:])
+        elif node.kind == MERGE:
+            env = {i: _windows(tensors[i], ty, tx, t) for i in node.inputs}
+            values = program.evaluate(node, env)
+        else:  # pointwise: on the input's fresh tiles
+            values = program.evaluate(node, {node.inputs[0]: fresh[node.inputs[0]][1]})
+        if node.name in program.materialized:
+            target = tensors[node.name]
+            if truncating and scales.get(node.name):
+                out_mask, keep, values = _truncate(target, out_mask, ty, tx, t, values, feature_threshold * scales[node.name])
+                ty, tx = ty[keep], tx[keep]
+            _scatter(target, ty, tx, t, values)
+        masks[node.name] = out_mask
+        fresh[node.name] = ((ty, tx), values)
+    return work
+
+
+def _tile_boxes(ty, tx, t: int) -> list[patches.Box]:
+    return [(int(y) * t, int(y) * t + t, int(x) * t, int(x) * t + t) for y, x in zip(ty.tolist(), tx.tolist(), strict=True)]
+
+
+def _windows(source, ty, tx, t: int, op: patches.SpatialOp | None = None):
+    """Read-in windows of output tiles (ty, tx) from ``source`` (1, C, H, W): (n, C, h, w).
+
+    Without ``op`` the window is the tile itself (merges, truncation). Windows inside
+    the map come from one ``unfold`` view (no copy of the map); windows reaching into
+    the padding are sliced and padded one by one.
+    """
+    import torch
+
+    h, w = source.shape[-2:]
+    if op is None:
+        sy = sx = win_h = win_w = t
+        top = left = 0
+        value = 0.0
+    else:
+        sy, sx = t * op.rows.stride, t * op.cols.stride
+        win_h = (t - 1) * op.rows.stride + op.rows.extent
+        win_w = (t - 1) * op.cols.stride + op.cols.extent
+        top, left = op.rows.pad, op.cols.pad
+        value = op.pad_value
+    y0 = ty * sy - top
+    x0 = tx * sx - left
+    inside = (y0 >= 0) & (x0 >= 0) & (y0 + win_h <= h) & (x0 + win_w <= w)
+    out = torch.empty((len(ty), source.shape[1], win_h, win_w), dtype=source.dtype, device=source.device)
+    if bool(inside.any()):
+        oy, ox = (-top) % sy, (-left) % sx  # where the grid of window starts meets the map
+        grid = source[0, :, oy:, ox:].unfold(1, win_h, sy).unfold(2, win_w, sx)  # (C, rows, cols, win_h, win_w)
+        index = torch.nonzero(inside).flatten()
+        out[index] = grid[:, (y0[index] - oy) // sy, (x0[index] - ox) // sx].transpose(0, 1)
+    for k in torch.nonzero(~inside).flatten().tolist():
+        a, b = int(y0[k]), int(x0[k])
+        out[k] = patches.padded_slice(source, (a, a + win_h, b, b + win_w), value)[0]
+    return out
+
+
+def _scatter(target, ty, tx, t: int, values) -> None:
+    """Write tile k of ``values`` (n, C, t, t) at tile (ty[k], tx[k]) of ``target``, cropped to it."""
+    h, w = target.shape[-2:]
+    for k, (y, x) in enumerate(zip(ty.tolist(), tx.tolist(), strict=True)):
+        y0, x0 = y * t, x * t
+        y1, x1 = min(y0 + t, h), min(x0 + t, w)
+        target[0, :, y0:y1, x0:x1] = values[k, :, : y1 - y0, : x1 - x0]
+
+
+def _truncate(target, mask, ty, tx, t: int, values, limit: float):
+    """Keep cells that moved by more than ``limit``: (mask of moved cells, kept tiles, their values)."""
+    import torch
+
+    old = _windows(target, ty, tx, t)
+    moved = (values - old).abs().amax(dim=1, keepdim=True) > limit  # (n, 1, t, t)
+    merged = torch.where(moved, values, old)
+    keep = moved.flatten(1).any(dim=1)
+    new_mask = torch.zeros_like(mask)
+    h, w = mask.shape[-2:]
+    for k in torch.nonzero(keep).flatten().tolist():
+        y0, x0 = int(ty[k]) * t, int(tx[k]) * t
+        y1, x1 = min(y0 + t, h), min(x0 + t, w)
+        new_mask[y0:y1, x0:x1] = moved[k, 0, : y1 - y0, : x1 - x0]
+    return new_mask, keep, merged[keep]
