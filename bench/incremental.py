@@ -55,13 +55,24 @@ def log(*parts) -> None:
 # -- clips -----------------------------------------------------------------------------------
 
 
-def real_clip(data: Path, name: str, size: int, limit: int) -> list[np.ndarray]:
+def real_clip(data: Path, name: str, size, limit: int, longest: int | None = None) -> list[np.ndarray]:
+    """Frames of a clip in ``data``; ``longest`` scales them down so the longer side fits."""
     files = {"carphone": "carphone_pristine.mp4", "bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4"}
-    path = data / "video" / files[name]
-    return [f.pixels for _, f in zip(range(limit), video.iter_frames(str(path), size=size), strict=False)]
+    path = str(data / "video" / files[name])
+    if longest is not None and size is None:
+        info = video.probe(path)
+        scale = min(1.0, longest / max(info.width, info.height))
+        size = [round(info.height * scale), round(info.width * scale)]
+    return [f.pixels for _, f in zip(range(limit), video.iter_frames(path, size=size), strict=False)]
 
 
-def surveillance_clip(size: int, limit: int, seed: int = 0) -> list[np.ndarray]:
+def cv2_resize(pixels: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def surveillance_clip(width: int, limit: int, seed: int = 0) -> list[np.ndarray]:
     """A fixed camera over a still scene with sensor noise and a few small moving objects.
 
     Encoded with mp4v and decoded again, so codec noise is real (not bit-exact frames).
@@ -69,18 +80,20 @@ def surveillance_clip(size: int, limit: int, seed: int = 0) -> list[np.ndarray]:
     import cv2
 
     rng = np.random.default_rng(seed)
-    h = w = size
+    w = width
+    h = width * 9 // 16
+    k = w / 448  # sizes scale with the frame
     yy, xx = np.mgrid[0:h, 0:w]
     scene = np.stack([90 + 60 * yy / h, 110 + 40 * xx / w, 100 + 30 * np.sin(xx / 17.0)], -1)
     for _ in range(14):  # buildings, windows, a road
         y0, x0 = rng.integers(0, h - 20), rng.integers(0, w - 20)
-        scene[y0 : y0 + rng.integers(10, 60), x0 : x0 + rng.integers(10, 60)] = rng.integers(30, 220, 3)
+        scene[y0 : y0 + int(rng.integers(10, 60) * k), x0 : x0 + int(rng.integers(10, 60) * k)] = rng.integers(30, 220, 3)
     scene[int(h * 0.7) : int(h * 0.8)] = (70, 70, 75)
     scene = np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255)
     walkers = [
-        {"y": int(h * 0.72), "x": -20.0, "vx": 2.5, "size": (14, 22), "color": (200, 40, 40)},
-        {"y": int(h * 0.45), "x": float(w), "vx": -1.2, "size": (18, 8), "color": (40, 40, 200)},
-        {"y": int(h * 0.25), "x": w * 0.3, "vx": 0.6, "size": (12, 6), "color": (230, 230, 60)},
+        {"y": int(h * 0.72), "x": -20.0 * k, "vx": 2.5 * k, "size": (round(14 * k), round(22 * k)), "color": (200, 40, 40)},
+        {"y": int(h * 0.45), "x": float(w), "vx": -1.2 * k, "size": (round(18 * k), round(8 * k)), "color": (40, 40, 200)},
+        {"y": int(h * 0.25), "x": w * 0.3, "vx": 0.6 * k, "size": (round(12 * k), round(6 * k)), "color": (230, 230, 60)},
     ]
     path = Path(tempfile.mkdtemp()) / "surveillance.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
@@ -364,8 +377,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(default_data()), help="folder with video/ and weights/ (default ../shared/data)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: stable on a shared machine)")
-    parser.add_argument("--frames", type=int, default=96, help="frames per clip")
-    parser.add_argument("--size", type=int, default=224, help="frames resized to size x size")
+    parser.add_argument("--frames", type=int, default=64, help="frames per clip")
+    parser.add_argument("--size", type=int, default=224, help="frames resized to size x size for the VGG-style net")
+    parser.add_argument("--pnet-size", type=int, default=640, help="PNet runs at native resolution, longer side at most this")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer frames, smaller occlusion grids")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "incremental.json"))
@@ -383,32 +397,36 @@ def main() -> None:
     data = Path(args.data)
     started = time.perf_counter()
     result = {"device": str(device), "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall", "frames_per_clip": args.frames, "size": args.size, "reps": args.reps}  # fmt: skip
+              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall", "frames_per_clip": args.frames, "size": args.size, "pnet_size": args.pnet_size, "reps": args.reps}  # fmt: skip
 
     log("exact mode, max |incremental - full| per layer type:")
     result["exactness"] = layer_exactness(device)
     log("  " + ", ".join(f"{k} {v:.1e}" for k, v in result["exactness"].items()))
 
     settings = {
-        "exact": {"threshold": 0.0, "tau": 0.0},
-        "threshold 12": {"threshold": 12.0, "tau": 0.0},
-        "threshold 24": {"threshold": 24.0, "tau": 0.0},
+        "exact": {"threshold": 0.0},
+        "threshold 12": {"threshold": 12.0},
+        "threshold 24": {"threshold": 24.0},
         "threshold 24, tau 0.5": {"threshold": 24.0, "tau": 0.5},
+        "threshold 12, feature 0.05": {"threshold": 12.0, "feature_threshold": 0.05},
     }
     log("video (frames/s, speedup over full, top-1 agreement, largest probability error):")
-    clips = {}
+    result["video"] = []
     for name in (*STATIC, "bikes"):
         if name == "surveillance":
-            clips[name] = surveillance_clip(args.size, args.frames)
+            native = surveillance_clip(args.pnet_size, args.frames)
         else:
-            clips[name] = real_clip(data, name, args.size, args.frames)
-    result["video"] = []
-    for name, frames in clips.items():
-        result["video"].append(video_case(name, "vgg", None, frames, Preprocess(), device, settings, args.reps))
-        result["video"].append(video_case(name, "pnet", real_pnet(data, device), frames, PNET_PREPROCESS, device, settings, args.reps))
+            native = real_clip(data, name, None, args.frames, longest=args.pnet_size)
+        small = [cv2_resize(f, args.size) for f in native]
+        result["video"].append(video_case(name, "vgg", None, small, Preprocess(), device, settings, args.reps))
+        result["video"].append(video_case(name, "pnet", real_pnet(data, device), native, PNET_PREPROCESS, device, settings, args.reps))
+        if name == "bigbuckbunny":
+            occlusion_frame = small[len(small) // 2]
+        if name == "carphone":
+            face_frame = native[0]
 
     log("occlusion maps (naive batched re-inference vs batched incremental):")
-    image = Preprocess().tensor(clips["bigbuckbunny"][len(clips["bigbuckbunny"]) // 2]).to(device)
+    image = Preprocess().tensor(occlusion_frame).to(device)
     torch.manual_seed(0)
     vgg = vgg_style((3, args.size, args.size), 10, {"width": 0.25}).to(device).eval()
     stride = 32 if args.quick else 16
@@ -416,7 +434,7 @@ def main() -> None:
         occlusion_case("vgg16/4 224px exact", vgg, image, 16, stride, 16, args.reps),
         occlusion_case("vgg16/4 224px tau 0.5", vgg, image, 16, stride, 16, args.reps, tau=0.5),
     ]
-    face = PNET_PREPROCESS.tensor(real_clip(data, "carphone", 144, 1)[0][:, :, :]).to(device)
+    face = PNET_PREPROCESS.tensor(face_frame).to(device)
     pnet_model = real_pnet(data, device)
     result["occlusion"].append(occlusion_case("pnet (real) 144px exact", pnet_model, face, 16, 8 if args.quick else 4, 64, args.reps, target=1))
 
@@ -424,7 +442,7 @@ def main() -> None:
     program = compile_model(vgg, (1, 3, args.size, args.size))
     result["states"] = {"vgg16/4 224px": states_case(program, image, max(args.reps, 3))}
     program = compile_model(pnet_model, (1, 3, args.size, args.size))
-    pnet_image = PNET_PREPROCESS.tensor(clips["carphone"][0]).to(device)
+    pnet_image = PNET_PREPROCESS.tensor(cv2_resize(face_frame, args.size)).to(device)
     result["states"]["pnet 224px"] = states_case(program, pnet_image, max(args.reps, 3))
     for name, s in result["states"].items():
         log(f"  {name:<14} {s['layers']} layers {s['megabytes']:.1f} MB: write {s['write_ms']:.1f} ms, "

@@ -73,17 +73,18 @@ def ml_read_images(session, pattern, size):
         ("mode", "VARCHAR", "incremental"),
         ("threshold", "DOUBLE", 0.0),
         ("tau", "DOUBLE", 0.0),
+        ("feature_threshold", "DOUBLE", 0.0),
         ("refresh", "INTEGER", 100),
         ("persist", "BOOLEAN", True),
         ("output", "INTEGER", 0),
     ],
 )
-def ml_video_inference(session, model, frames, mode, threshold, tau, refresh, persist, output):
+def ml_video_inference(session, model, frames, mode, threshold, tau, feature_threshold, refresh, persist, output):
     """A CNN over the frames of a table or query, recomputing only what changed between frames."""
     from sqlml.incremental.service import video_inference
 
-    return video_inference(session, model, frames, mode=mode, threshold=threshold, tau=tau, refresh=refresh,
-                           persist=persist, output=output)  # fmt: skip
+    return video_inference(session, model, frames, mode=mode, threshold=threshold, tau=tau,
+                           feature_threshold=feature_threshold, refresh=refresh, persist=persist, output=output)  # fmt: skip
 
 
 @table_function(

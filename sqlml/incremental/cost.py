@@ -36,6 +36,10 @@ class CostModel:
         total = max(1, total_macs)
         return Estimate(recomputed=min(1.0, work_macs / total), predicted=(work_macs + overhead_macs) / total)
 
+    def budget(self, total_macs: int) -> float:
+        """The most an update may cost (in multiply-adds) and still be chosen."""
+        return self.margin / self.correction * total_macs
+
     def choose(self, estimate: Estimate) -> str:
         """'incremental' when the corrected prediction beats a full pass, else 'full'."""
         if estimate.predicted * self.correction < self.margin:

@@ -31,17 +31,19 @@ def changed_mask(new, old, threshold=0.0):
     """
     import torch
 
-    diff = (new - old).abs()
+    diff = torch.sub(new, old).abs_()
     if isinstance(threshold, (int, float)):
         limit = float(threshold)
-        level = diff.amax(dim=1)[0]  # the largest channel difference per cell
     else:  # per channel: measure every channel in units of its own threshold
         limit = 1.0
-        scale = torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1)
-        level = (diff / scale).amax(dim=1)[0]
+        diff.div_(torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1))
+    level = diff[0, 0].clone()
+    for channel in range(1, diff.shape[1]):  # the largest channel difference per cell
+        torch.maximum(level, diff[0, channel], out=level)
     mask = level > limit
-    changed = float(mask.float().mean())
-    drift = float((level > limit / 2).float().mean()) if limit > 0 else changed
+    cells = mask.numel()
+    changed = int(mask.sum()) / cells
+    drift = int((level > limit / 2).sum()) / cells if limit > 0 else changed
     return mask, changed, drift
 
 
@@ -90,6 +92,10 @@ class FrameResult:
     estimate: Estimate | None = None
 
 
+#: the longest run of frames that go to full inference without looking for change
+BACKOFF = 8
+
+
 class VideoEngine:
     """Runs a compiled model over consecutive frames, reusing what did not change.
 
@@ -100,6 +106,9 @@ class VideoEngine:
     ``feature_threshold`` ignores feature changes under that fraction of a layer's
     spread. ``refresh`` forces a full pass after that many approximate updates,
     ``drift`` when that fraction of cells differs by more than half the threshold.
+    After a frame falls back to full inference the next look for change waits 1, then
+    2, 4, up to ``BACKOFF`` frames (full inference meanwhile: exact, and on a moving
+    camera the detection is not paid every frame); an update that pays resets it.
     """
 
     def __init__(self, program: Program, *, mode: str = "incremental", threshold=0.0, tau: float = 0.0,
@@ -115,6 +124,8 @@ class VideoEngine:
         self.cost = cost or CostModel()
         self.state: State | None = None
         self._dense_macs = sum(n.full_macs for n in program.dense)
+        self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
+        self._skip = 0
 
     @property
     def exact(self) -> bool:
@@ -140,30 +151,37 @@ class VideoEngine:
         state = self.state
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
+        if self._skip > 0:
+            self._skip -= 1
+            return self._full(x, frame, f"recent frames changed too much to update (next look in {self._skip + 1})")
         base = state.tensors[program.input_name]
         if mostly_changed(x, base, self.threshold):
-            return self._full(x, frame, "most of the frame changed")
+            return self._fall_back(x, frame, "most of the frame changed")
         mask, changed, drift = changed_mask(x, base, self.threshold)
         if changed == 0.0:
+            self._backoff = 0
             state.frame = frame
             return FrameResult(_clone(state.output, state.tensors.values()), "reuse", 0.0, "no cell changed beyond the threshold")
         if not self.exact and self.refresh and state.since_key >= self.refresh:
             return self._full(x, frame, f"refresh: {state.since_key} approximate updates since the key frame")
         if not self.exact and drift > self.drift:
             return self._full(x, frame, f"refresh: drift {drift:.0%} of cells")
-        masks = tiles.dirty_masks(program, mask, self.tau)
-        work = tiles.estimate(program, masks)
+        budget = self.cost.budget(program.total_macs) - self._dense_macs
+        planned = tiles.plan(program, mask, self.tau, budget)
+        work = planned.work
         estimate = self.cost.estimate(program.total_macs, work.macs + self._dense_macs, work.overhead_macs)
-        if self.cost.choose(estimate) == "full":
+        if planned.masks is None or self.cost.choose(estimate) == "full":
             predicted = estimate.predicted * self.cost.correction
-            result = self._full(x, frame, f"cost: update ~{predicted:.2f}x of full ({changed:.1%} of pixels changed)")
+            bound = ">" if planned.masks is None else "~"
+            result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({changed:.1%} of pixels changed)")
             result.estimate = estimate
             return result
+        self._backoff = 0
         if self.feature_threshold and state.scales is None:
             state.scales = _spreads(state.tensors)
         started = time.perf_counter()
         done = tiles.update(program, state.tensors, x, mask, tau=self.tau, feature_threshold=self.feature_threshold,
-                            scales=state.scales, masks=masks)  # fmt: skip
+                            scales=state.scales, planned=planned)  # fmt: skip
         state.output = program.run_dense(state.tensors)
         state.frame = frame
         state.exact = state.exact and self.exact
@@ -173,7 +191,14 @@ class VideoEngine:
                            f"{changed:.1%} of pixels changed, {done.layers} layers updated", sum(done.tiles.values()),
                            compute_seconds=time.perf_counter() - started, estimate=estimate)  # fmt: skip
 
+    def _fall_back(self, x, frame, reason: str) -> FrameResult:
+        """Full inference because an update would not pay; look less often while that lasts."""
+        self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
+        self._skip = self._backoff - 1
+        return self._full(x, frame, reason)
+
     def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
+        self.state = None  # free the old activations first: the allocator reuses their memory
         started = time.perf_counter()
         output, tensors = self.program.run(x.clone() if keep else x, keep=keep)
         if keep:

@@ -89,6 +89,7 @@ class VideoQuery:
     mode: str = "incremental"
     threshold: float = 0.0  # pixel levels (0..255)
     tau: float = 0.0
+    feature_threshold: float = 0.0
     refresh: int = 100
     classes: list[str] | None = None
     output: int = 0
@@ -124,8 +125,8 @@ def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> I
 def _start(query: VideoQuery, video: str, frame, x, preprocess: Preprocess):
     program = query.program
     threshold = preprocess.threshold(query.threshold, x.shape[1]) if query.threshold else 0.0
-    engine = VideoEngine(program, mode=query.mode, threshold=threshold, tau=query.tau, refresh=query.refresh,
-                         cost=query.cost_factory())  # fmt: skip
+    engine = VideoEngine(program, mode=query.mode, threshold=threshold, tau=query.tau,
+                         feature_threshold=query.feature_threshold, refresh=query.refresh, cost=query.cost_factory())  # fmt: skip
     if query.mode == "full" or not program.supported:
         return engine, None
     key = states.StateKey(query.model, int(query.version), str(video), states.signature(program))

@@ -130,16 +130,19 @@ def _key(row, position: int) -> str:
 
 
 def video_inference(session, model: str, frames: str, *, mode: str = "incremental", threshold: float = 0.0,
-                    tau: float = 0.0, refresh: int = 100, persist: bool = True, output: int = 0) -> list[dict]:  # fmt: skip
+                    tau: float = 0.0, feature_threshold: float = 0.0, refresh: int = 100, persist: bool = True,
+                    output: int = 0) -> list[dict]:  # fmt: skip
     """Per-frame results of ``model`` over ``frames`` (see ``ml_video_inference``)."""
-    _check_options("ml_video_inference", mode=mode, threshold=threshold, tau=tau, refresh=refresh)
+    _check_options("ml_video_inference", mode=mode, threshold=threshold, tau=tau, refresh=refresh,
+                   feature_threshold=feature_threshold)
     cnn = resolve_model(session, model)
     program = program_for(session, cnn)
     writable = persist and not session.read_only
     rows = []
     with session.cursor() as duck:
         query = VideoQuery(program, model=cnn.name, version=cnn.version, preprocess=cnn.preprocess, mode=mode,
-                           threshold=float(threshold or 0.0), tau=float(tau or 0.0), refresh=int(refresh),
+                           threshold=float(threshold or 0.0), tau=float(tau or 0.0),
+                           feature_threshold=float(feature_threshold or 0.0), refresh=int(refresh),
                            classes=cnn.classes, output=int(output or 0), hot=hot_states(session),
                            duck=duck if writable else None, io=io_stats(session))  # fmt: skip
         source = ((r["video"], r["frame"], r["pixels"]) for r in frame_rows(session, frames))
@@ -218,6 +221,9 @@ def _check_options(where: str, **options) -> None:
         value = options.get(name)
         if value is not None and value < 1:
             raise InvalidOptionError(where, name, f"expected a positive integer, got {value!r}")
+    feature = options.get("feature_threshold")
+    if feature is not None and feature < 0:
+        raise InvalidOptionError(where, "feature_threshold", f"expected a fraction >= 0 of a layer's spread (0: exact), got {feature!r}")
     refresh = options.get("refresh")
     if refresh is not None and refresh < 0:
         raise InvalidOptionError(where, "refresh", f"expected frames >= 0 (0: never), got {refresh!r}")

@@ -114,48 +114,76 @@ def cap(mask, tau: float):
 
 def dirty_tiles(mask, t: int):
     """(rows, cols) index tensors of the t x t tiles holding a dirty cell, row-major."""
+    found = _tile_grid(mask, t).nonzero()
+    return found[:, 0], found[:, 1]
+
+
+@dataclass
+class Plan:
+    """Dirty masks and tile grids of every local node (None once over budget), and the work."""
+
+    masks: dict[str, Any] | None
+    grids: dict[str, Any]
+    work: Work
+
+
+def plan(program: Program, mask, tau: float = 0.0, budget_macs: float | None = None) -> Plan:
+    """Masks and tiles of every local node and the work of updating them.
+
+    Stops early, with masks None, once the work passes ``budget_macs`` (then a full
+    pass is cheaper and the rest of the plan would be wasted time).
+    """
+    masks = {program.input_name: mask}
+    grids: dict[str, Any] = {}
+    work = Work()
+    for node in program.local:
+        h, w = node.shape[-2:]
+        t = tile_size(h, w)
+        masks[node.name] = node_mask(node, masks, tau)
+        if node.kind in (SPATIAL, MERGE):
+            grids[node.name] = _tile_grid(masks[node.name], t)
+            n = int(grids[node.name].sum())
+        else:  # pointwise: its input's tiles again
+            n = work.tiles.get(node.inputs[0], 0)
+        work.tiles[node.name] = n
+        work.macs += n * t * t * node.full_macs / max(1, h * w)
+        if n:
+            work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
+        if budget_macs is not None and work.macs + work.overhead_macs > budget_macs:
+            return Plan(None, grids, work)
+    return Plan(masks, grids, work)
+
+
+def tile_count(mask, t: int) -> int:
+    """How many t x t tiles hold a dirty cell."""
+    return int(_tile_grid(mask, t).sum())
+
+
+def _tile_grid(mask, t: int):
     import torch.nn.functional as F
 
     h, w = mask.shape
     th, tw = -(-h // t), -(-w // t)
     if (th * t, tw * t) != (h, w):
         mask = F.pad(mask, (0, tw * t - w, 0, th * t - h))
-    found = mask.view(th, t, tw, t).any(dim=3).any(dim=1).nonzero()
-    return found[:, 0], found[:, 1]
-
-
-def estimate(program: Program, masks) -> Work:
-    """The work of an update with these masks (before running it)."""
-    work = Work()
-    for node in program.local:
-        h, w = node.shape[-2:]
-        t = tile_size(h, w)
-        ty, _ = dirty_tiles(masks[node.name], t)
-        n = int(ty.numel())
-        work.tiles[node.name] = n
-        cell = node.full_macs / max(1, h * w)
-        work.macs += n * t * t * cell
-        if n:
-            work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
-    return work
+    return mask.view(th, t, tw, t).any(dim=3).any(dim=1)
 
 
 def update(program: Program, tensors: dict[str, Any], x_new, mask, *, tau: float = 0.0,
-           feature_threshold: float = 0.0, scales: dict[str, float] | None = None, masks=None) -> Work:  # fmt: skip
+           feature_threshold: float = 0.0, scales: dict[str, float] | None = None,
+           planned: Plan | None = None) -> Work:  # fmt: skip
     """Bring ``tensors`` (the materialized state) up to ``x_new``, whose changed cells are ``mask``.
 
     ``mask`` is (H, W) bool (True = changed); only those input cells are written, so
-    with a threshold the state image never moves by less than it. ``masks`` are the
-    ``dirty_masks`` already computed for the estimate (unused when truncating, since
-    truncation shrinks them on the way). Returns the work done.
+    with a threshold the state image never moves by less than it. ``planned`` is the
+    ``plan`` already made for the estimate (its masks are not reused when truncating,
+    since truncation shrinks them on the way). Returns the work done.
     """
-    import torch
-
     name = program.input_name
     state_x = tensors[name]
-    torch.where(mask, x_new, state_x, out=state_x)
+    state_x[0][:, mask] = x_new[0][:, mask]
     truncating = feature_threshold > 0 and bool(scales)
-    planned = masks if masks is not None and not truncating else None
+    reuse = planned is not None and planned.masks is not None and not truncating
     masks = {name: mask}
     fresh: dict[str, Any] = {}
     work = Work()
@@ -164,49 +192,46 @@ def update(program: Program, tensors: dict[str, Any], x_new, mask, *, tau: float
         t = tile_size(h, w)
         if node.kind not in (SPATIAL, MERGE):  # pointwise: its input's mask and tiles
             out_mask = masks[node.inputs[0]]
-            source = fresh[node.inputs[0]]
-            ty, tx = source[0] if source is not None else dirty_tiles(out_mask, t)
+            cells = fresh[node.inputs[0]][0] if fresh.get(node.inputs[0]) else []
         else:
-            out_mask = planned[node.name] if planned is not None else node_mask(node, masks, tau)
-            ty, tx = dirty_tiles(out_mask, t)
-        n = int(ty.numel())
+            out_mask = planned.masks[node.name] if reuse else node_mask(node, masks, tau)
+            grid = planned.grids[node.name] if reuse else _tile_grid(out_mask, t)
+            cells = [tuple(c) for c in grid.nonzero().tolist()]
+        n = len(cells)
         work.tiles[node.name] = n
+        masks[node.name] = out_mask
         if n == 0:
-            masks[node.name] = out_mask
             fresh[node.name] = None
             continue
         work.macs += n * t * t * node.full_macs / max(1, h * w)
         work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
         if node.kind == SPATIAL:
             source = tensors[node.inputs[0]]
-            contexts = _windows(source, ty, tx, t, node.op)
-            values = node.op.apply(contexts, _tile_boxes(ty, tx, t), source.shape[-2:])
+            contexts = _windows(source, cells, t, node.op)
+            values = node.op.apply(contexts, [(y * t, y * t + t, x * t, x * t + t) for y, x in cells], source.shape[-2:])
         elif node.kind == MERGE:
-            env = {i: _windows(tensors[i], ty, tx, t) for i in node.inputs}
-            values = program.evaluate(node, env)
+            values = program.evaluate(node, {i: _windows(tensors[i], cells, t) for i in node.inputs})
         else:  # pointwise: on the input's fresh tiles
             values = program.evaluate(node, {node.inputs[0]: fresh[node.inputs[0]][1]})
         if node.name in program.materialized:
             target = tensors[node.name]
             if truncating and scales.get(node.name):
-                out_mask, keep, values = _truncate(target, out_mask, ty, tx, t, values, feature_threshold * scales[node.name])
-                ty, tx = ty[keep], tx[keep]
-            _scatter(target, ty, tx, t, values)
-        masks[node.name] = out_mask
-        fresh[node.name] = ((ty, tx), values)
+                masks[node.name], cells, values = _truncate(target, out_mask, cells, t, values, feature_threshold * scales[node.name])
+            _scatter(target, cells, t, values)
+        fresh[node.name] = (cells, values) if cells else None
     return work
 
 
-def _tile_boxes(ty, tx, t: int) -> list[patches.Box]:
-    return [(int(y) * t, int(y) * t + t, int(x) * t, int(x) * t + t) for y, x in zip(ty.tolist(), tx.tolist(), strict=True)]
+#: up to this many tiles are sliced one by one; more are gathered from one unfold view
+SLICE_TILES = 24
 
 
-def _windows(source, ty, tx, t: int, op: patches.SpatialOp | None = None):
-    """Read-in windows of output tiles (ty, tx) from ``source`` (1, C, H, W): (n, C, h, w).
+def _windows(source, cells, t: int, op: patches.SpatialOp | None = None):
+    """Read-in windows of output tiles ``cells`` [(row, col)] from ``source`` (1, C, H, W): (n, C, h, w).
 
-    Without ``op`` the window is the tile itself (merges, truncation). Windows inside
-    the map come from one ``unfold`` view (no copy of the map); windows reaching into
-    the padding are sliced and padded one by one.
+    Without ``op`` the window is the tile itself (merges, truncation). Windows reaching
+    into the padding (or past the map) are sliced and padded one by one; the others
+    are views of the map, stacked (few tiles) or gathered from an ``unfold`` view.
     """
     import torch
 
@@ -221,42 +246,51 @@ def _windows(source, ty, tx, t: int, op: patches.SpatialOp | None = None):
         win_w = (t - 1) * op.cols.stride + op.cols.extent
         top, left = op.rows.pad, op.cols.pad
         value = op.pad_value
-    y0 = ty * sy - top
-    x0 = tx * sx - left
-    inside = (y0 >= 0) & (x0 >= 0) & (y0 + win_h <= h) & (x0 + win_w <= w)
-    out = torch.empty((len(ty), source.shape[1], win_h, win_w), dtype=source.dtype, device=source.device)
-    if bool(inside.any()):
-        oy, ox = (-top) % sy, (-left) % sx  # where the grid of window starts meets the map
-        grid = source[0, :, oy:, ox:].unfold(1, win_h, sy).unfold(2, win_w, sx)  # (C, rows, cols, win_h, win_w)
-        index = torch.nonzero(inside).flatten()
-        out[index] = grid[:, (y0[index] - oy) // sy, (x0[index] - ox) // sx].transpose(0, 1)
-    for k in torch.nonzero(~inside).flatten().tolist():
-        a, b = int(y0[k]), int(x0[k])
-        out[k] = patches.padded_slice(source, (a, a + win_h, b, b + win_w), value)[0]
+    starts = [(y * sy - top, x * sx - left) for y, x in cells]
+    inside = [a >= 0 and b >= 0 and a + win_h <= h and b + win_w <= w for a, b in starts]
+    if len(cells) <= SLICE_TILES or not any(inside):
+        return torch.stack([
+            source[0, :, a : a + win_h, b : b + win_w] if ok else patches.padded_slice(source, (a, a + win_h, b, b + win_w), value)[0]
+            for (a, b), ok in zip(starts, inside, strict=True)
+        ])  # fmt: skip
+    out = torch.empty((len(cells), source.shape[1], win_h, win_w), dtype=source.dtype, device=source.device)
+    oy, ox = (-top) % sy, (-left) % sx  # where the grid of window starts meets the map
+    grid = source[0, :, oy:, ox:].unfold(1, win_h, sy).unfold(2, win_w, sx)  # (C, rows, cols, win_h, win_w)
+    picked = [k for k, ok in enumerate(inside) if ok]
+    rows = torch.tensor([(starts[k][0] - oy) // sy for k in picked], device=source.device)
+    cols = torch.tensor([(starts[k][1] - ox) // sx for k in picked], device=source.device)
+    out[torch.tensor(picked, device=source.device)] = grid[:, rows, cols].transpose(0, 1)
+    for k, ok in enumerate(inside):
+        if not ok:
+            a, b = starts[k]
+            out[k] = patches.padded_slice(source, (a, a + win_h, b, b + win_w), value)[0]
     return out
 
 
-def _scatter(target, ty, tx, t: int, values) -> None:
-    """Write tile k of ``values`` (n, C, t, t) at tile (ty[k], tx[k]) of ``target``, cropped to it."""
+def _scatter(target, cells, t: int, values) -> None:
+    """Write tile k of ``values`` (n, C, t, t) at tile ``cells[k]`` of ``target``, cropped to the map."""
     h, w = target.shape[-2:]
-    for k, (y, x) in enumerate(zip(ty.tolist(), tx.tolist(), strict=True)):
+    for k, (y, x) in enumerate(cells):
         y0, x0 = y * t, x * t
         y1, x1 = min(y0 + t, h), min(x0 + t, w)
         target[0, :, y0:y1, x0:x1] = values[k, :, : y1 - y0, : x1 - x0]
 
 
-def _truncate(target, mask, ty, tx, t: int, values, limit: float):
+def _truncate(target, mask, cells, t: int, values, limit: float):
     """Keep cells that moved by more than ``limit``: (mask of moved cells, kept tiles, their values)."""
     import torch
 
-    old = _windows(target, ty, tx, t)
+    old = _windows(target, cells, t)
     moved = (values - old).abs().amax(dim=1, keepdim=True) > limit  # (n, 1, t, t)
     merged = torch.where(moved, values, old)
-    keep = moved.flatten(1).any(dim=1)
+    keep = moved.flatten(1).any(dim=1).tolist()
     new_mask = torch.zeros_like(mask)
     h, w = mask.shape[-2:]
-    for k in torch.nonzero(keep).flatten().tolist():
-        y0, x0 = int(ty[k]) * t, int(tx[k]) * t
-        y1, x1 = min(y0 + t, h), min(x0 + t, w)
-        new_mask[y0:y1, x0:x1] = moved[k, 0, : y1 - y0, : x1 - x0]
-    return new_mask, keep, merged[keep]
+    kept = []
+    for k, (y, x) in enumerate(cells):
+        if keep[k]:
+            y0, x0 = y * t, x * t
+            y1, x1 = min(y0 + t, h), min(x0 + t, w)
+            new_mask[y0:y1, x0:x1] = moved[k, 0, : y1 - y0, : x1 - x0]
+            kept.append(k)
+    return new_mask, [cells[k] for k in kept], merged[kept]

@@ -74,19 +74,27 @@ def test_recomputed_fraction_tracks_the_patch():
     assert 0.0 < tiny < 0.2 < big < 1.0
 
 
-def test_moving_camera_falls_back_to_full():
-    """Every pixel changes every frame: the cost model picks full inference, with its reason."""
+def test_moving_camera_falls_back_to_full_and_looks_less_often():
+    """Every pixel changes every frame: full inference, looking for change after 1, 2, 4, 8 frames;
+    when the camera stops, updates resume within that many frames."""
     model = small_vgg()
-    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False))
-    scene = torch.rand(1, 3, 48, 96)
-    for i in range(6):
-        frame = scene[..., :, 4 * i : 4 * i + 48].contiguous()  # a pan
+    engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
+    scene = torch.rand(1, 3, 96, 200)
+    looked = []
+    for i in range(24):
+        frame = scene[..., :, 4 * i : 4 * i + 96].contiguous()  # a pan
         result = engine.step(frame)
         assert result.mode == "full"
-        if i:
-            assert result.reason == "most of the frame changed"
+        looked.append(result.reason == "most of the frame changed")
         with torch.inference_mode():
             assert (result.output - model(frame)).abs().max().item() <= 1e-5
+    assert [i for i, yes in enumerate(looked) if yes] == [1, 2, 4, 8, 16]
+    still = frame.clone()
+    modes = []
+    for i in range(10):  # the camera stops; a small object moves
+        still[..., 20:24, 2 * i : 2 * i + 4] = 1.0
+        modes.append(engine.step(still.clone()).mode)
+    assert "incremental" in modes[:8] and modes[-1] == "incremental"
 
 
 def test_large_change_falls_back_on_cost():
