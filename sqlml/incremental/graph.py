@@ -60,6 +60,9 @@ class Program:
     #: local nodes whose full tensor is kept: something reads it beyond its own boxes
     #: (a window, a merge, a dense layer, the output); a conv followed by ReLU keeps only the ReLU
     materialized: frozenset[str] = frozenset()
+    #: pointwise nodes allowed to run in place, as the model wrote them: their input is a
+    #: temporary nobody else reads (a conv before its ReLU), never a materialized tensor
+    in_place: frozenset[str] = frozenset()
     _modules: dict[str, Any] = field(default_factory=dict)
 
     def finalize(self) -> Program:
@@ -79,6 +82,16 @@ class Program:
             for n in self.nodes
             if n.local
             and (n.kind == INPUT or n.name in outputs or any(r.kind != POINTWISE or not r.local for r in readers.get(n.name, [])))
+        )
+        self.in_place = frozenset(
+            n.name
+            for n in self.nodes
+            if n.local
+            and n.kind == POINTWISE
+            and len(n.inputs) == 1
+            and n.inputs[0] not in self.materialized
+            and len(readers.get(n.inputs[0], [])) == 1
+            and n.inputs[0] not in outputs
         )
         return self
 
@@ -125,14 +138,15 @@ class Program:
         import torch.fx as fx
 
         fx_node = node.call
+        in_place = node.name in self.in_place
         if fx_node.op == "call_module" and len(fx_node.args) == 1 and not fx_node.kwargs:
-            return self._module(fx_node.target)(env[fx_node.args[0].name])
+            return self._module(fx_node.target, in_place)(env[fx_node.args[0].name])
         args = fx.node.map_arg(fx_node.args, lambda n: env[n.name])
         kwargs = fx.node.map_arg(fx_node.kwargs, lambda n: env[n.name])
-        if "inplace" in kwargs:
+        if "inplace" in kwargs and not in_place:
             kwargs = {**kwargs, "inplace": False}
         if fx_node.op == "call_module":
-            return self._module(fx_node.target)(*args, **kwargs)
+            return self._module(fx_node.target, in_place)(*args, **kwargs)
         if fx_node.op == "call_function":
             return fx_node.target(*args, **kwargs)
         if fx_node.op == "call_method":
@@ -146,15 +160,16 @@ class Program:
 
         return fx.node.map_arg(self.output, lambda n: env[n.name])
 
-    def _module(self, target: str):
-        module = self._modules.get(target)
-        if module is None:
-            module = self.module.get_submodule(target)
-            if getattr(module, "inplace", False):  # never overwrite a materialized tensor
-                module = copy.copy(module)
-                module.inplace = False
-            self._modules[target] = module
-        return module
+    def _module(self, target: str, in_place: bool = False):
+        module = self.module.get_submodule(target)
+        if in_place or not getattr(module, "inplace", False):
+            return module
+        safe = self._modules.get(target)
+        if safe is None:  # a copy that never overwrites its input (a materialized tensor)
+            safe = copy.copy(module)
+            safe.inplace = False
+            self._modules[target] = safe
+        return safe
 
 
 def compile_model(module, input_shape) -> Program:

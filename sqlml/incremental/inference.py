@@ -131,8 +131,10 @@ def _start(query: VideoQuery, video: str, frame, x, preprocess: Preprocess):
         return engine, None
     key = states.StateKey(query.model, int(query.version), str(video), states.signature(program))
     state = query.hot.get(key) if query.hot is not None else None
+    if state is not None and engine.exact and not state.exact:
+        state = None  # an exact query never continues from an approximate state
     if state is None and query.duck is not None:
-        state = states.load(query.duck, key, frame, io=query.io)
+        state = states.load(query.duck, key, frame, exact_only=engine.exact, io=query.io)
     if state is not None and tuple(state.tensors[program.input_name].shape) == tuple(x.shape):
         engine.resume(state)
     return engine, key

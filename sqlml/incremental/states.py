@@ -114,10 +114,11 @@ def save(duck, key: StateKey, state: State, *, keep: int = 4, io: StateIO | None
     return total
 
 
-def load(duck, key: StateKey, frame=None, *, io: StateIO | None = None) -> State | None:
+def load(duck, key: StateKey, frame=None, *, exact_only: bool = False, io: StateIO | None = None) -> State | None:
     """The stored state for ``key`` nearest before ``frame`` (else the nearest after), or None.
 
-    States stored under another signature (other weights or input shape) are ignored.
+    States stored under another signature (other weights or input shape) are ignored,
+    and so are approximate ones when ``exact_only``.
     """
     import numpy as np
     import torch
@@ -129,8 +130,8 @@ def load(duck, key: StateKey, frame=None, *, io: StateIO | None = None) -> State
         params += [int(frame), int(frame)]
     row = duck.execute(
         "SELECT frame, key_frame, exact FROM sqlml.incremental_states "
-        f"WHERE model = ? AND version = ? AND video = ? AND signature = ? ORDER BY {order} LIMIT 1",
-        params,
+        f"WHERE model = ? AND version = ? AND video = ? AND signature = ? AND (exact OR NOT ?) ORDER BY {order} LIMIT 1",
+        params[:4] + [exact_only] + params[4:],
     ).fetchall()
     if not row:
         return None

@@ -97,3 +97,17 @@ def test_other_weights_do_not_resume(db_path):
     rows = list(infer_frames(_query(other, con.duckdb), frames))
     assert rows[0]["mode"] == "full" and "first frame" in rows[0]["reason"]
     con.close()
+
+
+def test_exact_query_never_resumes_an_approximate_state(con):
+    model = small_vgg()
+    frames = [("cam", i, f) for i, f in enumerate(static_scene(n=6, h=48, w=48))]
+    program = compile_model(model, (3, 48, 48))
+    hot = states.HotStates()
+    list(infer_frames(_query(program, con.duckdb, hot=hot, threshold=30.0), frames[:3]))
+    stored = con.sql("SELECT exact FROM sqlml.incremental_states").fetchall()
+    assert stored == [(False,)]
+    rows = list(infer_frames(_query(program, con.duckdb, hot=hot), frames[3:]))  # exact: neither hot nor stored state
+    assert rows[0]["mode"] == "full" and "first frame" in rows[0]["reason"]
+    approx = list(infer_frames(_query(program, con.duckdb, threshold=30.0), frames[3:]))  # approximate may resume
+    assert approx[0]["mode"] != "full"
