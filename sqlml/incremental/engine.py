@@ -102,7 +102,7 @@ class VideoEngine:
     ``mode='full'`` runs every frame whole (the reference); ``'incremental'`` lets the
     cost model pick per frame. The approximation knobs, all 0 for exact results:
     ``threshold`` (input-tensor units, one number or per channel) ignores smaller
-    pixel changes; ``tau`` caps each box's side at that fraction of its map;
+    pixel changes; ``tau`` caps each layer's dirty region at that fraction of its side;
     ``feature_threshold`` ignores feature changes under that fraction of a layer's
     spread. ``refresh`` forces a full pass after that many approximate updates,
     ``drift`` when that fraction of cells differs by more than half the threshold.

@@ -21,7 +21,6 @@ Whatever cannot be traced at all runs as full inference; ``Program.reason`` says
 from __future__ import annotations
 
 import copy
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -8,10 +8,11 @@ whose window touches the box (per axis)::
     o0 = max(0, ceil((a + p - k + 1) / s))      o1 = min(n_out, floor((b - 1 + p) / s) + 1)
 
 and recomputing outputs ``[o0, o1)`` reads the input slice ``[o0*s - p, (o1-1)*s - p + k)``
-(the read-in context), which may reach into the padding. ``SpatialOp.region``
-recomputes an output box from the slice alone, padding it by hand (zeros for
+(the read-in context), which may reach into the padding. ``SpatialOp.apply`` runs the
+layer without padding on read-in windows that were padded by hand (zeros for
 convolutions, -inf for max pooling, sum/count for average pooling), so the result is
-the same arithmetic the full layer does, ``ceil_mode`` overhang included.
+the same arithmetic the full layer does, ``ceil_mode`` overhang included. (The video
+engine applies the same rule to a whole mask of cells at once: see ``tiles``.)
 
 The projective-field threshold ``tau`` (0 < tau < 1) caps an output box's side at
 ``round(tau * n_out)``, keeping the centre: the fringe cells stay stale (approximate).
@@ -75,35 +76,11 @@ def union(a: Box, b: Box) -> Box:
     return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
 
-def merge_boxes(boxes: list[Box], overhead: float, max_boxes: int = 8) -> list[Box]:
-    """Fewer boxes covering the same cells: merge a pair whenever its union is cheaper.
-
-    A box costs its area plus ``overhead`` (the per-call cost of one more patch, in
-    cells). Boxes stay separate only while that saves work; at most ``max_boxes``.
-    """
-    boxes = [b for b in boxes if box_area(b) > 0]
-    if len(boxes) < 2:
-        return boxes
-    while len(boxes) > 1:
-        best = None
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                u = union(boxes[i], boxes[j])
-                gain = box_area(boxes[i]) + box_area(boxes[j]) + overhead - box_area(u)
-                if best is None or gain > best[0]:
-                    best = (gain, i, j, u)
-        gain, i, j, u = best
-        if gain < 0 and len(boxes) <= max_boxes:
-            break
-        boxes = [b for k, b in enumerate(boxes) if k not in (i, j)] + [u]
-    return boxes
-
-
-# -- recomputing an output box ------------------------------------------------------
+# -- recomputing output boxes from their read-in windows ------------------------------
 
 
 class SpatialOp:
-    """A conv or pooling layer that can recompute any output box from its read-in slice."""
+    """A conv or pooling layer that can recompute output boxes from their read-in windows."""
 
     kind = "spatial"
     pad_value = 0.0
@@ -123,10 +100,6 @@ class SpatialOp:
 
     def read_in(self, out_box: Box) -> Box:
         return (*self.rows.read_in(out_box[0], out_box[1]), *self.cols.read_in(out_box[2], out_box[3]))
-
-    def region(self, x, out_box: Box):
-        """Outputs ``out_box`` of this layer, computed from the full input ``x`` (N, C, H, W)."""
-        return self.apply(padded_slice(x, self.read_in(out_box), self.pad_value), [out_box], x.shape[-2:])
 
     def apply(self, xs, out_boxes: list[Box], in_hw):
         """Run the layer with no padding on read-in slices ``xs`` (one per box, same size)."""

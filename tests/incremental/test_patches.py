@@ -52,15 +52,6 @@ def test_projective_field_cap_keeps_the_centre():
     assert patches.cap(2, 12, 20, 0.0) == (2, 12)  # tau 0: exact
 
 
-def test_merge_boxes_keeps_far_boxes_apart_and_joins_overlapping():
-    far = patches.merge_boxes([(0, 4, 0, 4), (20, 24, 20, 24)], overhead=2)
-    assert sorted(far) == [(0, 4, 0, 4), (20, 24, 20, 24)]
-    near = patches.merge_boxes([(0, 4, 0, 4), (1, 5, 1, 5)], overhead=2)  # union 25 < 16 + 16 + 2
-    assert near == [(0, 5, 0, 5)]
-    many = patches.merge_boxes([(i * 10, i * 10 + 2, 0, 2) for i in range(12)], overhead=0, max_boxes=8)
-    assert len(many) == 8
-
-
 def test_shift_inside():
     assert patches.shift_inside(8, 4, 10) == (6, 10)
     assert patches.shift_inside(-2, 4, 10) == (0, 4)
