@@ -167,3 +167,15 @@ def test_bad_inputs(con, tmp_path, scene):
     con.sql("CREATE TABLE no_pixels AS SELECT frame, video FROM frames")
     with pytest.raises(DataError, match="image, height, width, channels"):
         con.sql("SELECT * FROM ml_video_inference('face', 'no_pixels')").fetchall()
+
+
+def test_read_only_connection_infers_without_writing(db_path, tmp_path, scene):
+    con = sqlml.connect(db_path)
+    import_model(con, tmp_path, "face", "test_pnet", pnet)
+    con.sql(f"CREATE TABLE frames AS SELECT * FROM ml_read_video('{scene}', stop := 0.4)")
+    con.close()
+    con = sqlml.connect(db_path, read_only=True)
+    rows = con.sql("SELECT frame, mode FROM ml_video_inference('face', 'frames')").fetchall()
+    assert [r[0] for r in rows] == [0, 1, 2, 3]
+    assert con.sql("SELECT count(*) FROM sqlml.incremental_states").fetchall() == [(0,)]
+    con.close()
