@@ -147,13 +147,14 @@ class VideoEngine:
         program = self.program
         if self.mode == "full" or not program.supported:
             reason = "mode full" if self.mode == "full" else program.reason or "no local layers"
-            return self._full(x, frame, reason, keep=program.supported and self.mode != "full")
+            return self._full(x, frame, reason, keep=False)
+        if self._skip > 0:
+            self._skip -= 1  # only the frame before the next look needs its state
+            reason = f"recent frames changed too much to update (next look in {self._skip + 1})"
+            return self._full(x, frame, reason, keep=self._skip == 0)
         state = self.state
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
-        if self._skip > 0:
-            self._skip -= 1
-            return self._full(x, frame, f"recent frames changed too much to update (next look in {self._skip + 1})")
         base = state.tensors[program.input_name]
         if mostly_changed(x, base, self.threshold):
             return self._fall_back(x, frame, "most of the frame changed")
@@ -195,15 +196,15 @@ class VideoEngine:
         """Full inference because an update would not pay; look less often while that lasts."""
         self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
         self._skip = self._backoff - 1
-        return self._full(x, frame, reason)
+        return self._full(x, frame, reason, keep=self._skip == 0)
 
     def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
-        self.state = None  # free the old activations first: the allocator reuses their memory
+        self.state = None  # free the old activations first (the allocator reuses their memory)
         started = time.perf_counter()
         output, tensors = self.program.run(x.clone() if keep else x, keep=keep)
         if keep:
             self.state = State(tensors, output, frame, frame)
-        output = _clone(output, tensors.values()) if keep else output
+            output = _clone(output, tensors.values())
         return FrameResult(output, "full", 1.0, reason, compute_seconds=time.perf_counter() - started)
 
     def resume(self, state: State) -> None:

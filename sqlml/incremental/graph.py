@@ -117,7 +117,7 @@ class Program:
     # -- running -------------------------------------------------------------------
     def run(self, x, keep: bool = True):
         """Full inference; returns (output, the materialized local tensors when ``keep``)."""
-        if not self.nodes:  # not traceable: the module as it is
+        if not keep or not self.nodes:  # the traced module's own code (or the untraceable module)
             return self.module(x), {}
         env: dict[str, Any] = {}
         for node in self.nodes:
