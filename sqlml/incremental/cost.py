@@ -2,11 +2,13 @@
 
 The static part counts multiply-adds: a layer's full cost is its MACs; an update
 costs the MACs of the tiles it recomputes plus a fixed overhead per layer and per
-tile (gathering windows, one more operator call, writing back). The dense tail (global pooling, linear
-layers) is paid in full by both. The ratio ``incremental / full`` predicts the time
-of an update relative to a full pass; measured times of both modes then correct the
-prediction as the query runs (small patches run at fewer MACs/s than big tensors),
-so a net or machine where patches are slow falls back to full inference by itself.
+tile (gathering windows, one more operator call, writing back). The dense tail
+(global pooling, linear layers) is paid in full by both. The ratio ``incremental /
+full`` predicts the time of an update relative to a full pass; measured times of
+both modes then correct the prediction as the query runs (small tiles run at fewer
+MACs/s than big tensors), so a net or machine where updates are slow falls back to
+full inference by itself, and a correction that alone forces full passes fades so
+updates get tried again.
 """
 
 from __future__ import annotations

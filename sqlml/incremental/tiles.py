@@ -26,6 +26,8 @@ from sqlml.incremental.graph import MERGE, SPATIAL, Program
 
 NODE_OVERHEAD_MACS = 4e5  # one layer's gather, call and scatter, in multiply-adds of work
 TILE_OVERHEAD_MACS = 2e4  # each tile written back
+#: a layer with this share of its tiles dirty runs whole (Krypton's saturation point)
+DENSE_SHARE = 0.5
 
 
 def tile_size(height: int, width: int) -> int:
@@ -38,6 +40,7 @@ class Work:
     """What an update recomputes: tiles per layer, and its cost in multiply-adds."""
 
     tiles: dict[str, int] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)  # layers run whole (most tiles dirty)
     macs: float = 0.0  # the layers' arithmetic on the tiles
     overhead_macs: float = 0.0  # per-layer and per-tile overheads, as multiply-adds
 
@@ -143,11 +146,17 @@ def plan(program: Program, mask, tau: float = 0.0, budget_macs: float | None = N
         if node.kind in (SPATIAL, MERGE):
             grids[node.name] = _tile_grid(masks[node.name], t)
             n = int(grids[node.name].sum())
-        else:  # pointwise: its input's tiles again
+            whole = n >= DENSE_SHARE * grids[node.name].numel()
+        else:  # pointwise: as its input
             n = work.tiles.get(node.inputs[0], 0)
+            whole = node.inputs[0] in work.whole
         work.tiles[node.name] = n
-        work.macs += n * t * t * node.full_macs / max(1, h * w)
-        if n:
+        if whole:
+            work.whole.add(node.name)
+            work.macs += node.full_macs
+            work.overhead_macs += NODE_OVERHEAD_MACS
+        elif n:
+            work.macs += n * t * t * node.full_macs / max(1, h * w)
             work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
         if budget_macs is not None and work.macs + work.overhead_macs > budget_macs:
             return Plan(None, grids, work)
@@ -179,6 +188,8 @@ def update(program: Program, tensors: dict[str, Any], x_new, mask, *, tau: float
     ``plan`` already made for the estimate (its masks are not reused when truncating,
     since truncation shrinks them on the way). Returns the work done.
     """
+    import torch
+
     name = program.input_name
     state_x = tensors[name]
     state_x[0][:, mask] = x_new[0][:, mask]
@@ -190,29 +201,47 @@ def update(program: Program, tensors: dict[str, Any], x_new, mask, *, tau: float
     for node in program.local:
         h, w = node.shape[-2:]
         t = tile_size(h, w)
+        source = fresh.get(node.inputs[0]) if node.inputs else None
         if node.kind not in (SPATIAL, MERGE):  # pointwise: its input's mask and tiles
             out_mask = masks[node.inputs[0]]
-            cells = fresh[node.inputs[0]][0] if fresh.get(node.inputs[0]) else []
+            cells = source[0] if source else []
+            whole = bool(source) and source[0] is None
         else:
             out_mask = planned.masks[node.name] if reuse else node_mask(node, masks, tau)
             grid = planned.grids[node.name] if reuse else _tile_grid(out_mask, t)
             cells = [tuple(c) for c in grid.nonzero().tolist()]
-        n = len(cells)
+            whole = len(cells) >= DENSE_SHARE * grid.numel()
+        n = len(cells) if cells is not None else 0
         work.tiles[node.name] = n
         masks[node.name] = out_mask
-        if n == 0:
+        if not whole and n == 0:
             fresh[node.name] = None
+            continue
+        if whole:  # most of the map is dirty: run the layer on the full maps, as a full pass would
+            work.whole.add(node.name)
+            work.macs += node.full_macs
+            work.overhead_macs += NODE_OVERHEAD_MACS
+            env = {node.inputs[0]: source[1]} if node.kind not in (SPATIAL, MERGE) else {i: tensors[i] for i in node.inputs}
+            values = program.evaluate(node, env)
+            if node.name in program.materialized:
+                target = tensors[node.name]
+                if truncating and scales.get(node.name):
+                    moved = (values - target).abs().amax(dim=1, keepdim=True) > feature_threshold * scales[node.name]
+                    masks[node.name] = moved[0, 0]
+                    values = torch.where(moved, values, target)
+                target.copy_(values)
+            fresh[node.name] = (None, values)
             continue
         work.macs += n * t * t * node.full_macs / max(1, h * w)
         work.overhead_macs += NODE_OVERHEAD_MACS + n * TILE_OVERHEAD_MACS
         if node.kind == SPATIAL:
-            source = tensors[node.inputs[0]]
-            contexts = _windows(source, cells, t, node.op)
-            values = node.op.apply(contexts, [(y * t, y * t + t, x * t, x * t + t) for y, x in cells], source.shape[-2:])
+            contexts = _windows(tensors[node.inputs[0]], cells, t, node.op)
+            boxes = [(y * t, y * t + t, x * t, x * t + t) for y, x in cells]
+            values = node.op.apply(contexts, boxes, tensors[node.inputs[0]].shape[-2:])
         elif node.kind == MERGE:
             values = program.evaluate(node, {i: _windows(tensors[i], cells, t) for i in node.inputs})
         else:  # pointwise: on the input's fresh tiles
-            values = program.evaluate(node, {node.inputs[0]: fresh[node.inputs[0]][1]})
+            values = program.evaluate(node, {node.inputs[0]: source[1]})
         if node.name in program.materialized:
             target = tensors[node.name]
             if truncating and scales.get(node.name):
@@ -269,7 +298,15 @@ def _windows(source, cells, t: int, op: patches.SpatialOp | None = None):
 
 def _scatter(target, cells, t: int, values) -> None:
     """Write tile k of ``values`` (n, C, t, t) at tile ``cells[k]`` of ``target``, cropped to the map."""
-    h, w = target.shape[-2:]
+    import torch
+
+    c, h, w = target.shape[-3:]
+    if len(cells) > 2 and h % t == 0 and w % t == 0 and target.is_contiguous():
+        grid = target[0].view(c, h // t, t, w // t, t).permute(1, 3, 0, 2, 4)  # (rows, cols, C, t, t), a view
+        rows = torch.tensor([y for y, _ in cells], device=target.device)
+        cols = torch.tensor([x for _, x in cells], device=target.device)
+        grid[rows, cols] = values  # one index_put_ through the view
+        return
     for k, (y, x) in enumerate(cells):
         y0, x0 = y * t, x * t
         y1, x1 = min(y0 + t, h), min(x0 + t, w)
