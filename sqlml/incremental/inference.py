@@ -26,12 +26,13 @@ class Preprocess:
     """Pixels (H, W, C uint8 RGB) -> model input (1, C, H, W): ``(pixels/255 - mean) / std``.
 
     ``size`` (H, W) resizes frames that differ; ``mean``/``std`` are per channel (or one
-    value) in 0..1 units, as torchvision writes them.
+    value) in 0..1 units, as torchvision writes them; ``channels`` converts color and gray.
     """
 
     size: tuple[int, int] | None = None
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    channels: int | None = None  # 1: color frames become gray; 3: gray frames are repeated
 
     def tensor(self, pixels):
         import numpy as np
@@ -39,6 +40,12 @@ class Preprocess:
 
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
+        if self.channels == 1 and pixels.shape[2] == 3:
+            import cv2
+
+            pixels = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)[:, :, None]
+        elif self.channels == 3 and pixels.shape[2] == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
         if self.size is not None and tuple(pixels.shape[:2]) != tuple(self.size):
             import cv2
 

@@ -46,15 +46,15 @@ def resolve_model(session, reference: str) -> CnnModel:
     loaded = load_model(session, reference)
     record = loaded.record
     shape = tuple(int(d) for d in record.input_shape)
-    if len(shape) == 2:
-        shape = (1, *shape)
     if len(shape) != 3 or len(record.features.features) != 1 or record.features.features[0].kind != "array":
         raise ServingError(
             f"model {record.name!r} does not read one image: its input is {list(record.input_shape)} from "
-            f"{len(record.features.features)} feature column(s); incremental inference needs input_shape [C, H, W]"
+            f"{len(record.features.features)} feature column(s); frames need a model with input_shape "
+            f"[channels, height, width] (e.g. [1, H, W] for gray, [3, H, W] for color)"
         )
     options = record.options or {}
-    preprocess = Preprocess(size=shape[1:], mean=_floats(options.get("mean"), 0.0), std=_floats(options.get("std"), 1.0))
+    preprocess = Preprocess(size=shape[1:], mean=_floats(options.get("mean"), 0.0), std=_floats(options.get("std"), 1.0),
+                            channels=shape[0])  # fmt: skip
     return CnnModel(record.name, record.version, loaded.module, shape, record.classes, preprocess)
 
 

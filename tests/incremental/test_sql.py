@@ -179,3 +179,18 @@ def test_read_only_connection_infers_without_writing(db_path, tmp_path, scene):
     assert [r[0] for r in rows] == [0, 1, 2, 3]
     assert con.sql("SELECT count(*) FROM sqlml.incremental_states").fetchall() == [(0,)]
     con.close()
+
+
+def test_gray_model_on_color_frames(con, tmp_path, scene):
+    """A model reading [1, H, W] gets the frames in gray, in ml_frame_tensor and ml_video_inference alike."""
+    gray = lambda shape, n, options: vgg_style(shape, n, {"layers": [4, "M", 8, "M"]})  # noqa: E731
+    sqlml.register_architecture("test_gray", gray)
+    torch.save(gray((1, 64, 96), 2, {}).state_dict(), tmp_path / "gray.pt")
+    con.sql(f"CREATE MODEL g WITH (architecture := 'test_gray', weights := '{tmp_path / 'gray.pt'}', input_shape := [1, 64, 96], n_outputs := 2)")
+    con.sql(f"CREATE TABLE frames AS SELECT * FROM ml_read_video('{scene}', stop := 0.3)")
+    video = con.sql("SELECT probabilities FROM ml_video_inference('g', 'frames', mode := 'full')").fetchall()
+    direct = con.sql("SELECT ml_predict_proba('g', ml_frame_tensor(image, height, width, channels, 'g')) FROM frames ORDER BY frame").fetchall()
+    assert len(video) == 3
+    for (a,), (b,) in zip(video, direct, strict=True):
+        assert np.abs(np.array(a) - np.array(b)).max() <= 1e-5
+    assert len(con.sql("SELECT ml_frame_tensor(image, height, width, channels, 'g') AS t FROM frames LIMIT 1").fetchall()[0][0]) == 64 * 96
