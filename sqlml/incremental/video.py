@@ -131,9 +131,18 @@ def load_video(con, path: str, table: str, *, replace: bool = False, **options) 
     duck.register(name, reader)
     try:
         duck.execute(f"{verb} {table_ref(table)} AS SELECT * FROM {name}")
-    finally:
-        duck.unregister(name)
+    except Exception:
+        _forget(duck, name)  # in a failed transaction unregistering fails too: the first error matters
+        raise
+    duck.unregister(name)
     return int(fetch_value(duck, f"SELECT count(*) FROM {table_ref(table)}"))
+
+
+def _forget(duck, name: str) -> None:
+    try:
+        duck.unregister(name)
+    except Exception:  # noqa: BLE001 - a view of this connection only, unique to this call
+        pass
 
 
 def read_images(pattern: str, *, size=None) -> list[dict]:

@@ -80,3 +80,26 @@ def test_bad_options():
 def test_pixels_checks_the_blob_size():
     with pytest.raises(VideoError, match="does not match"):
         video.pixels(b"\x00" * 10, 2, 2, 3)
+
+
+def test_load_video_statement_streams_into_a_table(con, clip):
+    shown = con.sql(f"LOAD VIDEO '{clip}' INTO \"cam frames\" WITH (fps := 5, size := [24, 32], video := 'cam 1')").fetchall()
+    assert shown == [("cam 1", "cam frames", 6)]
+    rows = con.sql('SELECT video, frame, height, width FROM "cam frames" ORDER BY frame').fetchall()
+    assert rows == [("cam 1", f, 24, 32) for f in range(0, 12, 2)]
+    with pytest.raises(Exception, match="already exists"):
+        con.sql(f"LOAD VIDEO '{clip}' INTO \"cam frames\"")
+    con.sql(f"LOAD VIDEO '{clip}' INTO \"cam frames\" WITH (replace := true, stop := 0.3)")
+    assert con.sql('SELECT count(*) FROM "cam frames"').fetchall() == [(3,)]
+
+
+def test_load_video_statement_errors(con, tmp_path):
+    from sqlml.errors import SqlmlSyntaxError
+
+    with pytest.raises(VideoError, match="gone.mp4"):
+        con.sql(f"LOAD VIDEO '{tmp_path / 'gone.mp4'}' INTO frames")
+    with pytest.raises(InvalidOptionError, match="fsp"):
+        con.sql(f"LOAD VIDEO '{tmp_path / 'gone.mp4'}' INTO frames WITH (fsp := 5)")
+    with pytest.raises(SqlmlSyntaxError, match="INTO"):
+        con.sql("LOAD VIDEO 'x.mp4' frames")
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'frames'").fetchall() == [(0,)]
