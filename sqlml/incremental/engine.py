@@ -126,18 +126,21 @@ class VideoEngine:
         self._dense_macs = sum(n.full_macs for n in program.dense)
         self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
         self._skip = 0
+        self._keep_state = False
 
     @property
     def exact(self) -> bool:
         thresholds = self.threshold if not isinstance(self.threshold, (int, float)) else [self.threshold]
         return all(float(t) == 0.0 for t in thresholds) and not (0.0 < self.tau < 1.0) and not self.feature_threshold
 
-    def step(self, x, frame: Any = None) -> FrameResult:
-        """Inference for one frame ``x`` (1, C, H, W)."""
+    def step(self, x, frame: Any = None, *, keep_state: bool = False) -> FrameResult:
+        """Inference for one frame ``x`` (1, C, H, W); ``keep_state`` materializes its state in any case
+        (the last frame of a query, whose state is stored for the next one)."""
         import torch
 
         with torch.inference_mode():
             started = time.perf_counter()
+            self._keep_state = keep_state
             result = self._decide_and_run(x, frame)
             result.seconds = time.perf_counter() - started
         self.cost.observe(result.mode, result.compute_seconds, result.estimate)
@@ -151,7 +154,7 @@ class VideoEngine:
         if self._skip > 0:
             self._skip -= 1  # only the frame before the next look needs its state
             reason = f"recent frames changed too much to update (next look in {self._skip + 1})"
-            return self._full(x, frame, reason, keep=self._skip == 0)
+            return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
         state = self.state
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
@@ -196,7 +199,7 @@ class VideoEngine:
         """Full inference because an update would not pay; look less often while that lasts."""
         self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
         self._skip = self._backoff - 1
-        return self._full(x, frame, reason, keep=self._skip == 0)
+        return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
 
     def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
         self.state = None  # free the old activations first (the allocator reuses their memory)

@@ -115,18 +115,29 @@ def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> I
     key: states.StateKey | None = None
     current = None
     try:
-        for video, frame, pixels in frames:
+        for (video, frame, pixels), last in _with_last(frames):
             x = preprocess.tensor(pixels).to(device)
             if engine is None or video != current:
                 _finish(query, engine, key)
                 current = video
                 engine, key = _start(query, video, frame, x, preprocess)
-            result = engine.step(x, frame)
+            result = engine.step(x, frame, keep_state=last)
             yield {"video": video, "frame": frame, **summarize(result.output, query.classes, query.output),
                    "mode": result.mode, "recomputed": float(result.recomputed), "reason": result.reason,
                    "ms": result.seconds * 1e3}  # fmt: skip
     finally:
         _finish(query, engine, key)
+
+
+def _with_last(frames):
+    """(frame, whether it is its video's last) pairs: the last frame's state is the one stored."""
+    iterator = iter(frames)
+    previous = next(iterator, None)
+    for item in iterator:
+        yield previous, item[0] != previous[0]
+        previous = item
+    if previous is not None:
+        yield previous, True
 
 
 def _start(query: VideoQuery, video: str, frame, x, preprocess: Preprocess):

@@ -1,5 +1,6 @@
 """Materialized states: stored in DuckDB, read back, reused by a later query, never misused."""
 
+import numpy as np
 import torch
 
 import sqlml
@@ -111,3 +112,18 @@ def test_exact_query_never_resumes_an_approximate_state(con):
     assert rows[0]["mode"] == "full" and "first frame" in rows[0]["reason"]
     approx = list(infer_frames(_query(program, con.duckdb, threshold=30.0), frames[3:]))  # approximate may resume
     assert approx[0]["mode"] != "full"
+
+
+def test_last_frame_keeps_its_state_even_while_backing_off(con):
+    """A query ending inside a run of fallbacks still stores its last frame's state."""
+    from sqlml.incremental.cost import CostModel
+
+    model = small_vgg()
+    program = compile_model(model, (3, 48, 48))
+    frames = [("cam", i, (np.random.default_rng(i).random((48, 48, 3)) * 255).astype(np.uint8)) for i in range(7)]
+    query = VideoQuery(program, model="vgg", preprocess=Preprocess(), duck=con.duckdb, io=states.StateIO(),
+                       cost_factory=lambda: CostModel(adaptive=False))  # fmt: skip
+    rows = list(infer_frames(query, frames))
+    assert [r["mode"] for r in rows] == ["full"] * 7
+    assert any("next look" in r["reason"] for r in rows)  # frames skipped the look for change
+    assert con.sql("SELECT frame FROM sqlml.incremental_states").fetchall() == [(6,)]
