@@ -1,0 +1,199 @@
+"""The prediction cache: results of model calls in a DuckDB table, filled before a query.
+
+The ``prediction_cache`` rule rewrites a query to read model results from a store
+table (``sqlml.prediction_cache``, or a TEMP table for a read-only connection's
+multi-query batches) and plans a *fill*: before the query runs, its distinct inputs
+are hashed, looked up, and only the misses go through the model, in large batches when
+the model function offers a batch path. The rewritten query falls back to calling the
+model for any input the store lacks, so it is correct even if the fill never ran.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlml.optimizer.model_functions import ModelFunction, ModelVersion
+from sqlml.sqlutil import fetch_one, fetch_value, quote_ident
+
+PERSISTENT_STORE = "sqlml.prediction_cache"
+TEMP_STORE = "temp.__sqlml_prediction_cache"
+#: Rows per model batch when filling through a function's batch path.
+FILL_BATCH_ROWS = 65_536
+#: Show a progress bar for fills with at least this many misses (on a terminal).
+PROGRESS_MIN_ROWS = 200_000
+
+
+@dataclass
+class Fill:
+    """Everything one fill needs; built by the prediction_cache rule."""
+
+    store: str
+    keys_sql: str  # a query returning the distinct key columns
+    key_columns: list[str]
+    hash_sql: str  # SQL over the key columns: the cache key
+    call_sql: str  # SQL over the key columns: the model call
+    function: ModelFunction
+    model: str
+    version: ModelVersion
+    #: argument positions (1-based after the model name) of the key columns, and the
+    #: named constant arguments, for the batch path; None when only SQL can fill
+    batch_layout: dict[str, Any] | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        return (self.store, self.hash_sql, self.keys_sql)
+
+
+def store_for(connection) -> str | None:
+    """The persistent store when this connection may write it, else None."""
+    if connection is None or connection.read_only:
+        return None
+    exists = fetch_value(
+        connection.duckdb,
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'prediction_cache'",
+    )
+    return PERSISTENT_STORE if exists else None
+
+
+def ensure_temp_store(duck) -> str:
+    duck.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {TEMP_STORE.split('.')[1]} ("
+        "cache_key UBIGINT PRIMARY KEY, function VARCHAR, model VARCHAR, version INTEGER, "
+        "value VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+    return TEMP_STORE
+
+
+def run_fill(connection, fill: Fill) -> dict[str, Any]:
+    """Compute the misses of one fill and store them; returns counts."""
+    duck = connection.duckdb
+    if fill.store == TEMP_STORE:
+        ensure_temp_store(duck)
+    else:
+        _invalidate_old_versions(duck, fill)
+    keys = ", ".join(quote_ident(c) for c in fill.key_columns)
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE __sqlml_fill AS "
+        f"SELECT {keys}, {fill.hash_sql} AS __ml_key FROM ({fill.keys_sql}) AS __ml_k"
+    )
+    try:
+        duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE __sqlml_misses AS SELECT f.* FROM __sqlml_fill AS f "
+            f"ANTI JOIN {fill.store} AS s ON s.cache_key = f.__ml_key"
+        )
+        lookups = fetch_value(duck, "SELECT count(*) FROM __sqlml_fill")
+        misses = fetch_value(duck, "SELECT count(*) FROM __sqlml_misses")
+        if misses:
+            if fill.batch_layout is not None and fill.function.batch is not None:
+                _fill_in_batches(connection, fill, misses)
+            else:
+                duck.execute(
+                    f"INSERT OR IGNORE INTO {fill.store} (cache_key, function, model, version, value) "
+                    f"SELECT __ml_key, ?, ?, ?, CAST({fill.call_sql} AS VARCHAR) FROM __sqlml_misses",
+                    [fill.function.name, fill.model, fill.version.number],
+                )
+    finally:
+        duck.execute("DROP TABLE IF EXISTS temp.__sqlml_fill")
+        duck.execute("DROP TABLE IF EXISTS temp.__sqlml_misses")
+    report = {"lookups": lookups, "hits": lookups - misses, "misses": misses}
+    if fill.store == PERSISTENT_STORE:
+        _count(duck, fill, report)
+    fill.report = report
+    return report
+
+
+def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
+    """Misses through the model's batch path, FILL_BATCH_ROWS at a time."""
+    import pyarrow as pa
+
+    duck = connection.duckdb
+    layout = fill.batch_layout
+    keys = ", ".join(quote_ident(c) for c in fill.key_columns)
+    progress = _progress(misses, f"{fill.function.name}('{fill.model}')")
+    try:
+        for start in range(0, misses, FILL_BATCH_ROWS):
+            batch = duck.sql(
+                f"SELECT {keys}, __ml_key FROM __sqlml_misses WHERE rowid >= ? AND rowid < ?",
+                params=[start, start + FILL_BATCH_ROWS],
+            ).to_arrow_table()
+            arrays = [batch.column(c) for c in fill.key_columns]
+            values = fill.function.batch(connection.session, fill.model, fill.version, arrays, layout["named"])
+            result = pa.table({"cache_key": batch.column("__ml_key"), "value": values})
+            duck.register("__sqlml_batch", result)
+            try:
+                duck.execute(
+                    f"INSERT OR IGNORE INTO {fill.store} (cache_key, function, model, version, value) "
+                    f"SELECT cache_key, ?, ?, ?, CAST(value AS VARCHAR) FROM __sqlml_batch",
+                    [fill.function.name, fill.model, fill.version.number],
+                )
+            finally:
+                duck.unregister("__sqlml_batch")
+            if progress is not None:
+                progress.update(batch.num_rows)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _progress(total: int, label: str):
+    if total < PROGRESS_MIN_ROWS or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="rows", unit_scale=True, leave=False)
+
+
+def _invalidate_old_versions(duck, fill: Fill) -> None:
+    """A new model version makes the old version's rows dead weight: delete them."""
+    row = fetch_one(
+        duck,
+        "SELECT token FROM sqlml.prediction_cache_stats WHERE function = ? AND model = ?",
+        [fill.function.name, fill.model],
+    )
+    if row is not None and row[0] != fill.version.token:
+        duck.execute(
+            "DELETE FROM sqlml.prediction_cache WHERE function = ? AND model = ?",
+            [fill.function.name, fill.model],
+        )
+        duck.execute(
+            "DELETE FROM sqlml.prediction_cache_stats WHERE function = ? AND model = ?",
+            [fill.function.name, fill.model],
+        )
+
+
+def _count(duck, fill: Fill, report: dict[str, Any]) -> None:
+    duck.execute(
+        "INSERT INTO sqlml.prediction_cache_stats (function, model, version, token, lookups, hits, misses) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (function, model) DO UPDATE SET "
+        "lookups = lookups + excluded.lookups, hits = hits + excluded.hits, "
+        "misses = misses + excluded.misses, updated_at = now()",
+        [
+            fill.function.name,
+            fill.model,
+            fill.version.number,
+            fill.version.token,
+            report["lookups"],
+            report["hits"],
+            report["misses"],
+        ],
+    )
+
+
+def clear(duck, model: str | None = None) -> int:
+    """Delete cached predictions (of one model, or all); returns rows deleted."""
+    where, params = ("WHERE model = ?", [model]) if model is not None else ("", [])
+    deleted = fetch_value(duck, f"SELECT count(*) FROM sqlml.prediction_cache {where}", params)
+    duck.execute(f"DELETE FROM sqlml.prediction_cache {where}", params)
+    duck.execute(f"DELETE FROM sqlml.prediction_cache_stats {where}", params)
+    return deleted
+
+
+def stats(duck) -> list[tuple]:
+    return duck.execute(
+        "SELECT s.function, s.model, s.version, s.lookups, s.hits, s.misses, "
+        "(SELECT count(*) FROM sqlml.prediction_cache c WHERE c.function = s.function AND c.model = s.model), "
+        "s.updated_at FROM sqlml.prediction_cache_stats s ORDER BY s.function, s.model"
+    ).fetchall()
