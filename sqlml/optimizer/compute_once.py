@@ -20,6 +20,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlml.optimizer.hoist import add_ctes, necessary_conditions
+from sqlml.optimizer.naming import keep_names
 from sqlml.optimizer.scopes import call_groups, exclude_from_stars, hoistable, scopes
 
 NAME = "compute_once"
@@ -50,6 +51,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
             column = f"__ml_v{number}" if i == 0 else f"__ml_v{number}_{i}"
             columns.append(column)
             body.select(group.call.copy().as_(column), copy=False)
+            keep_names(select, group.occurrences, context)
             for occurrence in group.occurrences:
                 occurrence.replace(exp.column(column, table=alias.copy()))
         cte = exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(rows_name)), materialized=True)

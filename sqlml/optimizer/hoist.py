@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from sqlml.optimizer.model_functions import ModelFunction
+from sqlml.optimizer.naming import keep_names
 from sqlml.optimizer.scopes import (
     CallGroup,
     and_all,
@@ -126,6 +127,7 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
     joins = list(select.args.get("joins") or [])
     joins.append(exp.Join(this=exp.to_table(pred_name), side="LEFT", on=on))
     select.set("joins", joins)
+    keep_names(select, group.occurrences, context)
     for occurrence in group.occurrences:
         occurrence.replace(exp.column(value_column, table=pred_name))
     exclude_from_stars(select, [*key_columns, value_column])

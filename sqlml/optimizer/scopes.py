@@ -72,27 +72,28 @@ def _depth(node: exp.Expression) -> int:
 
 
 def is_rewritable_scope(select: exp.Select) -> bool:
-    if select.args.get("joins") and any(
-        isinstance(j.this, exp.Lateral) or j.args.get("kind") == "LATERAL" for j in select.args["joins"]
-    ):
+    joins = select.args.get("joins") or []
+    if any(isinstance(j.this, exp.Lateral) or j.args.get("kind") == "LATERAL" for j in joins):
         return False
     node = select
     while node.parent is not None:
         parent, key = node.parent, node.arg_key
         if isinstance(parent, exp.Subquery):
-            grand = parent.parent
-            if not isinstance(grand, (exp.From, exp.Join, exp.Union, exp.Subquery, exp.Create, exp.Insert)):
+            if not isinstance(parent.parent, (exp.From, exp.Join, exp.Union, exp.Subquery, exp.Create, exp.Insert)):
                 return False
-        elif isinstance(parent, (exp.Union, exp.With, exp.From, exp.Join)):
-            pass
         elif isinstance(parent, exp.CTE):
             if parent.parent is not None and parent.parent.args.get("recursive"):
                 return False
-        elif isinstance(parent, (exp.Create, exp.Insert)) and key == "expression":
-            pass
-        elif isinstance(parent, exp.Select) and key == "with_":
-            pass
-        else:
+        elif isinstance(parent, (exp.Select, exp.Union)):
+            if key not in ("from_", "joins", "with_", "this", "expression"):
+                return False
+        elif isinstance(parent, exp.Join):
+            if key != "this":
+                return False
+        elif isinstance(parent, (exp.Create, exp.Insert)):
+            if key != "expression":
+                return False
+        elif not isinstance(parent, (exp.With, exp.From)):
             return False
         node = parent
     return True
