@@ -19,7 +19,7 @@ class Step:
     description: str
     sql: str
     run: Any  # Callable[[connection], dict]
-    key: tuple = ()  # identifies equal work across statements (multi-query optimization)
+    fill: Any = None  # the sqlml.serving.cache.Fill a cache step runs (multi-query optimization merges them)
 
 
 @dataclass

@@ -110,36 +110,29 @@ def describe() -> list[dict[str, Any]]:
     return rows
 
 
-def _training_version(connection, model: str) -> ModelVersion | None:
-    """The latest registered version of a trained model (sqlml.training.registry)."""
+def _registry_version(connection, model: str) -> ModelVersion | None:
+    """Version and cache token of a trained model (``sqlml.training.registry``)."""
     from sqlml.serving.models import model_version
 
     return model_version(connection, model)
 
 
-def _training_batch(session, model, version, arrays, named):
-    from sqlml.serving.models import predict_batch
+def _udf_batch(name: str):
+    """A batch path that calls the function's own vectorized implementation on big arrays."""
 
-    return predict_batch(session, model, version, arrays, named, proba=False)
+    def batch(session, model, version, arrays, named):
+        from sqlml.serving.models import predict_batch
+
+        return predict_batch(name, session, model, version, arrays, named)
+
+    return batch
 
 
-def _training_batch_proba(session, model, version, arrays, named):
-    from sqlml.serving.models import predict_batch
-
-    return predict_batch(session, model, version, arrays, named, proba=True)
-
-
-register_model_function(
-    "ml_predict",
-    cost=100.0,
-    version=_training_version,
-    batch=_training_batch,
-    description="class label (or value) a trained model predicts for the feature arguments",
-)
-register_model_function(
-    "ml_predict_proba",
-    cost=100.0,
-    version=_training_version,
-    batch=_training_batch_proba,
-    description="class probabilities a trained classifier predicts for the feature arguments",
-)
+for _name, _description in (
+    ("ml_predict", "class name (or a regression value as text) a trained model predicts"),
+    ("ml_predict_value", "a regression model's prediction"),
+    ("ml_predict_proba", "class probabilities of a trained classifier"),
+):
+    register_model_function(
+        _name, cost=100.0, version=_registry_version, batch=_udf_batch(_name), description=_description
+    )

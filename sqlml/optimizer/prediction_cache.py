@@ -117,7 +117,7 @@ def use_cache(h: Hoisted, version, context) -> None:
             f"for the distinct inputs of __ml_keys_{h.number} that it lacks",
             sql=f"-- keys to look up\n{fill.keys_sql}",
             run=lambda connection, fill=fill: run_fill(connection, fill),
-            key=fill.key,
+            fill=fill,
         )
     )
     context.note("fills", fill)

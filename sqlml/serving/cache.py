@@ -42,10 +42,6 @@ class Fill:
     batch_layout: dict[str, Any] | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def key(self) -> tuple:
-        return (self.store, self.hash_sql, self.keys_sql)
-
 
 def store_for(connection) -> str | None:
     """The persistent store when this connection may write it, else None."""
