@@ -44,6 +44,9 @@ class ModelFunction:
     #: array: predictions for many rows at once, used to fill the prediction cache in
     #: batches larger than DuckDB's 2048-row UDF chunks. None: fill through the SQL UDF.
     batch: Callable[..., Any] | None = None
+    #: whether rows with a NULL argument reach the model (sqlml UDFs: yes, they decide);
+    #: False mirrors DuckDB's default for UDFs: such rows give NULL without a call
+    nulls_reach_model: bool = True
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -106,7 +106,6 @@ def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
     import pyarrow as pa
 
     duck = connection.duckdb
-    layout = fill.batch_layout
     keys = ", ".join(quote_ident(c) for c in fill.key_columns)
     progress = _progress(misses, f"{fill.function.name}('{fill.model}')")
     try:
@@ -115,23 +114,42 @@ def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
                 f"SELECT {keys}, __ml_key FROM __sqlml_misses WHERE rowid >= ? AND rowid < ?",
                 params=[start, start + FILL_BATCH_ROWS],
             ).to_arrow_table()
-            arrays = [batch.column(c) for c in fill.key_columns]
-            values = fill.function.batch(connection.session, fill.model, fill.version, arrays, layout["named"])
-            result = pa.table({"cache_key": batch.column("__ml_key"), "value": values})
-            duck.register("__sqlml_batch", result)
-            try:
-                duck.execute(
-                    f"INSERT OR IGNORE INTO {fill.store} (cache_key, function, model, version, value) "
-                    f"SELECT cache_key, ?, ?, ?, CAST(value AS VARCHAR) FROM __sqlml_batch",
-                    [fill.function.name, fill.model, fill.version.number],
-                )
-            finally:
-                duck.unregister("__sqlml_batch")
+            rows = batch.num_rows
+            if not fill.function.nulls_reach_model:
+                batch, nulls = _split_nulls(batch, fill.key_columns)
+                if nulls.num_rows:
+                    _insert(duck, fill, pa.table({"cache_key": nulls.column("__ml_key"), "value": pa.nulls(nulls.num_rows)}))
+            if batch.num_rows:
+                arrays = [batch.column(c) for c in fill.key_columns]
+                values = fill.function.batch(connection.session, fill.model, fill.version, arrays, fill.batch_layout["named"])
+                _insert(duck, fill, pa.table({"cache_key": batch.column("__ml_key"), "value": values}))
             if progress is not None:
-                progress.update(batch.num_rows)
+                progress.update(rows)
     finally:
         if progress is not None:
             progress.close()
+
+
+def _split_nulls(batch, columns):
+    """(rows whose key columns are all non-NULL, the others): DuckDB's default for UDFs."""
+    import pyarrow.compute as pc
+
+    keep = pc.is_valid(batch.column(columns[0]))
+    for column in columns[1:]:
+        keep = pc.and_(keep, pc.is_valid(batch.column(column)))
+    return batch.filter(keep), batch.filter(pc.invert(keep))
+
+
+def _insert(duck, fill: Fill, result) -> None:
+    duck.register("__sqlml_batch", result)
+    try:
+        duck.execute(
+            f"INSERT OR IGNORE INTO {fill.store} (cache_key, function, model, version, value) "
+            f"SELECT cache_key, ?, ?, ?, CAST(value AS VARCHAR) FROM __sqlml_batch",
+            [fill.function.name, fill.model, fill.version.number],
+        )
+    finally:
+        duck.unregister("__sqlml_batch")
 
 
 def _progress(total: int, label: str):

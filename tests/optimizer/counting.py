@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from sqlml.errors import ServingError
 from sqlml.optimizer.model_functions import ModelVersion, register_model_function, unregister_model_function
 
 
@@ -33,6 +34,8 @@ class CountingModel:
         self.inputs.clear()
 
     def _compute(self, models, columns) -> np.ndarray:
+        if "broken" in models:
+            raise ServingError("broken model: cannot score")
         total = np.zeros(len(models))
         for column in columns:
             total += np.asarray(column, dtype=float)
@@ -66,6 +69,7 @@ class CountingModel:
             cost=self.cost,
             version=self.version,
             batch=self.batch if self.with_batch else None,
+            nulls_reach_model=False,  # a plain DuckDB UDF: NULL arguments give NULL
             description="test model: version * sum(inputs)",
         )
         return self
