@@ -2,8 +2,8 @@
 
 -- Results of model calls, keyed by what determines them. cache_key is
 -- hash(call signature, model version token, input values...): the signature holds the
--- function, the model name and any constant arguments; the token changes whenever a
--- model's weights do, so a new version never reads an old version's predictions.
+-- function and any constant arguments; the token names the model and changes whenever
+-- its weights do, so a new version never reads an old version's predictions.
 CREATE TABLE IF NOT EXISTS sqlml.prediction_cache (
     cache_key  UBIGINT NOT NULL PRIMARY KEY,
     function   VARCHAR NOT NULL,
@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS sqlml.prediction_cache (
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
 
--- One row per (function, model): the version the cached rows belong to and counters.
+-- Counters per (function, model, version); token identifies the weights of that version.
 CREATE TABLE IF NOT EXISTS sqlml.prediction_cache_stats (
     function   VARCHAR NOT NULL,
     model      VARCHAR NOT NULL,
@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS sqlml.prediction_cache_stats (
     hits       BIGINT NOT NULL DEFAULT 0,   -- found in the cache
     misses     BIGINT NOT NULL DEFAULT 0,   -- computed by the model and stored
     updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-    PRIMARY KEY (function, model)
+    PRIMARY KEY (function, model, version)
 );
 
 -- The online endpoint (sqlml serve): one row per HTTP request ...

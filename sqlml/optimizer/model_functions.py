@@ -28,6 +28,8 @@ class ModelVersion:
 
     number: int
     token: str
+    #: the model's own name when the reference differs (``'delay@2'`` -> ``'delay'``)
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,14 @@ def _version(context, function, model):
 
 
 def signature(call: exp.Anonymous, key_columns: list[str]) -> str:
-    """The call's text with its row inputs as ``?``: what, besides inputs, fixes the result."""
+    """The call's text with the model and the row inputs as ``?``.
+
+    With the version token (which names the model and its weights) it fixes everything
+    but the inputs, so ``'delay'`` and ``'delay@3'`` share entries while 3 is the latest.
+    """
     template = call.copy()
     template.set("this", str(call.this).lower())
+    template.expressions[0].replace(exp.Placeholder())
     for node in list(template.find_all(exp.Column)):
         if node.name in key_columns:
             node.replace(exp.Placeholder())
@@ -103,7 +108,8 @@ def use_cache(h: Hoisted, version, context) -> None:
         hash_sql=cache_key.sql(dialect="duckdb"),
         call_sql=h.call.sql(dialect="duckdb", normalize_functions=False),
         function=h.function,
-        model=h.model,
+        model=version.name or h.model,
+        reference=h.model,
         version=version,
         batch_layout=_batch_layout(h),
     )

@@ -35,8 +35,9 @@ class Fill:
     hash_sql: str  # SQL over the key columns: the cache key
     call_sql: str  # SQL over the key columns: the model call
     function: ModelFunction
-    model: str
+    model: str  # the model's name (for counters and invalidation)
     version: ModelVersion
+    reference: str = ""  # how the query named it ('delay' or 'delay@2'): what the batch path gets
     #: argument positions (1-based after the model name) of the key columns, and the
     #: named constant arguments, for the batch path; None when only SQL can fill
     batch_layout: dict[str, Any] | None = None
@@ -121,7 +122,9 @@ def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
                     _insert(duck, fill, pa.table({"cache_key": nulls.column("__ml_key"), "value": pa.nulls(nulls.num_rows)}))
             if batch.num_rows:
                 arrays = [batch.column(c) for c in fill.key_columns]
-                values = fill.function.batch(connection.session, fill.model, fill.version, arrays, fill.batch_layout["named"])
+                values = fill.function.batch(
+                    connection.session, fill.reference or fill.model, fill.version, arrays, fill.batch_layout["named"]
+                )
                 _insert(duck, fill, pa.table({"cache_key": batch.column("__ml_key"), "value": values}))
             if progress is not None:
                 progress.update(rows)
@@ -161,27 +164,27 @@ def _progress(total: int, label: str):
 
 
 def _invalidate_old_versions(duck, fill: Fill) -> None:
-    """A new model version makes the old version's rows dead weight: delete them."""
-    row = fetch_one(
-        duck,
-        "SELECT token FROM sqlml.prediction_cache_stats WHERE function = ? AND model = ?",
-        [fill.function.name, fill.model],
-    )
-    if row is not None and row[0] != fill.version.token:
-        duck.execute(
-            "DELETE FROM sqlml.prediction_cache WHERE function = ? AND model = ?",
+    """Rows of older versions (or of a model re-created under this number) are dead weight."""
+    stale = [
+        version
+        for version, token in duck.execute(
+            "SELECT version, token FROM sqlml.prediction_cache_stats WHERE function = ? AND model = ?",
             [fill.function.name, fill.model],
-        )
-        duck.execute(
-            "DELETE FROM sqlml.prediction_cache_stats WHERE function = ? AND model = ?",
-            [fill.function.name, fill.model],
-        )
+        ).fetchall()
+        if version < fill.version.number or (version == fill.version.number and token != fill.version.token)
+    ]
+    for version in stale:
+        for table in ("sqlml.prediction_cache", "sqlml.prediction_cache_stats"):
+            duck.execute(
+                f"DELETE FROM {table} WHERE function = ? AND model = ? AND version = ?",
+                [fill.function.name, fill.model, version],
+            )
 
 
 def _count(duck, fill: Fill, report: dict[str, Any]) -> None:
     duck.execute(
         "INSERT INTO sqlml.prediction_cache_stats (function, model, version, token, lookups, hits, misses) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (function, model) DO UPDATE SET "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (function, model, version) DO UPDATE SET "
         "lookups = lookups + excluded.lookups, hits = hits + excluded.hits, "
         "misses = misses + excluded.misses, updated_at = now()",
         [
@@ -208,6 +211,6 @@ def clear(duck, model: str | None = None) -> int:
 def stats(duck) -> list[tuple]:
     return duck.execute(
         "SELECT s.function, s.model, s.version, s.lookups, s.hits, s.misses, "
-        "(SELECT count(*) FROM sqlml.prediction_cache c WHERE c.function = s.function AND c.model = s.model), "
-        "s.updated_at FROM sqlml.prediction_cache_stats s ORDER BY s.function, s.model"
+        "(SELECT count(*) FROM sqlml.prediction_cache c WHERE c.function = s.function AND c.model = s.model "
+        "AND c.version = s.version), s.updated_at FROM sqlml.prediction_cache_stats s ORDER BY s.function, s.model, s.version"
     ).fetchall()

@@ -35,7 +35,8 @@ def model_version(connection, reference: str) -> ModelVersion | None:
     row = fetch_one(duck, "SELECT created_at FROM sqlml.models WHERE name = ? AND version = ?", [name, version])
     if row is None:
         return None
-    return ModelVersion(int(version), f"{name}@{version}:{row[0].isoformat() if row[0] else ''}")
+    created = row[0].isoformat() if row[0] else ""
+    return ModelVersion(int(version), f"{name}@{version}:{created}", name)
 
 
 def pinned_reference(reference: str, version: ModelVersion) -> str:
