@@ -5,6 +5,7 @@ one function ``rule(expression, context) -> expression`` and records in ``contex
 whether it fired. Statements without model calls never get here (see
 sqlml.query.router), and text naming no registered model function is not even parsed.
 
+    bulk_inference       CREATE TABLE AS / INSERT scoring streams through the model in big batches
     predicate_placement  cheap WHERE terms guard the model terms (cheapest model first)
     distinct_inputs      each model call runs once per distinct input, joined back
     prediction_cache     results come from sqlml.prediction_cache; only misses are computed
@@ -19,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlml.optimizer import compute_once, distinct_inputs, predicate_placement, prediction_cache
+from sqlml.optimizer import bulk_inference, compute_once, distinct_inputs, predicate_placement, prediction_cache
 
 RULES: tuple = (
+    bulk_inference.rule,
     predicate_placement.rule,
     distinct_inputs.rule,
     prediction_cache.rule,
@@ -94,7 +96,7 @@ def rewrite(
     if not context.fired:
         return RewriteResult(sql, sql)
     rewritten = expression.sql(dialect="duckdb", normalize_functions=False)
-    problem = _binds(connection, rewritten)
+    problem = _binds(connection, rewritten, context.placeholders)
     if problem is not None:
         return RewriteResult(sql, sql, notes=[f"rewrite not used: DuckDB rejects it ({problem})"])
     result = RewriteResult(sql, rewritten, list(context.fired), list(context.steps))
@@ -129,16 +131,22 @@ def _prepare(sql, connection, disabled, store):
     return context, expression
 
 
-def _binds(connection, sql: str) -> str | None:
+def _binds(connection, sql: str, placeholders: dict) -> str | None:
     """None when DuckDB plans ``sql``; else its complaint (nothing runs)."""
     if connection is None:
         return None
     import duckdb
 
+    duck = connection.duckdb
+    for name, empty in placeholders.items():
+        duck.register(name, empty)
     try:
-        connection.duckdb.execute("EXPLAIN " + sql).fetchall()
+        duck.execute("EXPLAIN " + sql).fetchall()
     except duckdb.Error as error:
         return str(error).splitlines()[0]
+    finally:
+        for name in placeholders:
+            duck.unregister(name)
     return None
 
 

@@ -33,6 +33,9 @@ class RewriteContext:
     #: rule names switched off for this rewrite
     disabled: frozenset[str] = frozenset()
     counter: int = 0
+    #: relations the rewritten statement reads that exist only once its steps ran:
+    #: name -> an empty Arrow table of the same schema, registered to check binding
+    placeholders: dict[str, Any] = field(default_factory=dict)
 
     def fire(self, rule: str) -> None:
         if rule not in self.fired:

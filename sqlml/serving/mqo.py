@@ -54,8 +54,13 @@ def sql_many(connection, statements: list[str]) -> list[Any]:
 
 
 def _run_group(connection, texts: list[str]) -> list[Any]:
-    """Plan together, then run each rewrite (its fills are done: the optimizer finds nothing left)."""
-    return [connection.sql(planned.result.sql) for planned in plan(connection, texts)]
+    """Plan together, then run each rewrite: its fills are done, its other steps (a bulk
+    stream) run just before it, and the optimizer finds nothing left to rewrite."""
+    results = []
+    for planned in plan(connection, texts):
+        optimizer.run_steps(connection, [s for s in planned.result.steps if s.fill is None])
+        results.append(connection.sql(planned.result.sql))
+    return results
 
 
 def plan(connection, texts: list[str]) -> list[Planned]:
@@ -138,4 +143,8 @@ def share_script(connection, text: str, spans: list[tuple[int, int]], start: int
     if len(run) < 2:
         return {}
     plans = plan(connection, [statement for _, statement in run])
-    return {index: p.result.sql for (index, _), p in zip(run, plans, strict=True) if p.result.fired}
+    return {
+        index: p.result.sql
+        for (index, _), p in zip(run, plans, strict=True)
+        if p.result.fired and all(step.fill is not None for step in p.result.steps)
+    }

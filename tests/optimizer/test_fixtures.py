@@ -19,7 +19,7 @@ def test_every_rule_has_fixtures():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rule_fixture(case, scored):
     con, score, cheap = scored
-    rewritten, context = apply_rule(case.rule, case.input, con)
+    rewritten, context = apply_rule(case.rule, case.input, con, case.options.get("patch"))
     assert rewritten == normalized(case.expected)
     assert (case.rule in context.fired) == (normalized(case.input) != normalized(case.expected))
     if case.options.get("execute", "true") == "false":
@@ -27,13 +27,20 @@ def test_rule_fixture(case, scored):
     ordered = isinstance(sqlglot.parse_one(case.input, read="duckdb"), sqlglot.exp.Query) and bool(
         sqlglot.parse_one(case.input, read="duckdb").args.get("order")
     )
+    check, reset = case.options.get("check"), case.options.get("reset")
     score.reset(), cheap.reset()
     before = con.duckdb.execute(case.input).fetchall()
     original_calls = score.total + cheap.total
+    if check:
+        before = con.duckdb.execute(check).fetchall()
+    if reset:
+        con.duckdb.execute(reset)
     score.reset(), cheap.reset()
     optimizer.run_steps(con, context.steps)
     after = con.duckdb.execute(rewritten).fetchall()
     calls = score.total + cheap.total
+    if check:
+        after = con.duckdb.execute(check).fetchall()
     if ordered:
         assert after == before
     else:
