@@ -37,6 +37,10 @@ def rule_name(rule) -> str:
 
 RULE_NAMES: tuple[str, ...] = tuple(rule_name(r) for r in RULES)
 
+#: Leading comment of statements already rewritten (multi-query optimization runs them
+#: through Connection.sql again); rewrite() passes them through untouched.
+OPTIMIZED = "/* sqlml: optimized */ "
+
 
 @dataclass
 class RewriteResult:
@@ -85,7 +89,7 @@ def rewrite(
     """
     from sqlml.optimizer.model_functions import mentions_model_call
 
-    if not RULES or not mentions_model_call(sql):
+    if not RULES or sql.startswith(OPTIMIZED) or not mentions_model_call(sql):
         return RewriteResult(sql, sql)
     context, expression = _prepare(sql, connection, disabled, store)
     if expression is None:

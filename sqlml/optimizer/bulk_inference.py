@@ -22,7 +22,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlml.optimizer.naming import duckdb_name
-from sqlml.optimizer.scopes import call_groups, clause_of, hoistable, is_aggregate_scope, key_positions
+from sqlml.optimizer.scopes import call_groups, clause_of, hoistable, is_aggregate_scope, key_positions, select_from
 
 NAME = "bulk_inference"
 MIN_ROWS = 20_000
@@ -89,7 +89,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
     from sqlml.serving.bulk import stream_schema
 
     context.placeholders[plan.view] = stream_schema(connection, plan).empty_table()
-    final = exp.select(*outputs).from_(plan.view)
+    final = select_from(outputs, plan.view)
     select.replace(final)
 
     from sqlml.optimizer.context import Step

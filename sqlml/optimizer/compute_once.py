@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from sqlml.optimizer.hoist import add_ctes, necessary_conditions
 from sqlml.optimizer.naming import keep_names
-from sqlml.optimizer.scopes import call_groups, exclude_from_stars, hoistable, scopes
+from sqlml.optimizer.scopes import call_groups, exclude_from_stars, hoistable, scopes, table
 
 NAME = "compute_once"
 
@@ -43,7 +43,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
         for group in repeated:
             terms = necessary_conditions(select, group)
             conditions = terms if conditions is None else [t for t in conditions if t in terms]
-        body = exp.select(exp.Star()).from_(source.copy())
+        body = exp.Select(expressions=[exp.Star()], from_=exp.From(this=source.copy()))
         if conditions:
             body.where(exp.and_(*[t.copy() for t in conditions]), copy=False)
         columns = []
@@ -56,9 +56,9 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
                 occurrence.replace(exp.column(column, table=alias.copy()))
         cte = exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(rows_name)), materialized=True)
         select = add_ctes(select, [cte])
-        table = exp.to_table(rows_name)
-        table.set("alias", exp.TableAlias(this=alias.copy()))
-        select.set("from_", exp.From(this=table))
+        rows = table(rows_name)
+        rows.set("alias", exp.TableAlias(this=alias.copy()))
+        select.set("from_", exp.From(this=rows))
         exclude_from_stars(select, columns)
         exclude_from_stars(select, columns, qualifier=alias.name)
         context.fire(NAME)

@@ -34,6 +34,8 @@ from sqlml.optimizer.scopes import (
     has_model_call,
     hoistable,
     key_positions,
+    select_from,
+    table,
 )
 
 
@@ -100,7 +102,7 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
     key_columns = [f"__ml_k{number}_{j}" for j in range(len(positions))]
     value_column = f"__ml_v{number}"
 
-    keys = exp.select(*[call.expressions[p].copy().as_(key_columns[j]) for j, p in enumerate(positions)])
+    keys = exp.Select(expressions=[call.expressions[p].copy().as_(key_columns[j]) for j, p in enumerate(positions)])
     keys.set("distinct", exp.Distinct())
     keys.set("from_", select.args["from_"].copy())
     if select.args.get("joins"):
@@ -112,7 +114,7 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
     key_call = call.copy()
     for j, p in enumerate(positions):
         key_call.expressions[p].replace(exp.column(key_columns[j]))
-    pred = exp.select(*[exp.column(c) for c in key_columns], key_call.copy().as_(value_column)).from_(keys_name)
+    pred = select_from([*[exp.column(c) for c in key_columns], key_call.copy().as_(value_column)], keys_name)
 
     keys_cte = exp.CTE(this=keys, alias=exp.TableAlias(this=exp.to_identifier(keys_name)))
     pred_cte = exp.CTE(this=pred, alias=exp.TableAlias(this=exp.to_identifier(pred_name)), materialized=True)
@@ -125,7 +127,7 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
         ]
     )
     joins = list(select.args.get("joins") or [])
-    joins.append(exp.Join(this=exp.to_table(pred_name), side="LEFT", on=on))
+    joins.append(exp.Join(this=table(pred_name), side="LEFT", on=on))
     select.set("joins", joins)
     keep_names(select, group.occurrences, context)
     for occurrence in group.occurrences:

@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from sqlml.optimizer.hoist import Hoisted, hoist_scope
 from sqlml.optimizer.model_functions import return_type
-from sqlml.optimizer.scopes import is_constant, key_positions, scopes
+from sqlml.optimizer.scopes import is_constant, key_positions, scopes, select_from, table
 
 NAME = "prediction_cache"
 
@@ -88,15 +88,13 @@ def use_cache(h: Hoisted, version, context) -> None:
         this="hash",
         expressions=[exp.Literal.string(sig), exp.Literal.string(version.token), *[exp.column(c) for c in h.key_columns]],
     )
-    value_type = exp.DataType.build(return_type(h.function), dialect="duckdb")
+    value_type = _data_type(return_type(h.function))
     value = exp.Case(
         ifs=[exp.If(this=exp.Is(this=exp.column("cache_key", table=cache_alias), expression=exp.Null()), true=h.call.copy())],
         default=exp.Cast(this=exp.column("value", table=cache_alias), to=value_type),
     )
-    body = exp.select(*[exp.column(c, table=keys_name) for c in h.key_columns], value.as_(h.value_column))
-    body = body.from_(keys_name)
-    store_table = exp.to_table(store)
-    store_table.set("alias", exp.TableAlias(this=exp.to_identifier(cache_alias)))
+    body = select_from([*[exp.column(c, table=keys_name) for c in h.key_columns], value.as_(h.value_column)], keys_name)
+    store_table = table(store, alias=cache_alias)
     on = exp.EQ(this=exp.column("cache_key", table=cache_alias), expression=_qualified(cache_key, keys_name, h.key_columns))
     body.set("joins", [exp.Join(this=store_table, side="LEFT", on=on)])
     h.pred_cte.set("this", body)
@@ -127,6 +125,16 @@ def use_cache(h: Hoisted, version, context) -> None:
         )
     )
     context.note("fills", fill)
+
+
+_TYPES: dict[str, exp.DataType] = {}
+
+
+def _data_type(sql_type: str) -> exp.DataType:
+    """Parsed once per type name (parsing costs milliseconds)."""
+    if sql_type not in _TYPES:
+        _TYPES[sql_type] = exp.DataType.build(sql_type, dialect="duckdb")
+    return _TYPES[sql_type].copy()
 
 
 def _qualified(node: exp.Expression, table: str, columns: list[str]) -> exp.Expression:
@@ -188,6 +196,6 @@ def keys_query(h: Hoisted) -> exp.Select:
             ctes.append(cte.copy())
             if cte is h.keys_cte:
                 break
-    query = exp.select(exp.Star()).from_(h.keys_cte.alias)
+    query = select_from([exp.Star()], h.keys_cte.alias)
     query.set("with_", exp.With(expressions=ctes, recursive=recursive))
     return query

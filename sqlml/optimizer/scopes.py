@@ -187,9 +187,10 @@ def hoistable(group: CallGroup, select: exp.Select) -> bool:
 
 
 def _inside_aggregate(node: exp.Expression, select: exp.Select) -> bool:
+    """In an aggregate's arguments or its FILTER (WHERE ...): evaluated once per input row."""
     ancestor = node.parent
     while ancestor is not None and ancestor is not select:
-        if isinstance(ancestor, exp.AggFunc):
+        if isinstance(ancestor, (exp.AggFunc, exp.Filter)):
             return True
         ancestor = ancestor.parent
     return False
@@ -251,6 +252,23 @@ def exclude_from_stars(select: exp.Select, names: list[str], qualifier: str | No
         existing = list(target.args.get("except_") or [])
         existing += [exp.column(n) for n in names]
         target.set("except_", existing)
+
+
+def table(name: str, alias: str | None = None) -> exp.Table:
+    """A table node for an invented name (``__ml_pred_1``, ``sqlml.prediction_cache``).
+
+    Built directly: ``exp.to_table`` parses its argument, which costs milliseconds.
+    """
+    parts = name.split(".")
+    node = exp.Table(this=exp.to_identifier(parts[-1]), db=exp.to_identifier(parts[0]) if len(parts) > 1 else None)
+    if alias is not None:
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+    return node
+
+
+def select_from(projections: list[exp.Expression], name: str) -> exp.Select:
+    """``SELECT <projections> FROM <name>`` without parsing anything."""
+    return exp.Select(expressions=projections, from_=exp.From(this=table(name)))
 
 
 def highest_invented_number(root: exp.Expression) -> int:

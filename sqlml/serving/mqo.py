@@ -59,7 +59,8 @@ def _run_group(connection, texts: list[str]) -> list[Any]:
     results = []
     for planned in plan(connection, texts):
         optimizer.run_steps(connection, [s for s in planned.result.steps if s.fill is None])
-        results.append(connection.sql(planned.result.sql))
+        sql = planned.result.sql
+        results.append(connection.sql(optimizer.OPTIMIZED + sql if planned.result.fired else sql))
     return results
 
 
