@@ -31,7 +31,7 @@ class BatchPolicy:
     step: int = 8  # additive increase, rows
     backoff: float = 0.75  # multiplicative decrease
     target_ms: float = 25.0  # model time per batch the size adapts to
-    max_wait_ms: float = 2.0  # how long the first request of a batch may wait for company
+    max_wait_ms: float = 1.0  # how long the first request of a batch may wait for company
     max_queue: int = 4096  # rows waiting at most; beyond that: Overloaded
 
     @classmethod
