@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from sqlml.optimizer.hoist import add_ctes, necessary_conditions
+from sqlml.optimizer.hoist import add_ctes, necessary_conditions, stops_early
 from sqlml.optimizer.naming import keep_names
 from sqlml.optimizer.scopes import call_groups, exclude_from_stars, hoistable, scopes, table
 
@@ -31,7 +31,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
         repeated = [g for g in call_groups(select) if len(g.occurrences) > 1 and hoistable(g, select)]
         if not repeated or select.args.get("joins") or not select.args.get("from_"):
             continue
-        if select.args.get("limit") or select.args.get("offset"):
+        if stops_early(select):
             continue
         source = select.args["from_"].this
         if not isinstance(source, (exp.Table, exp.Subquery)) or not source.alias_or_name:

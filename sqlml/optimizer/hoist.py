@@ -33,6 +33,7 @@ from sqlml.optimizer.scopes import (
     exclude_from_stars,
     has_model_call,
     hoistable,
+    is_aggregate_scope,
     key_positions,
     select_from,
     table,
@@ -70,12 +71,16 @@ def hoist_scope(select: exp.Select, context, rule: str) -> list[Hoisted]:
 
 
 def _scope_allows_hoisting(select: exp.Select) -> bool:
-    """LIMIT without ORDER BY stops early; precomputing every row would cost more."""
+    """A LIMIT can stop a scan early, unless ORDER BY or aggregation reads every row anyway;
+    precomputing every row's call would then cost more than the query."""
     if not select.args.get("from_"):
         return False
-    if select.args.get("limit") or select.args.get("offset") or select.args.get("fetch"):
-        return False
-    return True
+    return not stops_early(select)
+
+
+def stops_early(select: exp.Select) -> bool:
+    limited = select.args.get("limit") or select.args.get("offset") or select.args.get("fetch")
+    return bool(limited) and not select.args.get("order") and not is_aggregate_scope(select)
 
 
 def _order(group: CallGroup, select: exp.Select, position: dict[int, int]):

@@ -253,13 +253,17 @@ class Server:
         predictor: Predictor | None = None,
         policy: BatchPolicy | None = None,
         config: ServerConfig | None = None,
+        connection=None,
     ):
         import sqlml
 
         if predictor is None and model is None:
             raise ValueError("a model name (or a predictor) is needed")
         self.config = config or ServerConfig()
-        self.connection = sqlml.connect(database)
+        # In a process that already has the database open (a notebook, the tour), pass its
+        # Connection: the server writes through a cursor of it instead of connecting again
+        # (a second connect would re-register the SQL functions on the shared instance).
+        self.connection = connection.cursor() if connection is not None else sqlml.connect(database)
         try:
             if predictor is None:
                 from sqlml.serving.predictor import ModelPredictor
