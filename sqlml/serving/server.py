@@ -247,7 +247,7 @@ class Server:
 
     def __init__(
         self,
-        database: str,
+        database: str | None,
         model: str | None = None,
         *,
         predictor: Predictor | None = None,
