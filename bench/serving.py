@@ -367,8 +367,12 @@ def main() -> None:
         print("online endpoint ...", flush=True)
         report["online"] = bench_online(args.db, args.quick)
         print(json.dumps(report["online"], indent=1), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and sections != {"batch", "rules", "mqo", "online"}:
+        previous = json.loads(out.read_text())  # a partial run updates its sections only
+        report = {**previous, **report}
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

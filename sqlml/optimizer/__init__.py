@@ -111,6 +111,7 @@ def rewrite(
 
 def _prepare(sql, connection, disabled, store):
     import sqlglot
+    from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
     from sqlml.optimizer.context import RewriteContext
@@ -131,6 +132,11 @@ def _prepare(sql, connection, disabled, store):
     if len(statements) != 1:
         return context, None
     expression = statements[0]
+    if expression.find(exp.Placeholder, exp.Parameter) is not None:
+        # ? and $n parameters bind by position: a rewrite that copies a WHERE term
+        # would change how many there are
+        context.note("messages", "statements with parameters are not rewritten")
+        return context, None
     context.counter = highest_invented_number(expression)
     return context, expression
 

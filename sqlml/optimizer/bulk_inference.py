@@ -22,7 +22,15 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlml.optimizer.naming import duckdb_name
-from sqlml.optimizer.scopes import call_groups, clause_of, hoistable, is_aggregate_scope, key_positions, select_from
+from sqlml.optimizer.scopes import (
+    call_groups,
+    clause_of,
+    hoistable,
+    is_aggregate_scope,
+    key_positions,
+    named_constants,
+    select_from,
+)
 
 NAME = "bulk_inference"
 MIN_ROWS = 20_000
@@ -54,7 +62,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
             slots[i] = projection
             input_select.expressions[i].replace(exp.alias_(exp.Null(), f"__ml_slot_{number}_{i}"))
     for j, (group, version) in enumerate(zip(groups, versions, strict=True)):
-        named = _named_constants(group.call)
+        named = named_constants(group.call)
         if named is None:
             return expression
         columns = []
@@ -149,21 +157,6 @@ def _within(node: exp.Expression, ancestor: exp.Expression) -> bool:
             return True
         node = node.parent
     return False
-
-
-def _named_constants(call: exp.Anonymous) -> dict | None:
-    """Named constant arguments (``opt := 1``); None when a positional constant is present."""
-    named = {}
-    positions = set(key_positions(call))
-    for i, arg in enumerate(call.expressions):
-        if i == 0 or i in positions:
-            continue
-        if isinstance(arg, exp.PropertyEQ) and isinstance(arg.expression, exp.Literal):
-            literal = arg.expression
-            named[arg.this.name] = literal.this if literal.is_string else float(literal.this)
-        else:
-            return None
-    return named
 
 
 def _shape(context, input_sql: str, arg_columns: list[str]):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -50,7 +50,6 @@ class ModelFunction:
     #: False mirrors DuckDB's default for UDFs: such rows give NULL without a call
     nulls_reach_model: bool = True
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 MODEL_FUNCTIONS: dict[str, ModelFunction] = {}

@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from sqlml.optimizer.hoist import Hoisted, hoist_scope
 from sqlml.optimizer.model_functions import return_type
-from sqlml.optimizer.scopes import is_constant, key_positions, scopes, select_from, table
+from sqlml.optimizer.scopes import named_constants, scopes, select_from, table
 
 NAME = "prediction_cache"
 
@@ -105,6 +105,7 @@ def use_cache(h: Hoisted, version, context) -> None:
         key_columns=h.key_columns,
         hash_sql=cache_key.sql(dialect="duckdb"),
         call_sql=h.call.sql(dialect="duckdb", normalize_functions=False),
+        signature=sig,
         function=h.function,
         model=version.name or h.model,
         reference=h.model,
@@ -146,34 +147,9 @@ def _qualified(node: exp.Expression, table: str, columns: list[str]) -> exp.Expr
 
 
 def _batch_layout(h: Hoisted):
-    """How the batch path gets this call's arguments; None if it cannot (positional constants)."""
-    named = {}
-    positions = key_positions(h.call)
-    for i, arg in enumerate(h.call.expressions):
-        if i == 0 or i in positions:
-            continue
-        if isinstance(arg, exp.PropertyEQ) and is_constant(arg):
-            named[arg.this.name] = _literal_value(arg.expression)
-            if named[arg.this.name] is _UNKNOWN:
-                return None
-        else:
-            return None
-    if any(isinstance(h.call.expressions[p], exp.PropertyEQ) for p in positions):
-        return None
-    return {"named": named}
-
-
-_UNKNOWN = object()
-
-
-def _literal_value(node: exp.Expression):
-    if isinstance(node, exp.Literal):
-        return node.this if node.is_string else float(node.this) if "." in node.this else int(node.this)
-    if isinstance(node, exp.Boolean):
-        return node.this
-    if isinstance(node, exp.Null):
-        return None
-    return _UNKNOWN
+    """How the batch path gets this call's arguments; None when only SQL can fill."""
+    named = named_constants(h.call)
+    return None if named is None else {"named": named}
 
 
 def keys_query(h: Hoisted) -> exp.Select:

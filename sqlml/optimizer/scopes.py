@@ -208,6 +208,27 @@ def key_positions(call: exp.Anonymous) -> list[int]:
     return [i for i, arg in enumerate(call.expressions) if i > 0 and not is_constant(arg)]
 
 
+def named_constants(call: exp.Anonymous) -> dict | None:
+    """The call's constant arguments written ``name := literal``, for batch paths that
+    take arrays for the row inputs and keywords for the rest; None when a constant is
+    positional or not a plain literal."""
+    named = {}
+    positions = set(key_positions(call))
+    for i, arg in enumerate(call.expressions):
+        if i == 0 or i in positions:
+            continue
+        if not (isinstance(arg, exp.PropertyEQ) and isinstance(arg.expression, (exp.Literal, exp.Boolean))):
+            return None
+        value = arg.expression
+        if isinstance(value, exp.Boolean):
+            named[arg.this.name] = value.this
+        elif value.is_string:
+            named[arg.this.name] = value.this
+        else:
+            named[arg.this.name] = float(value.this) if any(c in value.this for c in ".eE") else int(value.this)
+    return named
+
+
 def conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
     """The top-level AND terms of a condition (parentheses removed)."""
     if condition is None:

@@ -1,9 +1,9 @@
 """Adaptive batching for the online endpoint (Clipper's AIMD, Triton's queue delay).
 
 Requests wait in a bounded queue; one worker thread runs the model on batches of them.
-The batch size adapts: after each batch whose model time stayed under the latency
-target it grows by ``step`` rows (additive increase), after one that overshot it
-shrinks to ``backoff`` times itself (multiplicative decrease). A batch leaves as soon as
+The batch size adapts: after each full batch whose model time (CPU time of the model
+thread) stayed under the target it grows by ``step`` rows (additive increase), after one
+that overshot it shrinks to ``backoff`` times itself (multiplicative decrease). A batch leaves as soon as
 it is full or its first request has waited ``max_wait_ms``. A full queue refuses new
 work (``Overloaded``: the endpoint answers 503) instead of growing without bound.
 """
@@ -31,7 +31,8 @@ class BatchPolicy:
     step: int = 8  # additive increase, rows
     backoff: float = 0.75  # multiplicative decrease
     target_ms: float = 25.0  # model time per batch the size adapts to
-    max_wait_ms: float = 1.0  # how long the first request of a batch may wait for company
+    max_wait_ms: float = 0.0  # how long the first request of a batch may wait for company (0: never;
+    # batches still form while the model is busy, as in Triton, whose default this is)
     max_queue: int = 4096  # rows waiting at most; beyond that: Overloaded
 
     @classmethod
@@ -110,15 +111,13 @@ class AdaptiveBatcher:
             await self._gather()
             batch = self._take()
             rows = [row for pending in batch for row in pending.rows]
-            started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._executor, self.predict, rows)
+                results, elapsed = await loop.run_in_executor(self._executor, self._timed_predict, rows)
             except Exception as error:  # noqa: BLE001 - each waiting request gets the error
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(error)
                 continue
-            elapsed = time.perf_counter() - started
             self._adapt(elapsed, len(rows))
             at = 0
             for pending in batch:
@@ -126,6 +125,13 @@ class AdaptiveBatcher:
                 if not pending.future.done():
                     pending.future.set_result(results[at : at + n])
                 at += n
+
+    def _timed_predict(self, rows):
+        """Results and the model thread's CPU seconds: wall time would also count the
+        moments the event loop holds the GIL, which a smaller batch does not shorten."""
+        started = time.thread_time()
+        results = self.predict(rows)
+        return results, time.thread_time() - started
 
     async def _gather(self) -> None:
         """Wait (up to max_wait_ms after the oldest request arrived) for a full batch."""

@@ -38,6 +38,7 @@ class Fill:
     model: str  # the model's name (for counters and invalidation)
     version: ModelVersion
     reference: str = ""  # how the query named it ('delay' or 'delay@2'): what the batch path gets
+    signature: str = ""  # the call with its model and row inputs as ?: equal calls share fills
     #: argument positions (1-based after the model name) of the key columns, and the
     #: named constant arguments, for the batch path; None when only SQL can fill
     batch_layout: dict[str, Any] | None = None

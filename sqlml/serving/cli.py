@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
     parser.add_argument("--max-batch", type=int, default=512, help="largest model batch, rows (default: 512)")
     parser.add_argument("--target-ms", type=float, default=25.0, help="model time per batch the batch size adapts to")
-    parser.add_argument("--max-wait-ms", type=float, default=1.0, help="longest a request waits for a batch to fill")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="longest a request waits for a batch to fill")
     parser.add_argument("--max-queue", type=int, default=4096, help="rows waiting at most before answering 503")
     parser.add_argument("--max-rows", type=int, default=1024, help="inputs per request at most (413 beyond)")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body size limit (413 beyond)")

@@ -95,7 +95,7 @@ def run_merged(connection, steps) -> list[dict]:
         fill = getattr(step, "fill", None)
         if fill is None:
             continue
-        key = (fill.store, fill.function.name, fill.model, fill.version.token, _signature(fill), len(fill.key_columns))
+        key = (fill.store, fill.function.name, fill.model, fill.version.token, fill.signature, len(fill.key_columns))
         if key not in groups:
             groups[key] = []
             order.append(key)
@@ -110,10 +110,6 @@ def run_merged(connection, steps) -> list[dict]:
             report["statements"] = len(fills)
             reports.append(report)
     return reports
-
-
-def _signature(fill: cache.Fill) -> str:
-    return fill.hash_sql.split(",", 1)[0]  # hash('<call signature>', ...
 
 
 def _union(fills: list[cache.Fill]) -> cache.Fill:

@@ -157,3 +157,12 @@ def test_errors_while_filling_the_cache_reach_the_caller_typed(scored):
     with pytest.raises(sqlml.ServingError, match="broken model"):
         con.sql("SELECT ml_score('broken', x) FROM t").fetchall()
     assert con.sql("SELECT count(*) FROM sqlml.prediction_cache").fetchall() == [(0,)]
+
+
+def test_statements_with_parameters_run_unchanged(scored):
+    con, score, _ = scored
+    sql = "SELECT id, ml_score('m', x) AS p FROM t WHERE y = ? AND ml_score('m', x) > ? ORDER BY id"
+    result = optimizer.rewrite(sql, connection=con, dry_run=True)
+    assert result.sql == sql and "parameters" in result.notes[0]
+    assert con.sql(sql, [2, 50]).fetchall() == con.duckdb.execute(sql, [2, 50]).fetchall()
+    assert con.execute(sql, [2, 50]).fetchall() == con.duckdb.execute(sql, [2, 50]).fetchall()
