@@ -1,5 +1,5 @@
 """``EXPLAIN ML <query>``: the query as the optimizer rewrites it, the rules that fired,
-and the work that would run first (prediction-cache fills). Nothing is executed."""
+and the work that would run first (cache fills, bulk streams). Nothing is executed."""
 
 from __future__ import annotations
 
