@@ -67,7 +67,7 @@ def setup(con, quick: bool) -> None:
     for name, hidden, rows in ((MODEL, "[64, 64]", sample), (BIG_MODEL, "[512, 512, 512]", 5_000)):
         con.sql(
             f"CREATE MODEL {name} WITH (epochs := 1, hidden := {hidden}, seed := 0) "
-            f"AS SELECT {FEATURES}, label FROM feats WHERE month <= 6 USING SAMPLE {rows} ROWS (reservoir, 1)"
+            f"AS SELECT * FROM (SELECT {FEATURES}, label FROM feats WHERE month <= 6) USING SAMPLE {rows} ROWS (reservoir, 1)"
         ).fetchall()
 
 
@@ -288,7 +288,9 @@ def bench_online(db_path: str, quick: bool) -> dict:
     from sqlml.serving.server import Server, ServerConfig
 
     with sqlml.connect(db_path) as con:
-        inputs = con.sql(f"SELECT {FEATURES} FROM feats WHERE month >= 7 USING SAMPLE 5000 ROWS (reservoir, 2)").fetchall()
+        inputs = con.sql(
+            f"SELECT * FROM (SELECT {FEATURES} FROM feats WHERE month >= 7) USING SAMPLE 5000 ROWS (reservoir, 2)"
+        ).fetchall()
     names = [n.strip() for n in FEATURES.split(",")]
     inputs = [dict(zip(names, row, strict=True)) for row in inputs]
     results = {}

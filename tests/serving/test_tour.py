@@ -21,7 +21,7 @@ def test_serving_chapter(tmp_path):
     assert facts["batch_rules"]  # the batch statement was rewritten (bulk path or dedup + cache)
     proba = facts["cache"]["ml_predict_proba"]
     assert proba["hits"] > 0 and proba["misses"] > 0  # the repeated query hit, the overlapping one missed only new inputs
-    assert facts["endpoint_ok"] == 40 and facts["endpoint_bad_status"] == 422
+    assert facts["endpoint_ok"] == 41 and facts["endpoint_bad_status"] == 422
     assert "rules fired: predicate_placement, distinct_inputs, prediction_cache" in text
     if "skew_columns" in facts:
         assert "distance" in facts["skew_columns"]
