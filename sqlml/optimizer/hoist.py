@@ -55,13 +55,13 @@ class Hoisted:
     scope: exp.Select
 
 
-def hoist_scope(select: exp.Select, context, rule: str) -> list[Hoisted]:
-    """Hoist every hoistable model call of one scope; returns what was hoisted."""
+def hoist_scope(select: exp.Select, context, rule: str, accept=None) -> list[Hoisted]:
+    """Hoist the hoistable model calls of one scope (those ``accept`` takes, if given)."""
     if not _scope_allows_hoisting(select):
         return []
     done = []
     while True:
-        groups = [g for g in call_groups(select) if hoistable(g, select)]
+        groups = [g for g in call_groups(select) if hoistable(g, select) and (accept is None or accept(g))]
         if not groups:
             return done
         position = {id(node): i for i, node in enumerate(select.walk())}

@@ -8,7 +8,7 @@ is off) reads its distinct inputs' results from a store table keyed by
         SELECT __ml_k1_0, CASE WHEN __ml_c1.cache_key IS NULL THEN ml_predict('m', __ml_k1_0)
                                ELSE CAST(__ml_c1.value AS VARCHAR) END AS __ml_v1
         FROM __ml_keys_1 LEFT JOIN sqlml.prediction_cache AS __ml_c1
-             ON __ml_c1.cache_key = hash('ml_predict(''m'', ?)', '3:...', __ml_k1_0))
+             ON __ml_c1.cache_key = hash('ml_predict(?, ?)', 'm@3:<created_at>', __ml_k1_0))
 
 and a fill step runs before the query: it computes the misses and stores them
 (``sqlml.serving.cache``). Repeated and overlapping queries then call the model only
@@ -34,9 +34,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
     hoisted = list(context.notes.get("hoisted", []))
     if "distinct_inputs" in context.disabled:
         for select in scopes(expression):
-            if any(_version(context, g.function, g.model) for g in _raw_groups(select)):
-                for h in hoist_scope(select, context, NAME):
-                    hoisted.append(h)
+            hoisted += hoist_scope(select, context, NAME, accept=lambda g: _version(context, g.function, g.model))
     for h in hoisted:
         version = _version(context, h.function, h.model)
         if version is None:
@@ -44,12 +42,6 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
         use_cache(h, version, context)
         context.fire(NAME)
     return expression
-
-
-def _raw_groups(select):
-    from sqlml.optimizer.scopes import call_groups, hoistable
-
-    return [g for g in call_groups(select) if hoistable(g, select)]
 
 
 def _version(context, function, model):
