@@ -11,6 +11,7 @@ model for any input the store lacks, so it is correct even if the fill never ran
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,24 @@ def ensure_temp_store(duck) -> str:
     return TEMP_STORE
 
 
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _fill_lock(connection) -> threading.Lock:
+    """One fill at a time per database in this process: cursors filling the same keys
+    at once would collide on the primary key when the second one commits."""
+    with _locks_guard:
+        return _locks.setdefault(connection.session.database, threading.Lock())
+
+
 def run_fill(connection, fill: Fill) -> dict[str, Any]:
     """Compute the misses of one fill and store them; returns counts."""
+    with _fill_lock(connection):
+        return _run_fill(connection, fill)
+
+
+def _run_fill(connection, fill: Fill) -> dict[str, Any]:
     duck = connection.duckdb
     if fill.store == TEMP_STORE:
         ensure_temp_store(duck)

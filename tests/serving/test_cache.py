@@ -118,3 +118,26 @@ def test_cache_switched_off_computes_every_distinct_input_each_time(scored):
         con.sql("SELECT ml_score('m', x) FROM t").fetchall()
     assert model.total == 200
     assert stats(con) == []
+
+
+def test_cursors_filling_at_once_compute_each_input_once(scored):
+    import threading
+
+    con, model = scored
+    errors = []
+
+    def work():
+        cursor = con.cursor()
+        try:
+            for _ in range(2):
+                cursor.sql("SELECT sum(ml_score('m', id)) FROM t").fetchall()
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert model.total == 10_000  # one fill computed every id; the others found them cached
