@@ -41,13 +41,17 @@ class CallCounter:
     """Counts rows reaching ml_predict / ml_predict_proba (UDF chunks and batch path alike)."""
 
     def __init__(self):
+        import threading
+
         self.rows = 0
+        self.lock = threading.Lock()  # DuckDB threads and batch threads call at once
         for name in ("ml_predict", "ml_predict_proba"):
             function = udf.load_builtin()[name]
             original = function.fn
 
             def counted(session, model, *features, _original=original):
-                self.rows += len(model)
+                with self.lock:
+                    self.rows += len(model)
                 return _original(session, model, *features)
 
             function.fn = counted

@@ -10,7 +10,11 @@ reads from, so DuckDB itself creates or fills the table, in its own transaction.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +55,35 @@ class BulkPlan:
         return {"bulk_view": self.view}
 
 
+def model_workers(duck) -> int:
+    """Batches scored at once: DuckDB's thread count (what the UDF path would use), at most 4.
+
+    Models release the GIL while they compute, so batches in threads run in parallel.
+    """
+    from sqlml.sqlutil import fetch_value
+
+    try:
+        threads = int(fetch_value(duck, "SELECT current_setting('threads')"))
+    except Exception:  # noqa: BLE001 - a setting DuckDB always has; be safe anyway
+        threads = os.cpu_count() or 1
+    return max(1, min(threads, 4))
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
+    """``map(fn, items)`` on ``workers`` threads, results in order, a bounded number in flight."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqlml-batch") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def new_view_name(session) -> str:
     """A stream name unique in this session (``__sqlml_bulk_1``, ``_2``, ...)."""
     state = session.cache("serving")
@@ -63,6 +96,7 @@ def open_stream(connection, plan: BulkPlan):
     import pyarrow as pa
 
     schema = stream_schema(connection, plan)
+    workers = model_workers(connection.duckdb)
     cursor = connection.duckdb.cursor()
     reader = cursor.sql(plan.input_sql).to_arrow_reader(BATCH_ROWS)
     session = connection.session
@@ -70,10 +104,10 @@ def open_stream(connection, plan: BulkPlan):
     def batches():
         progress = _progress(connection, plan)
         try:
-            for batch in reader:
-                yield _score(session, plan, batch, schema)
+            for scored in ordered_map(lambda batch: _score(session, plan, batch, schema), reader, workers):
+                yield scored
                 if progress is not None:
-                    progress.update(batch.num_rows)
+                    progress.update(scored.num_rows)
         except Exception as error:  # noqa: BLE001 - DuckDB flattens it; the token brings it back
             from sqlml.errors import SqlmlError, UdfError
 

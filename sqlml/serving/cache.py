@@ -121,31 +121,46 @@ def _run_fill(connection, fill: Fill) -> dict[str, Any]:
 
 
 def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
-    """Misses through the model's batch path, FILL_BATCH_ROWS at a time."""
+    """Misses through the model's batch path: slices of up to FILL_BATCH_ROWS, scored on
+    as many threads as DuckDB uses (so a fill is as parallel as the UDF path would be)."""
     import pyarrow as pa
 
+    from sqlml.serving.bulk import model_workers, ordered_map
+
     duck = connection.duckdb
+    workers = model_workers(duck)
+    size = max(4096, min(FILL_BATCH_ROWS, -(-misses // workers)))
     keys = ", ".join(quote_ident(c) for c in fill.key_columns)
+
+    def slices():
+        for start in range(0, misses, size):
+            yield duck.sql(
+                f"SELECT {keys}, __ml_key FROM __sqlml_misses WHERE rowid >= ? AND rowid < ?",
+                params=[start, start + size],
+            ).to_arrow_table()
+
+    def score(batch):
+        if not fill.function.nulls_reach_model:
+            batch, nulls = _split_nulls(batch, fill.key_columns)
+        else:
+            nulls = batch.slice(0, 0)
+        values = None
+        if batch.num_rows:
+            arrays = [batch.column(c) for c in fill.key_columns]
+            values = fill.function.batch(
+                connection.session, fill.reference or fill.model, fill.version, arrays, fill.batch_layout["named"]
+            )
+        return batch, values, nulls
+
     progress = _progress(misses, f"{fill.function.name}('{fill.model}')")
     try:
-        for start in range(0, misses, FILL_BATCH_ROWS):
-            batch = duck.sql(
-                f"SELECT {keys}, __ml_key FROM __sqlml_misses WHERE rowid >= ? AND rowid < ?",
-                params=[start, start + FILL_BATCH_ROWS],
-            ).to_arrow_table()
-            rows = batch.num_rows
-            if not fill.function.nulls_reach_model:
-                batch, nulls = _split_nulls(batch, fill.key_columns)
-                if nulls.num_rows:
-                    _insert(duck, fill, pa.table({"cache_key": nulls.column("__ml_key"), "value": pa.nulls(nulls.num_rows)}))
-            if batch.num_rows:
-                arrays = [batch.column(c) for c in fill.key_columns]
-                values = fill.function.batch(
-                    connection.session, fill.reference or fill.model, fill.version, arrays, fill.batch_layout["named"]
-                )
+        for batch, values, nulls in ordered_map(score, slices(), workers):
+            if nulls.num_rows:
+                _insert(duck, fill, pa.table({"cache_key": nulls.column("__ml_key"), "value": pa.nulls(nulls.num_rows)}))
+            if values is not None:
                 _insert(duck, fill, pa.table({"cache_key": batch.column("__ml_key"), "value": values}))
             if progress is not None:
-                progress.update(rows)
+                progress.update(batch.num_rows + nulls.num_rows)
     finally:
         if progress is not None:
             progress.close()

@@ -8,6 +8,8 @@ a batch path), exactly as a real model function is.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 
@@ -24,6 +26,7 @@ class CountingModel:
         self.rows = 0  # rows evaluated through the SQL UDF
         self.batch_rows = 0  # rows evaluated through the batch path
         self.inputs: list[tuple] = []  # every input evaluated, in order
+        self.lock = threading.Lock()  # batch paths score on several threads
 
     @property
     def total(self) -> int:
@@ -40,18 +43,21 @@ class CountingModel:
         for column in columns:
             total += np.asarray(column, dtype=float)
         factors = np.array([self.versions[m] for m in models], dtype=float)
-        self.inputs.extend(zip(models, *[list(c) for c in columns], strict=True))
+        with self.lock:
+            self.inputs.extend(zip(models, *[list(c) for c in columns], strict=True))
         return total * factors
 
     def udf(self, model, *columns):
         models = model.to_pylist()
-        self.rows += len(models)
+        with self.lock:
+            self.rows += len(models)
         values = [c.to_numpy(zero_copy_only=False) for c in columns]
         return pa.array(self._compute(models, values))
 
     def batch(self, session, model, version, arrays, named):
         n = len(arrays[0])
-        self.batch_rows += n
+        with self.lock:
+            self.batch_rows += n
         assert version.number == self.versions[model], "batch called with a stale version"
         values = [a.to_numpy(zero_copy_only=False) if hasattr(a, "to_numpy") else a for a in arrays]
         return pa.array(self._compute([model] * n, values))
