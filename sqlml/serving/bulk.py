@@ -2,9 +2,9 @@
 
 ``CREATE TABLE ... AS SELECT ..., ml_predict(...) FROM big`` (or ``INSERT INTO ... SELECT``)
 runs as: an *input query* (the SELECT with each model call replaced by its arguments)
-is read on a cursor as Arrow batches of ``BATCH_ROWS`` rows; each batch goes through the
-model function's batch path (one encode and one forward pass per batch, on the GPU when
-there is one); the results stream back as an Arrow reader that the rewritten statement
+is read on a cursor as Arrow batches (65,536 rows on a GPU, 8,192 on CPU); batches go
+through the model function's batch path on as many threads as DuckDB uses (one encode
+and one forward pass per batch, on the GPU when there is one); the results stream back as an Arrow reader that the rewritten statement
 reads from, so DuckDB itself creates or fills the table, in its own transaction.
 """
 
@@ -18,8 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Rows per model batch; DuckDB's UDF chunks are 2048 rows.
+#: Rows per model batch on a GPU; DuckDB's UDF chunks are 2048 rows.
 BATCH_ROWS = 65_536
+#: On CPU, batches past a few thousand rows stop paying: an MLP's activations leave the
+#: caches (measured: 8,192 rows 34 us/row, 32,768 rows 50 us/row for a 512-wide MLP).
+CPU_BATCH_ROWS = 8_192
+
+
+def batch_rows() -> int:
+    """Rows per model batch here: large on a GPU, cache-sized on CPU."""
+    import torch
+
+    return BATCH_ROWS if torch.cuda.is_available() else CPU_BATCH_ROWS
 #: Progress bar (on a terminal) for jobs of at least this many rows.
 PROGRESS_MIN_ROWS = 500_000
 
@@ -98,7 +108,7 @@ def open_stream(connection, plan: BulkPlan):
     schema = stream_schema(connection, plan)
     workers = model_workers(connection.duckdb)
     cursor = connection.duckdb.cursor()
-    reader = cursor.sql(plan.input_sql).to_arrow_reader(BATCH_ROWS)
+    reader = cursor.sql(plan.input_sql).to_arrow_reader(batch_rows())
     session = connection.session
 
     def batches():

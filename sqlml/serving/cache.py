@@ -20,8 +20,6 @@ from sqlml.sqlutil import fetch_one, fetch_value, quote_ident
 
 PERSISTENT_STORE = "sqlml.prediction_cache"
 TEMP_STORE = "temp.__sqlml_prediction_cache"
-#: Rows per model batch when filling through a function's batch path.
-FILL_BATCH_ROWS = 65_536
 #: Show a progress bar for fills with at least this many misses (on a terminal).
 PROGRESS_MIN_ROWS = 200_000
 
@@ -121,15 +119,15 @@ def _run_fill(connection, fill: Fill) -> dict[str, Any]:
 
 
 def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
-    """Misses through the model's batch path: slices of up to FILL_BATCH_ROWS, scored on
-    as many threads as DuckDB uses (so a fill is as parallel as the UDF path would be)."""
+    """Misses through the model's batch path: slices of ``bulk.batch_rows()`` rows at most,
+    scored on as many threads as DuckDB uses (a fill is as parallel as the UDF path)."""
     import pyarrow as pa
 
-    from sqlml.serving.bulk import model_workers, ordered_map
+    from sqlml.serving.bulk import batch_rows, model_workers, ordered_map
 
     duck = connection.duckdb
     workers = model_workers(duck)
-    size = max(4096, min(FILL_BATCH_ROWS, -(-misses // workers)))
+    size = max(1024, min(batch_rows(), -(-misses // workers)))
     keys = ", ".join(quote_ident(c) for c in fill.key_columns)
 
     def slices():
