@@ -6,8 +6,9 @@
 
 where ``__sqlml_bulk_7`` is an Arrow stream registered just before the statement runs:
 the input query ``SELECT id, NULL AS __ml_slot_1, a AS __ml_a1_0, b AS __ml_a1_1 FROM big``
-is read 65,536 rows at a time and each batch goes through the model function's batch path
-(see ``sqlml.serving.bulk``), instead of DuckDB's 2048-row UDF chunks.
+is read in Arrow batches (65,536 rows on a GPU, 8,192 on CPU) that go through the model
+function's batch path on several threads (see ``sqlml.serving.bulk``), instead of
+DuckDB's 2048-row UDF chunks.
 
 It applies to CREATE TABLE AS and INSERT ... SELECT whose model calls sit only in the
 SELECT list of a plain (not aggregating, not DISTINCT, not windowed) query, of at least
