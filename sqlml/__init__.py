@@ -35,6 +35,11 @@ _LAZY = {
     "connect": "sqlml.connection:connect",
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
+    "labeling_function": "sqlml.labeling.lf:labeling_function",
+    "keyword_lf": "sqlml.labeling.lf:keyword_lf",
+    "regex_lf": "sqlml.labeling.lf:regex_lf",
+    "threshold_lf": "sqlml.labeling.lf:threshold_lf",
+    "lookup_lf": "sqlml.labeling.lf:lookup_lf",
 }
 
 

@@ -1,0 +1,224 @@
+"""APPLY LABELING FUNCTIONS: materialise votes, incrementally.
+
+Layout: ``sqlml.votes_<h>(<key>, lf, label)``, one row per non-abstain vote (sparse: it
+grows with coverage, not rows x LFs; every analysis is a GROUP BY over it, the label
+model's sufficient statistics a GROUP BY of its vote patterns), and
+``sqlml.rows_<h>(<key>)``, the rows already labeled.
+
+Incremental: an LF whose fingerprint changed (new, replaced, classes changed) is
+re-evaluated over all rows; the others only over rows whose key is not yet in
+``rows_<h>``; rows deleted from the table lose their votes. Each group of LFs is
+evaluated in one scan of the table (SQL LFs as expressions, Python LFs as Arrow UDFs
+in the same SELECT), unpivoted to (key, lf, label) and appended.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import duckdb
+
+from sqlml.errors import DataError, LabelingError
+from sqlml.labeling import registry
+from sqlml.labeling.lf import source_columns
+from sqlml.labeling.python_lf import PythonLFRunner
+from sqlml.labeling.registry import LabelSet, LFRow
+from sqlml.sqlutil import fetch_one, fetch_value, quote_ident, quote_literal
+
+_UNDECLARED = "[sqlml-undeclared-class]"
+_SEP = "\x1f"
+
+
+@dataclass
+class LFReport:
+    name: str
+    status: str  # 'new' | 'changed' | 'unchanged'
+    rows_evaluated: int = 0
+    votes: int = 0
+    faults: int = 0
+
+
+def drop_votes_of(duck, lf: LFRow) -> None:
+    label_set = registry.get_label_set(duck, lf.table)
+    if label_set is not None and label_set.key is not None:
+        duck.execute(f"DELETE FROM {label_set.votes_sql} WHERE lf = ?", [lf.lf_id])
+
+
+def resolve_key(duck, label_set: LabelSet, columns: dict, key: str | None) -> tuple[str, str]:
+    """The key column: as given, as remembered, the table's primary key, or an error."""
+    if key is None:
+        key = label_set.key
+    if key is None:
+        key = _primary_key(duck, label_set.table)
+    if key is None:
+        raise DataError(
+            f"table {label_set.table!r} needs a key column to keep votes by row: "
+            f"APPLY LABELING FUNCTIONS ON {label_set.table} KEY <column> (a unique, non-NULL column).",
+            obj=label_set.table,
+        )
+    found = columns.get(key.lower())
+    if found is None:
+        raise DataError(
+            f"table {label_set.table!r} has no key column {key!r} (it has {', '.join(c for c, _ in columns.values())}).",
+            obj=label_set.table, column=key,
+        )
+    return found
+
+
+def _primary_key(duck, table: str) -> str | None:
+    schema, _, name = table.rpartition(".")
+    row = fetch_one(
+        duck,
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND lower(table_name) = ? AND lower(schema_name) = ?",
+        [name, schema or "main"],
+    )
+    if row is None or len(row[0]) != 1:
+        return None
+    return row[0][0]
+
+
+def apply(connection, table: str, key: str | None = None, *, full: bool = False) -> list[LFReport]:
+    """Bring the votes of ``table`` up to date; one report per labeling function."""
+    duck = connection.duckdb
+    label_set = registry.require_label_set(duck, table)
+    lfs = registry.lfs_of(duck, table)
+    if not lfs:
+        raise LabelingError(f"table {table!r} has no labeling functions; create one with CREATE LABELING FUNCTION.")
+    columns = source_columns(duck, table)
+    key_name, key_type = resolve_key(duck, label_set, columns, key)
+    if label_set.key is not None and (label_set.key.lower() != key_name.lower() or label_set.key_type != key_type):
+        registry.drop_label_set(duck, label_set)  # re-keyed: start over with the same classes
+        label_set = registry.create_label_set(duck, table, label_set.classes)
+        full = True
+    if label_set.key is None:
+        registry.set_key(duck, label_set, key_name, key_type)
+        full = True
+    _check_key(duck, label_set)
+    src, k_col = label_set.source_sql, label_set.key_sql
+    if full:
+        duck.execute(f"DELETE FROM {label_set.votes_sql}")
+        duck.execute(f"DELETE FROM {label_set.rows_sql}")
+    stale = [lf for lf in lfs if full or lf.stale]
+    current = [lf for lf in lfs if lf not in stale]
+    reports = {lf.name: LFReport(lf.name, "new" if lf.applied_fingerprint is None else
+                                 ("changed" if lf in stale else "unchanged")) for lf in lfs}
+    if full:
+        for lf in stale:
+            reports[lf.name].status = "new" if lf.applied_fingerprint is None else "recomputed"
+    # rows deleted from the table lose their votes
+    if fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}"):
+        gone = f"NOT EXISTS (SELECT 1 FROM {src} AS s WHERE s.{k_col} = r.{k_col})"
+        duck.execute(f"DELETE FROM {label_set.votes_sql} AS r WHERE {gone}")
+        duck.execute(f"DELETE FROM {label_set.rows_sql} AS r WHERE {gone}")
+    new_filter = f"NOT EXISTS (SELECT 1 FROM {label_set.rows_sql} AS r WHERE r.{k_col} = {src}.{k_col})"
+    n_new = fetch_value(duck, f"SELECT count(*) FROM {src} WHERE {new_filter}")
+    if stale and not full:
+        duck.execute(f"DELETE FROM {label_set.votes_sql} WHERE lf IN ({', '.join(str(lf.lf_id) for lf in stale)})")
+    runners: dict[str, PythonLFRunner] = {}
+    try:
+        if stale:
+            _scan(connection, label_set, stale, columns, None, reports, runners)
+        if current and n_new:
+            _scan(connection, label_set, current, columns, new_filter, reports, runners)
+    finally:
+        for runner in runners.values():
+            runner.unregister(duck)
+    if n_new:
+        duck.execute(f"INSERT INTO {label_set.rows_sql} SELECT {k_col} FROM {src} WHERE {new_filter}")
+    counts = dict(duck.execute(f"SELECT lf, count(*) FROM {label_set.votes_sql} GROUP BY lf").fetchall())
+    for lf in lfs:
+        report = reports[lf.name]
+        report.votes = int(counts.get(lf.lf_id, 0))
+        runner = runners.get(lf.name)
+        if runner is not None:
+            report.faults = runner.faults
+        if lf in stale:
+            registry.mark_applied(duck, lf, report.faults)
+        elif runner is not None:
+            registry.mark_applied(duck, lf, lf.faults + report.faults)
+    return list(reports.values())
+
+
+def _check_key(duck, label_set: LabelSet) -> None:
+    rows, distinct, non_null = fetch_one(
+        duck, f"SELECT count(*), count(DISTINCT {label_set.key_sql}), count({label_set.key_sql}) FROM {label_set.source_sql}"
+    )
+    if non_null != rows or distinct != rows:
+        raise DataError(
+            f"key column {label_set.key!r} of {label_set.table!r} must be unique and not NULL "
+            f"({rows - non_null} NULL, {non_null - distinct} duplicate values); choose another KEY.",
+            obj=label_set.table, column=label_set.key,
+        )
+
+
+def _vote_expression(lf: LFRow, label_set: LabelSet, columns: dict, connection, runners) -> str:
+    k_col = label_set.key_sql
+    if lf.kind == "python":
+        fn = connection.session.registry.get(registry.LF_KIND, {}).get(lf.name)
+        if fn is None:
+            raise LabelingError(
+                f"Python labeling function {lf.name!r} is not registered in this connection; "
+                f"run con.register({lf.name}) before APPLY (its code lives in Python, not in the database)."
+            )
+        runner = PythonLFRunner(fn, label_set.classes, label_set.key, connection.session)
+        runner.register(connection.duckdb, [columns[c.lower()][1] for c in lf.inputs], label_set.key_type)
+        runners[lf.name] = runner
+        args = ", ".join([quote_ident(columns[c.lower()][0]) for c in lf.inputs] + [k_col])
+        return f"{quote_ident(runner.udf_name)}({args})"
+    value = f"({lf.definition})"
+    fail = (
+        f"error({quote_literal(_UNDECLARED + str(lf.lf_id) + _SEP)} || CAST({value} AS VARCHAR) || "
+        f"{quote_literal(_SEP)} || CAST({k_col} AS VARCHAR))"
+    )
+    if lf.output == "index":
+        return (
+            f"CASE WHEN {value} IS NULL OR {value} = -1 THEN NULL "
+            f"WHEN {value} >= 0 AND {value} < {label_set.k} THEN CAST({value} AS SMALLINT) ELSE {fail} END"
+        )
+    whens = " ".join(f"WHEN {value} = {quote_literal(c)} THEN {i}" for i, c in enumerate(label_set.classes))
+    return f"CASE WHEN {value} IS NULL THEN NULL {whens} ELSE {fail} END"
+
+
+def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str | None, reports, runners) -> None:
+    """Evaluate ``lfs`` over the table (or the rows ``where`` selects) in one scan."""
+    duck = connection.duckdb
+    src, k_col = label_set.source_sql, label_set.key_sql
+    selects = ", ".join(
+        f"CAST({_vote_expression(lf, label_set, columns, connection, runners)} AS SMALLINT) AS {quote_ident(str(lf.lf_id))}"
+        for lf in lfs
+    )
+    where_sql = f" WHERE {where}" if where else ""
+    sql = (
+        f"INSERT INTO {label_set.votes_sql} SELECT __key, CAST(lf AS SMALLINT), label FROM "
+        f"(UNPIVOT (SELECT {k_col} AS __key, {selects} FROM {src}{where_sql}) "
+        f"ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
+    )
+    started = time.perf_counter()
+    try:
+        duck.execute(sql)
+    except duckdb.Error as error:
+        raise _translate(error, lfs, label_set, connection) from None
+    n = fetch_value(duck, f"SELECT count(*) FROM {src}{where_sql}")
+    for lf in lfs:
+        reports[lf.name].rows_evaluated = int(n)
+    del started
+
+
+def _translate(error: duckdb.Error, lfs: list[LFRow], label_set: LabelSet, connection) -> Exception:
+    original = connection.session.errors.original(error)
+    if original is not None:
+        return original
+    text = str(error)
+    match = re.search(re.escape(_UNDECLARED) + r"(\d+)" + _SEP + "(.*?)" + _SEP + r"(.*)", text, re.S)
+    if match:
+        lf_id, value, key = int(match.group(1)), match.group(2), match.group(3).splitlines()[0]
+        name = next((lf.name for lf in lfs if lf.lf_id == lf_id), str(lf_id))
+        return LabelingError(
+            f"labeling function {name!r} voted {value!r}, which is not a declared class of "
+            f"{label_set.table!r} {label_set.classes} (row {label_set.key} = {key}). Return one of the "
+            f"classes (or its 0-based index), NULL to abstain."
+        )
+    return DataError(f"applying labeling functions to {label_set.table!r} failed: {text.splitlines()[0]}")
