@@ -46,9 +46,9 @@ CREATE OR REPLACE MACRO ml_label_stats(tbl) AS TABLE
 -- conflicts = rows where it votes and the row's votes hold >= 2 distinct labels. With gold :=
 -- column, over the rows whose gold value is a declared class: correct / incorrect votes and
 -- emp_accuracy = correct / (correct + incorrect) (0 when it never votes there), i.e.
--- lf_summary(Y) on the gold rows. learned_accuracy: from label model `model`, or the latest
+-- lf_summary(Y) on the gold rows. learned_accuracy: from label model `label_model`, or the latest
 -- label model fitted on the table.
-CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, model := NULL) AS TABLE
+CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS TABLE
     WITH ls AS (
         SELECT classes FROM sqlml.label_sets WHERE table_name = ml_labeled_table(tbl)
     ), n AS (
@@ -75,10 +75,10 @@ CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, model := NULL) AS TABLE
                count(*) FILTER (WHERE gold_index IS NOT NULL AND gold_index <> label) AS incorrect
         FROM marked GROUP BY lf
     ), learned AS (
-        SELECT lf, learned_accuracy FROM sqlml.label_model_lfs
-        WHERE table_name = ml_labeled_table(tbl)
-          AND model = coalesce(model, (SELECT arg_max(m.model, m.fitted_at) FROM sqlml.label_model_lfs AS m
-                                       WHERE m.table_name = ml_labeled_table(tbl)))
+        SELECT a.lf, a.learned_accuracy FROM sqlml.label_model_lfs AS a
+        WHERE a.table_name = ml_labeled_table(tbl)
+          AND a.model = coalesce(label_model, (SELECT arg_max(m.model, m.fitted_at) FROM sqlml.label_model_lfs AS m
+                                               WHERE m.table_name = ml_labeled_table(tbl)))
     )
     SELECT f.lf_id AS j,
            f.name AS lf,

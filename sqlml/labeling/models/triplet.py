@@ -68,9 +68,17 @@ def fit(stats: VoteStats, options: dict) -> FittedModel:
         balance = normalise(options["class_balance"])
     else:
         balance = _class_balance(O, m, k, acc, x)
+    if options.get("_accuracies_only"):
+        return acc, x
     return FittedModel(
         "triplet", balance, symmetric_log_vote(acc, k), None, info={"triplet_x": x.tolist()}
     )
+
+
+def class_balance_from_moments(O: np.ndarray, stats: VoteStats, options: dict) -> np.ndarray:
+    """The class balance implied by the triplet accuracies and each LF's vote frequencies."""
+    acc, x = fit(stats, {**options, "cooccurrence": O, "class_balance": None, "_accuracies_only": True})
+    return _class_balance(O, stats.m, stats.k, acc, x)
 
 
 def _class_balance(O: np.ndarray, m: int, k: int, acc: np.ndarray, x: np.ndarray) -> np.ndarray:
