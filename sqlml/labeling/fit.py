@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pyarrow as pa
 
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
 from sqlml.labeling import registry
@@ -21,12 +20,12 @@ from sqlml.labeling.models import DEFAULT_METHOD, METHOD_OPTIONS, METHODS, USES_
 from sqlml.labeling.models.base import normalise
 from sqlml.labeling.models.stats import VoteStats, clamp_gold
 from sqlml.labeling.registry import LabelSet
-from sqlml.sqlutil import quote_ident
+from sqlml.sqlutil import fetch_value, quote_ident
 
 COMMON_OPTIONS = ("method", "classes", "class_balance", "seed", "anchor", "gold_weight", "weak_weight")
 GOLD_BALANCE_STRENGTH = 50.0  # pseudo-rows the estimated balance counts for next to gold rows
 ANCHOR_STRENGTH = 10.0  # pseudo-votes the model's LF estimate counts for next to gold votes
-ROWS, PATTERNS, OUT = "__sqlml_lm_rows", "__sqlml_lm_patterns", "__sqlml_lm_out"
+ROWS, PATTERNS, ENTRIES, OUT = "__sqlml_lm_rows", "__sqlml_lm_patterns", "__sqlml_lm_entries", "__sqlml_lm_out"
 
 
 def check_options(options: dict) -> str:
@@ -78,65 +77,94 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
             fit_seconds=fit_seconds, replace=replace,
         )
     finally:
-        for temp in (ROWS, PATTERNS):
+        for temp in (ROWS, PATTERNS, ENTRIES):
             duck.execute(f"DROP TABLE IF EXISTS {temp}")
     summary["seconds"] = [round(time.perf_counter() - started, 4)]
     return summary
 
 
 def collect(duck, label_set: LabelSet, lf_ids: list[int], gold: str | None) -> VoteStats:
-    """Patterns and counts from SQL into a VoteStats (temp tables ROWS and PATTERNS stay for output)."""
-    k = label_set.k
+    """Patterns and counts from SQL into a VoteStats; temp tables ROWS, PATTERNS, ENTRIES stay for
+    the co-occurrence matrix and the output.
+
+    A row's pattern is one number, sum over its votes of (label + 1) * (k + 1)^j, when that
+    fits in BIGINT (m * log2(k + 1) < 62), else the sorted list of its codes j * k + label.
+    """
+    k, m = label_set.k, len(lf_ids)
     key = label_set.key_sql
-    mapping = ", ".join(f"({lf_id}, {j})" for j, lf_id in enumerate(lf_ids))
-    gold_sql = (
-        f"LEFT JOIN (SELECT {key} AS __key, ml_class_index(?, {quote_ident(gold)}) AS gold FROM {label_set.source_sql}) "
-        f"AS g ON g.__key = r.{key}"
-        if gold is not None else ""
-    )
-    params = [label_set.classes] if gold is not None else []
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE {ROWS} AS "
-        f"SELECT r.{key} AS __key, coalesce(v.sig, []::INTEGER[]) AS sig, "
-        f"{'coalesce(g.gold, -1)' if gold is not None else '-1'} AS gold "
-        f"FROM {label_set.rows_sql} AS r "
-        f"LEFT JOIN (SELECT {key} AS __key, list(m.j * {k} + v.label ORDER BY m.j) AS sig "
-        f"           FROM {label_set.votes_sql} AS v JOIN (VALUES {mapping}) AS m(lf, j) ON m.lf = v.lf "
-        f"           GROUP BY 1) AS v ON v.__key = r.{key} {gold_sql}",
-        params,
-    )
+    numeric = m * np.log2(k + 1) < 62
+    mapping = ", ".join(f"({lf_id}, {j}, {(k + 1) ** j})" for j, lf_id in enumerate(lf_ids))
+    if numeric:  # (k+1)^j by lf id, as a constant list (no join)
+        by_id = [0] * (max(lf_ids) + 1)
+        for j, lf_id in enumerate(lf_ids):
+            by_id[lf_id] = (k + 1) ** j
+        table = "[" + ", ".join(f"{v}::BIGINT" for v in by_id) + "]"
+        voted = f"SELECT {key} AS __key, sum((label + 1) * {table}[lf + 1]) AS sig FROM {label_set.votes_sql} GROUP BY 1"
+        empty = "0::BIGINT"
+    else:
+        voted = (
+            f"SELECT v.{key} AS __key, list(m.j * {k} + v.label ORDER BY m.j) AS sig FROM {label_set.votes_sql} AS v "
+            f"JOIN (VALUES {mapping}) AS m(lf, j, mult) ON m.lf = v.lf GROUP BY 1"
+        )
+        empty = "[]::INTEGER[]"
+    # ROWS: labeled rows with votes or gold (rows with neither form one pattern, counted below)
+    params = []
+    if gold is None:
+        rows_sql = f"SELECT __key, sig, -1 AS gold FROM ({voted})"
+    else:
+        rows_sql = (
+            f"SELECT coalesce(v.__key, g.__key) AS __key, coalesce(v.sig, {empty}) AS sig, coalesce(g.gold, -1) AS gold "
+            f"FROM ({voted}) AS v FULL OUTER JOIN (SELECT s.{key} AS __key, ml_class_index(?, s.{quote_ident(gold)}) AS gold "
+            f"FROM {label_set.source_sql} AS s SEMI JOIN {label_set.rows_sql} AS r ON r.{key} = s.{key} "
+            f"WHERE ml_class_index(?, s.{quote_ident(gold)}) IS NOT NULL) AS g ON g.__key = v.__key"
+        )
+        params = [label_set.classes, label_set.classes]
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS} AS {rows_sql}", params)
+    n_all = fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}")
+    n_listed = fetch_value(duck, f"SELECT count(*) FROM {ROWS}")
     duck.execute(
         f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS "
-        f"SELECT sig, gold, n, CAST(row_number() OVER (ORDER BY sig, gold) - 1 AS INTEGER) AS pid "
-        f"FROM (SELECT sig, gold, count(*) AS n FROM {ROWS} GROUP BY sig, gold)"
+        f"SELECT sig, gold, n, CAST(row_number() OVER (ORDER BY sig, gold) - 1 AS INTEGER) AS pid FROM "
+        f"(SELECT sig, gold, sum(n) AS n FROM (SELECT sig, gold, count(*) AS n FROM {ROWS} GROUP BY sig, gold "
+        f" UNION ALL SELECT {empty}, -1, ? WHERE ? > 0) GROUP BY sig, gold)",
+        [n_all - n_listed, n_all - n_listed],
     )
-    table = duck.sql(f"SELECT pid, sig, gold, n FROM {PATTERNS} ORDER BY pid").to_arrow_table()
-    sig = table.column("sig").combine_chunks()
-    lengths = pa.compute.list_value_length(sig).to_numpy(zero_copy_only=False).astype(np.int64)
-    codes = sig.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-    pids = np.repeat(np.arange(len(table)), lengths)
+    if numeric:
+        duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ENTRIES} AS "
+            f"SELECT p.pid, p.n, m.j * {k} + (p.sig // m.mult) % {k + 1} - 1 AS code "
+            f"FROM {PATTERNS} AS p, (VALUES {mapping}) AS m(lf, j, mult) WHERE (p.sig // m.mult) % {k + 1} > 0"
+        )
+    else:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE {ENTRIES} AS SELECT pid, n, unnest(sig) AS code FROM {PATTERNS}")
+    patterns = duck.execute(f"SELECT n, gold FROM {PATTERNS} ORDER BY pid").fetchnumpy()
+    # the output joins rows to per-pattern results on pid: give ROWS its pid now (a small join)
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {ROWS} AS SELECT r.__key, p.pid FROM {ROWS} AS r "
+        f"JOIN {PATTERNS} AS p ON p.sig = r.sig AND p.gold = r.gold"
+    )
+    entries = duck.execute(f"SELECT pid, code FROM {ENTRIES} ORDER BY pid, code").fetchnumpy()
+    codes = np.asarray(entries["code"], dtype=np.int64)
     return VoteStats(
         k=k,
-        m=len(lf_ids),
-        counts=table.column("n").to_numpy().astype(np.float64),
-        gold=table.column("gold").to_numpy().astype(np.int64),
-        entry_pattern=pids,
+        m=m,
+        counts=np.asarray(patterns["n"], dtype=np.float64),
+        gold=np.asarray(patterns["gold"], dtype=np.int64),
+        entry_pattern=np.asarray(entries["pid"], dtype=np.int64),
         entry_lf=codes // k,
         entry_label=codes % k,
     )
 
 
 def cooccurrence(duck, stats: VoteStats) -> np.ndarray:
-    """O[a, b] = fraction of rows with votes a and b (a = lf * k + label), a self-join in SQL."""
+    """O[a, b] = fraction of rows with votes a and b (a = lf * k + label): a self-join in SQL."""
     d = stats.m * stats.k
-    rows = duck.execute(
-        f"WITH e AS (SELECT pid, n, unnest(sig) AS code FROM {PATTERNS}) "
-        f"SELECT a.code, b.code, sum(a.n) FROM e AS a JOIN e AS b USING (pid) GROUP BY ALL"
-    ).fetchnumpy() if stats.n_patterns else None
     O = np.zeros((d, d))
-    if rows is not None and len(rows["code"]):
-        values = list(rows.values())
-        O[values[0].astype(np.int64), values[1].astype(np.int64)] = values[2].astype(np.float64)
+    pairs = duck.execute(
+        f"SELECT a.code AS a, b.code AS b, sum(a.n) AS n FROM {ENTRIES} AS a JOIN {ENTRIES} AS b USING (pid) GROUP BY ALL"
+    ).fetchnumpy()
+    if len(pairs["a"]):
+        O[np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)] = np.asarray(pairs["n"], dtype=np.float64)
     return O / max(stats.n_rows, 1.0)
 
 

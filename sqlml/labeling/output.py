@@ -21,7 +21,7 @@ import pyarrow as pa
 from sqlml import catalog
 from sqlml.errors import DataError, ObjectExistsError
 from sqlml.labeling import registry
-from sqlml.labeling.fit import OUT, PATTERNS, ROWS
+from sqlml.labeling.fit import OUT, ROWS
 from sqlml.sqlutil import fetch_value, quote_ident
 
 
@@ -68,14 +68,17 @@ def write(connection, name, label_set, stats, model, probs, lfs, *, method, opti
         "weight": pa.array(weight.astype(np.float32)),
     })
     target = quote_ident(name)
+    no_votes = (~has_votes) & (~is_gold)
+    empty_pid = int(np.argmax(no_votes)) if no_votes.any() else -1  # rows with neither votes nor gold
     key_out = quote_ident(label_set.key)
     duck.register(OUT, out)
     try:
         duck.execute(f"DROP TABLE IF EXISTS {target}")
         duck.execute(
-            f"CREATE TABLE {target} AS SELECT r.__key AS {key_out}, o.label, CAST(o.probs AS FLOAT[]) AS probs, "
-            f"o.confidence, o.source, o.weight FROM {ROWS} AS r JOIN {PATTERNS} AS p USING (sig, gold) "
-            f"JOIN {OUT} AS o ON o.pid = p.pid"
+            f"CREATE TABLE {target} AS SELECT a.{key_out}, o.label, o.probs, o.confidence, o.source, o.weight "
+            f"FROM {label_set.rows_sql} AS a LEFT JOIN {ROWS} AS r ON r.__key = a.{key_out} "
+            f"JOIN {OUT} AS o ON o.pid = coalesce(r.pid, ?)",
+            [empty_pid],
         )
     finally:
         duck.unregister(OUT)

@@ -15,7 +15,6 @@ in the same SELECT), unpivoted to (key, lf, label) and appended.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 import duckdb
@@ -96,7 +95,6 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
     if label_set.key is None:
         registry.set_key(duck, label_set, key_name, key_type)
         full = True
-    _check_key(duck, label_set)
     src, k_col = label_set.source_sql, label_set.key_sql
     if full:
         duck.execute(f"DELETE FROM {label_set.votes_sql}")
@@ -108,13 +106,10 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
     if full:
         for lf in stale:
             reports[lf.name].status = "new" if lf.applied_fingerprint is None else "recomputed"
-    # rows deleted from the table lose their votes
-    if fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}"):
-        gone = f"NOT EXISTS (SELECT 1 FROM {src} AS s WHERE s.{k_col} = r.{k_col})"
-        duck.execute(f"DELETE FROM {label_set.votes_sql} AS r WHERE {gone}")
-        duck.execute(f"DELETE FROM {label_set.rows_sql} AS r WHERE {gone}")
     new_filter = f"NOT EXISTS (SELECT 1 FROM {label_set.rows_sql} AS r WHERE r.{k_col} = {src}.{k_col})"
-    n_new = fetch_value(duck, f"SELECT count(*) FROM {src} WHERE {new_filter}")
+    n_new = sync_rows(duck, label_set, full)
+    if not stale and not n_new:
+        return _finish(duck, label_set, lfs, reports, stale, {})
     if stale and not full:
         duck.execute(f"DELETE FROM {label_set.votes_sql} WHERE lf IN ({', '.join(str(lf.lf_id) for lf in stale)})")
     runners: dict[str, PythonLFRunner] = {}
@@ -128,6 +123,10 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
             runner.unregister(duck)
     if n_new:
         duck.execute(f"INSERT INTO {label_set.rows_sql} SELECT {k_col} FROM {src} WHERE {new_filter}")
+    return _finish(duck, label_set, lfs, reports, stale, runners)
+
+
+def _finish(duck, label_set, lfs, reports, stale, runners) -> list[LFReport]:
     counts = dict(duck.execute(f"SELECT lf, count(*) FROM {label_set.votes_sql} GROUP BY lf").fetchall())
     for lf in lfs:
         report = reports[lf.name]
@@ -142,6 +141,37 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
     return list(reports.values())
 
 
+def sync_rows(duck, label_set: LabelSet, full: bool) -> int:
+    """Forget rows deleted from the table; return how many rows are new (not yet labeled).
+
+    The cheap path first: when the table's keys and the labeled keys have the same count
+    and the same sum of 64-bit key hashes, nothing was added or deleted (two key scans
+    instead of anti-joins over the votes).
+    """
+    src, k_col, rows_sql = label_set.source_sql, label_set.key_sql, label_set.rows_sql
+    fingerprint = f"count(*), coalesce(sum(CAST(hash({k_col}) AS HUGEINT)), 0)"
+    n_src, h_src = fetch_one(duck, f"SELECT {fingerprint} FROM {src}")
+    if not full:
+        n_done, h_done = fetch_one(duck, f"SELECT {fingerprint} FROM {rows_sql}")
+        if n_src == n_done and h_src == h_done:
+            return 0
+        gone = f"NOT EXISTS (SELECT 1 FROM {src} AS s WHERE s.{k_col} = r.{k_col})"
+        n_gone = fetch_value(duck, f"SELECT count(*) FROM {rows_sql} AS r WHERE {gone}")
+        if n_gone:  # rows deleted from the table lose their votes
+            duck.execute(
+                f"DELETE FROM {label_set.votes_sql} WHERE {k_col} IN (SELECT {k_col} FROM {rows_sql} AS r WHERE {gone})"
+            )
+            duck.execute(f"DELETE FROM {rows_sql} AS r WHERE {gone}")
+    new_filter = f"NOT EXISTS (SELECT 1 FROM {rows_sql} AS r WHERE r.{k_col} = {src}.{k_col})"
+    n_new, distinct_new, non_null_new = fetch_one(
+        duck, f"SELECT count(*), count(DISTINCT {k_col}), count({k_col}) FROM {src} WHERE {new_filter}"
+    )
+    n_done = fetch_value(duck, f"SELECT count(*) FROM {rows_sql}")
+    if non_null_new != n_new or distinct_new != n_new or n_done + n_new != n_src:
+        _check_key(duck, label_set)
+    return int(n_new)
+
+
 def _check_key(duck, label_set: LabelSet) -> None:
     rows, distinct, non_null = fetch_one(
         duck, f"SELECT count(*), count(DISTINCT {label_set.key_sql}), count({label_set.key_sql}) FROM {label_set.source_sql}"
@@ -154,8 +184,8 @@ def _check_key(duck, label_set: LabelSet) -> None:
         )
 
 
-def _vote_expression(lf: LFRow, label_set: LabelSet, columns: dict, connection, runners) -> str:
-    k_col = label_set.key_sql
+def _raw_expression(lf: LFRow, label_set: LabelSet, columns: dict, connection, runners) -> str:
+    """What the LF computes for a row (Python LFs: already a class index)."""
     if lf.kind == "python":
         fn = connection.session.registry.get(registry.LF_KIND, {}).get(lf.name)
         if fn is None:
@@ -166,37 +196,43 @@ def _vote_expression(lf: LFRow, label_set: LabelSet, columns: dict, connection, 
         runner = PythonLFRunner(fn, label_set.classes, label_set.key, connection.session)
         runner.register(connection.duckdb, [columns[c.lower()][1] for c in lf.inputs], label_set.key_type)
         runners[lf.name] = runner
-        args = ", ".join([quote_ident(columns[c.lower()][0]) for c in lf.inputs] + [k_col])
+        args = ", ".join([quote_ident(columns[c.lower()][0]) for c in lf.inputs] + [label_set.key_sql])
         return f"{quote_ident(runner.udf_name)}({args})"
-    value = f"({lf.definition})"
+    return f"({lf.definition})"
+
+
+def _class_index(lf: LFRow, label_set: LabelSet) -> str:
+    """Maps the raw column r<lf_id> to a class index; an undeclared class raises, naming the row."""
+    value = quote_ident(f"r{lf.lf_id}")
+    if lf.kind == "python":
+        return value
     fail = (
         f"error({quote_literal(_UNDECLARED + str(lf.lf_id) + _SEP)} || CAST({value} AS VARCHAR) || "
-        f"{quote_literal(_SEP)} || CAST({k_col} AS VARCHAR))"
+        f"{quote_literal(_SEP)} || CAST(__key AS VARCHAR))"
     )
     if lf.output == "index":
         return (
-            f"CASE WHEN {value} IS NULL OR {value} = -1 THEN NULL "
-            f"WHEN {value} >= 0 AND {value} < {label_set.k} THEN CAST({value} AS SMALLINT) ELSE {fail} END"
+            f"CASE WHEN {value} BETWEEN 0 AND {label_set.k - 1} THEN {value} "
+            f"WHEN {value} IS NULL OR {value} = -1 THEN NULL ELSE {fail} END"
         )
-    whens = " ".join(f"WHEN {value} = {quote_literal(c)} THEN {i}" for i, c in enumerate(label_set.classes))
-    return f"CASE WHEN {value} IS NULL THEN NULL {whens} ELSE {fail} END"
+    whens = " ".join(f"WHEN {quote_literal(c)} THEN {i}" for i, c in enumerate(label_set.classes))
+    return f"CASE WHEN {value} IS NULL THEN NULL ELSE CASE {value} {whens} ELSE {fail} END END"
 
 
 def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str | None, reports, runners) -> None:
     """Evaluate ``lfs`` over the table (or the rows ``where`` selects) in one scan."""
     duck = connection.duckdb
     src, k_col = label_set.source_sql, label_set.key_sql
-    selects = ", ".join(
-        f"CAST({_vote_expression(lf, label_set, columns, connection, runners)} AS SMALLINT) AS {quote_ident(str(lf.lf_id))}"
-        for lf in lfs
+    raw = ", ".join(
+        f"{_raw_expression(lf, label_set, columns, connection, runners)} AS {quote_ident(f'r{lf.lf_id}')}" for lf in lfs
     )
+    mapped = ", ".join(f"CAST({_class_index(lf, label_set)} AS SMALLINT) AS {quote_ident(str(lf.lf_id))}" for lf in lfs)
     where_sql = f" WHERE {where}" if where else ""
     sql = (
         f"INSERT INTO {label_set.votes_sql} SELECT __key, CAST(lf AS SMALLINT), label FROM "
-        f"(UNPIVOT (SELECT {k_col} AS __key, {selects} FROM {src}{where_sql}) "
+        f"(UNPIVOT (SELECT __key, {mapped} FROM (SELECT {k_col} AS __key, {raw} FROM {src}{where_sql})) "
         f"ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
     )
-    started = time.perf_counter()
     try:
         duck.execute(sql)
     except duckdb.Error as error:
@@ -204,7 +240,6 @@ def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str
     n = fetch_value(duck, f"SELECT count(*) FROM {src}{where_sql}")
     for lf in lfs:
         reports[lf.name].rows_evaluated = int(n)
-    del started
 
 
 def _translate(error: duckdb.Error, lfs: list[LFRow], label_set: LabelSet, connection) -> Exception:
