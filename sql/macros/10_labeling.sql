@@ -5,6 +5,13 @@
 -- The canonical name of a labeled table, as sqlml.label_sets stores it.
 CREATE OR REPLACE MACRO ml_labeled_table(tbl) AS regexp_replace(lower(tbl), '^main\.', '');
 
+-- The table name quoted for query_table: 'my "odd" table' -> '"my ""odd"" table"', 's.t' -> '"s"."t"'.
+CREATE OR REPLACE MACRO ml_quoted_table(tbl) AS
+    CASE WHEN contains(tbl, '.')
+         THEN '"' || replace(split_part(tbl, '.', 1), '"', '""') || '"."'
+              || replace(substr(tbl, strpos(tbl, '.') + 1), '"', '""') || '"'
+         ELSE '"' || replace(tbl, '"', '""') || '"' END;
+
 -- Where the votes and labeled rows of a table live.
 CREATE OR REPLACE MACRO ml_votes_table(tbl) AS 'sqlml.votes_' || left(md5(ml_labeled_table(tbl)), 16);
 CREATE OR REPLACE MACRO ml_rows_table(tbl) AS 'sqlml.rows_' || left(md5(ml_labeled_table(tbl)), 16);
@@ -57,7 +64,7 @@ CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS
         SELECT * FROM query_table(ml_votes_table(tbl)) NATURAL JOIN (
             SELECT COLUMNS(lambda c: c = coalesce(gold, '__sqlml_no_gold')) AS __gold,
                    COLUMNS(lambda c: c NOT IN ('lf', 'label', '__sqlml_no_gold'))
-            FROM (SELECT NULL AS __sqlml_no_gold, * FROM query_table(tbl))
+            FROM (SELECT NULL AS __sqlml_no_gold, * FROM query_table(ml_quoted_table(tbl)))
         )
     ), per_row AS (
         SELECT COLUMNS(* EXCLUDE (lf, label)), count(*) AS n_votes, count(DISTINCT label) AS n_labels

@@ -6,6 +6,7 @@
 -- lower case without a leading 'main.' (so pure SQL can find them: see 10_labeling.sql).
 CREATE TABLE IF NOT EXISTS sqlml.label_sets (
     table_name  VARCHAR NOT NULL,   -- canonical name, e.g. 'comments' or 'staging.comments'
+    parts       VARCHAR[] NOT NULL, -- the name as written: [schema,] table
     classes     VARCHAR[] NOT NULL, -- declared once; votes store the 0-based index
     key_column  VARCHAR,            -- set by the first APPLY
     key_type    VARCHAR,

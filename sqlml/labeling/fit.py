@@ -57,7 +57,7 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         )
     lfs = registry.lfs_of(duck, table)
     if gold is not None:
-        columns = source_columns(duck, table)
+        columns = source_columns(duck, label_set.parts)
         if gold.lower() not in columns:
             raise DataError(f"label model {name!r}: table {table!r} has no gold column {gold!r}.", obj=name, column=gold)
         gold = columns[gold.lower()][0]

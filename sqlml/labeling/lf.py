@@ -36,12 +36,13 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def source_columns(duck, table: str) -> dict[str, tuple[str, str]]:
+def source_columns(duck, parts: list[str]) -> dict[str, tuple[str, str]]:
     """lower-case name -> (name, DuckDB type) of a table; DataError when it does not exist."""
     try:
-        relation = duck.sql(f"SELECT * FROM {table_ref(split_name(table))} LIMIT 0")
+        relation = duck.sql(f"SELECT * FROM {table_ref(parts)} LIMIT 0")
     except duckdb.CatalogException as error:
-        raise DataError(f"table {table!r} does not exist: {str(error).splitlines()[0]}", obj=table) from None
+        name = ".".join(parts)
+        raise DataError(f"table {name!r} does not exist: {str(error).splitlines()[0]}", obj=name) from None
     return {c.lower(): (c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True)}
 
 
@@ -103,9 +104,10 @@ def resolve_classes(duck, table: str, classes: Any, lf_name: str) -> tuple[Label
     return label_set, label_set.classes
 
 
-def save_lf(duck, *, name: str, table: str, classes: Any, kind: str, definition: str, output: str,
+def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, definition: str, output: str,
             inputs: list[str] | None, fault_tolerant: bool, replace: bool) -> LFRow:
     """Create or replace the catalog row; unchanged definitions keep their votes."""
+    table = registry.canonical_table(parts)
     existing = registry.get_lf(duck, name)
     if existing is not None and not replace:
         raise ObjectExistsError(registry.LF_KIND, name)
@@ -116,7 +118,7 @@ def save_lf(duck, *, name: str, table: str, classes: Any, kind: str, definition:
         existing = None
     label_set, classes = resolve_classes(duck, table, classes, name)
     if label_set is None:
-        label_set = registry.create_label_set(duck, table, classes)
+        label_set = registry.create_label_set(duck, table, parts, classes)
     lf = LFRow(
         name=name,
         table=table,
@@ -140,15 +142,15 @@ def create_sql_lf(duck, name: str, table_parts: list[str], expression: str, opti
         raise InvalidOptionError(f"CREATE LABELING FUNCTION {name}", sorted(unknown)[0], allowed=LF_OPTIONS)
     table = registry.canonical_table(table_parts)
     check_expression(expression, name)
-    source_columns(duck, table)
+    source_columns(duck, table_parts)
     try:
-        relation = duck.sql(f"SELECT ({expression}) AS v FROM {table_ref(split_name(table))} LIMIT 0")
+        relation = duck.sql(f"SELECT ({expression}) AS v FROM {table_ref(table_parts)} LIMIT 0")
     except duckdb.Error as error:
         raise DataError(
             f"labeling function {name!r} on {table!r} does not bind: {str(error).splitlines()[0]}", obj=name
         ) from None
     output = output_kind(str(relation.types[0]), name)
-    return save_lf(duck, name=name, table=table, classes=options.get("classes"), kind="sql", definition=expression,
+    return save_lf(duck, name=name, parts=table_parts, classes=options.get("classes"), kind="sql", definition=expression,
                    output=output, inputs=None, fault_tolerant=False, replace=replace)
 
 
@@ -174,16 +176,17 @@ class PythonLabelingFunction:
         from sqlml.transaction import transaction
 
         duck = connection.duckdb
-        table = registry.canonical_table(self.on)
+        parts = registry.table_parts(self.on)
+        table = registry.canonical_table(parts)
         with transaction(duck):
-            columns = source_columns(duck, table)
+            columns = source_columns(duck, parts)
             missing = [c for c in self.inputs if c.lower() not in columns]
             if missing:
                 raise DataError(
                     f"labeling function {self.name!r}: table {table!r} has no column {missing[0]!r} "
                     f"(it has {', '.join(v[0] for v in columns.values())}).", obj=self.name, column=missing[0]
                 )
-            save_lf(duck, name=self.name, table=table, classes=self.classes, kind="python", definition=self.source,
+            save_lf(duck, name=self.name, parts=parts, classes=self.classes, kind="python", definition=self.source,
                     output="auto", inputs=list(self.inputs), fault_tolerant=self.fault_tolerant, replace=True)
         connection.session.registry.setdefault(registry.LF_KIND, {})[self.name] = self
 

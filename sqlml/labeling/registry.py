@@ -22,14 +22,21 @@ MODEL_KIND = "label model"
 RESERVED_KEY_NAMES = ("lf", "label")
 
 
-def canonical_table(parts: list[str] | str) -> str:
-    """'Main.Comments' and 'comments' both -> 'comments'; other schemas stay qualified."""
-    if isinstance(parts, str):
-        parts = split_name(parts)
+def canonical_table(parts: list[str]) -> str:
+    """'Main.Comments' and 'comments' both -> 'comments'; other schemas stay qualified.
+
+    The parts are joined as written (no quoting), so ``ml_lf_summary('my "odd" table')``
+    names the table ``"my ""odd"" table"``.
+    """
     parts = [p.lower() for p in parts]
     if len(parts) == 2 and parts[0] == "main":
         parts = parts[1:]
     return ".".join(parts)
+
+
+def table_parts(name: str | list[str]) -> list[str]:
+    """A Python-side table name: a list of parts, or a string in SQL syntax (``'s.t'``, ``'"a b"'``)."""
+    return list(name) if not isinstance(name, str) else split_name(name)
 
 
 def storage_id(table: str) -> str:
@@ -39,6 +46,7 @@ def storage_id(table: str) -> str:
 @dataclass
 class LabelSet:
     table: str  # canonical name
+    parts: list[str]  # the name as written, for SQL
     classes: list[str]
     key: str | None
     key_type: str | None
@@ -50,7 +58,7 @@ class LabelSet:
 
     @property
     def source_sql(self) -> str:
-        return table_ref(split_name(self.table))
+        return table_ref(self.parts)
 
     @property
     def votes_sql(self) -> str:
@@ -87,10 +95,10 @@ class LFRow:
 def get_label_set(duck, table: str) -> LabelSet | None:
     row = fetch_one(
         duck,
-        "SELECT table_name, classes, key_column, key_type, storage FROM sqlml.label_sets WHERE table_name = ?",
+        "SELECT table_name, parts, classes, key_column, key_type, storage FROM sqlml.label_sets WHERE table_name = ?",
         [table],
     )
-    return None if row is None else LabelSet(row[0], list(row[1]), row[2], row[3], row[4])
+    return None if row is None else LabelSet(row[0], list(row[1]), list(row[2]), row[3], row[4], row[5])
 
 
 def require_label_set(duck, table: str) -> LabelSet:
@@ -103,12 +111,13 @@ def require_label_set(duck, table: str) -> LabelSet:
     return found
 
 
-def create_label_set(duck, table: str, classes: list[str]) -> LabelSet:
+def create_label_set(duck, table: str, parts: list[str], classes: list[str]) -> LabelSet:
     storage = storage_id(table)
     duck.execute(
-        "INSERT INTO sqlml.label_sets (table_name, classes, storage) VALUES (?, ?, ?)", [table, classes, storage]
+        "INSERT INTO sqlml.label_sets (table_name, parts, classes, storage) VALUES (?, ?, ?, ?)",
+        [table, parts, classes, storage],
     )
-    return LabelSet(table, classes, None, None, storage)
+    return LabelSet(table, parts, classes, None, None, storage)
 
 
 def set_key(duck, label_set: LabelSet, key: str, key_type: str) -> None:

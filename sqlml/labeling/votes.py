@@ -50,7 +50,7 @@ def resolve_key(duck, label_set: LabelSet, columns: dict, key: str | None) -> tu
     if key is None:
         key = label_set.key
     if key is None:
-        key = _primary_key(duck, label_set.table)
+        key = _primary_key(duck, label_set.parts)
     if key is None:
         raise DataError(
             f"table {label_set.table!r} needs a key column to keep votes by row: "
@@ -66,13 +66,13 @@ def resolve_key(duck, label_set: LabelSet, columns: dict, key: str | None) -> tu
     return found
 
 
-def _primary_key(duck, table: str) -> str | None:
-    schema, _, name = table.rpartition(".")
+def _primary_key(duck, parts: list[str]) -> str | None:
+    schema, name = (parts[0].lower(), parts[-1].lower()) if len(parts) > 1 else ("main", parts[0].lower())
     row = fetch_one(
         duck,
         "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
         "AND lower(table_name) = ? AND lower(schema_name) = ?",
-        [name, schema or "main"],
+        [name, schema],
     )
     if row is None or len(row[0]) != 1:
         return None
@@ -86,11 +86,11 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
     lfs = registry.lfs_of(duck, table)
     if not lfs:
         raise LabelingError(f"table {table!r} has no labeling functions; create one with CREATE LABELING FUNCTION.")
-    columns = source_columns(duck, table)
+    columns = source_columns(duck, label_set.parts)
     key_name, key_type = resolve_key(duck, label_set, columns, key)
     if label_set.key is not None and (label_set.key.lower() != key_name.lower() or label_set.key_type != key_type):
         registry.drop_label_set(duck, label_set)  # re-keyed: start over with the same classes
-        label_set = registry.create_label_set(duck, table, label_set.classes)
+        label_set = registry.create_label_set(duck, table, label_set.parts, label_set.classes)
         full = True
     if label_set.key is None:
         registry.set_key(duck, label_set, key_name, key_type)
