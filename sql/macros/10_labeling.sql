@@ -49,8 +49,8 @@ CREATE OR REPLACE MACRO ml_label_stats(tbl) AS TABLE
     GROUP BY n.n;
 
 -- Per labeling function, Snorkel's LFAnalysis.lf_summary definitions (fractions of all labeled
--- rows n): coverage = rows where the LF votes; overlaps = rows where it votes and >= 2 LFs vote;
--- conflicts = rows where it votes and the row's votes hold >= 2 distinct labels. With gold :=
+-- rows n): coverage = rows where the LF votes; overlap = rows where it votes and >= 2 LFs vote;
+-- conflict = rows where it votes and the row's votes hold >= 2 distinct labels. With gold :=
 -- column, over the rows whose gold value is a declared class: correct / incorrect votes and
 -- emp_accuracy = correct / (correct + incorrect) (0 when it never votes there), i.e.
 -- lf_summary(Y) on the gold rows. learned_accuracy: from label model `label_model`, or the latest
@@ -92,8 +92,8 @@ CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS
            f.kind,
            coalesce(list_transform(p.labels, lambda i: ls.classes[i + 1]), []) AS polarity,
            coalesce(p.n_votes, 0) / greatest(n.n, 1) AS coverage,
-           coalesce(p.overlaps, 0) / greatest(n.n, 1) AS overlaps,
-           coalesce(p.conflicts, 0) / greatest(n.n, 1) AS conflicts,
+           coalesce(p.overlaps, 0) / greatest(n.n, 1) AS overlap,
+           coalesce(p.conflicts, 0) / greatest(n.n, 1) AS conflict,
            CASE WHEN gold IS NOT NULL THEN coalesce(p.correct, 0) END AS correct,
            CASE WHEN gold IS NOT NULL THEN coalesce(p.incorrect, 0) END AS incorrect,
            CASE WHEN gold IS NOT NULL THEN

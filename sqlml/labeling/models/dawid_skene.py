@@ -7,7 +7,7 @@ keep their one-hot posterior in every E-step (their votes anchor the confusion
 matrices and their labels the class balance). The work per iteration is proportional
 to the number of distinct vote patterns, not rows.
 
-Options: ``max_iter`` (200), ``tol`` (1e-6, max posterior change), ``smoothing``
+Options: ``max_iter`` (500), ``tol`` (1e-6, max posterior change), ``smoothing``
 (1.0 pseudo-count per cell, a Dirichlet prior that leans to better-than-random
 LFs), ``class_balance`` (fixed prior; estimated when absent), ``init`` (a FittedModel
 whose posterior starts EM; majority vote when absent).
@@ -44,7 +44,7 @@ def m_step(stats: VoteStats, T: np.ndarray, smoothing: float, prior_acc: float):
 
 def fit(stats: VoteStats, options: dict) -> FittedModel:
     k = stats.k
-    max_iter = int(options.get("max_iter", 200))
+    max_iter = int(options.get("max_iter", 500))
     tol = float(options.get("tol", 1e-6))
     smoothing = float(options.get("smoothing", 1.0))
     prior_acc = float(options.get("prior_accuracy", 0.7))
