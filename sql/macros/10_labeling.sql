@@ -54,7 +54,7 @@ CREATE OR REPLACE MACRO ml_label_stats(tbl) AS TABLE
 -- column, over the rows whose gold value is a declared class: correct / incorrect votes and
 -- emp_accuracy = correct / (correct + incorrect) (0 when it never votes there), i.e.
 -- lf_summary(Y) on the gold rows. learned_accuracy: from label model `label_model`, or the latest
--- label model fitted on the table.
+-- label model fitted on the table that learns accuracies (majority vote does not).
 CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS TABLE
     WITH ls AS (
         SELECT classes FROM sqlml.label_sets WHERE table_name = ml_labeled_table(tbl)
@@ -85,7 +85,8 @@ CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS
         SELECT a.lf, a.learned_accuracy FROM sqlml.label_model_lfs AS a
         WHERE a.table_name = ml_labeled_table(tbl)
           AND a.model = coalesce(label_model, (SELECT arg_max(m.model, m.fitted_at) FROM sqlml.label_model_lfs AS m
-                                               WHERE m.table_name = ml_labeled_table(tbl)))
+                                               WHERE m.table_name = ml_labeled_table(tbl)
+                                                 AND m.learned_accuracy IS NOT NULL))
     )
     SELECT f.lf_id AS j,
            f.name AS lf,
