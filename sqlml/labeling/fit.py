@@ -62,11 +62,13 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
             raise DataError(f"label model {name!r}: table {table!r} has no gold column {gold!r}.", obj=name, column=gold)
         gold = columns[gold.lower()][0]
     try:
+        stats_started = time.perf_counter()
         stats = collect(duck, label_set, [lf.lf_id for lf in lfs], gold)
         if stats.n_rows == 0:
             raise DataError(f"label model {name!r}: table {table!r} has no rows to label.", obj=name)
         fit_options = resolve_options(duck, stats, method, options)
         fit_started = time.perf_counter()
+        stats_seconds = fit_started - stats_started
         model = METHODS[method](stats, fit_options)
         if options.get("anchor") and (stats.gold >= 0).any() and method != "majority":
             anchor_on_gold(model, stats)
@@ -74,7 +76,7 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         probs = clamp_gold(model.posterior(stats), stats.gold, stats.k)
         summary = output.write(
             connection, name, label_set, stats, model, probs, lfs, method=method, options=options, gold=gold,
-            fit_seconds=fit_seconds, replace=replace,
+            fit_seconds=fit_seconds, stats_seconds=stats_seconds, replace=replace,
         )
     finally:
         for temp in (ROWS, PATTERNS, ENTRIES):

@@ -46,7 +46,8 @@ def hard_labels(probs: np.ndarray, balance: np.ndarray) -> np.ndarray:
     return np.where(tied, rank[None, :], -np.inf).argmax(axis=1)
 
 
-def write(connection, name, label_set, stats, model, probs, lfs, *, method, options, gold, fit_seconds, replace):
+def write(connection, name, label_set, stats, model, probs, lfs, *, method, options, gold, fit_seconds, stats_seconds,
+          replace):
     duck = connection.duckdb
     k = stats.k
     labels = hard_labels(probs, model.class_balance)
@@ -96,7 +97,8 @@ def write(connection, name, label_set, stats, model, probs, lfs, *, method, opti
         "classes": label_set.classes,
         "class_balance": [round(float(p), 6) for p in model.class_balance],
         "lf_accuracies": lf_accuracy,
-        "fit_seconds": round(fit_seconds, 6),
+        "stats_seconds": round(stats_seconds, 6),  # SQL: vote patterns (and co-occurrence)
+        "fit_seconds": round(fit_seconds, 6),  # numpy: the method itself
         "iterations": int(model.iterations),
         "history_tail": [round(h, 8) for h in model.history[-5:]],
         "rows": int(stats.n_rows),
