@@ -19,8 +19,8 @@ METHODS = {
 }
 
 METHOD_OPTIONS = {
-    "label_model": ("epochs", "lr", "l2", "abstain"),
-    "matrix_completion": ("epochs", "lr", "l2", "abstain"),
+    "label_model": ("epochs", "lr", "l2", "abstain", "shrinkage"),
+    "matrix_completion": ("epochs", "lr", "l2", "abstain", "shrinkage"),
     "majority": (),
     "dawid_skene": ("max_iter", "tol", "smoothing", "prior_accuracy"),
     "triplet": ("min_overlap", "max_triplets"),

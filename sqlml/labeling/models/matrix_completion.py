@@ -10,12 +10,19 @@ matched with.
 
 Second moments cannot tell the class balance p from a rescaling of mu, so p is fixed
 during the fit: given (``class_balance``), or estimated beforehand from first and
-second moments (``triplet.class_balance_from_moments``), blended with gold labels when
+second moments of LFs that vote for several classes (``triplet.class_balance_from_moments``;
+uniform when every LF is one-sided), blended with gold labels when
 there are any (``fit.py``). Prediction ignores abstains by default, as Snorkel does
 (``abstain := 'model'`` uses P(abstain | y) = 1 - sum_a mu too).
 
+Each LF's learned vote distribution is finally shrunk towards "right 70% of the
+time" in proportion to how little overlap evidence it has (``shrinkage`` rows count as
+much as that prior guess): sparse LFs that rarely vote with others act as majority-vote
+voters instead of carrying noisy learned weights.
+
 Options: ``epochs`` (300), ``lr`` (0.02, relative step size), ``l2`` (0, pull
-towards the initial guess), ``seed`` (0), ``abstain`` ('ignore' | 'model').
+towards the initial guess), ``seed`` (0), ``abstain`` ('ignore' | 'model'),
+``shrinkage`` (1000; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from sqlml.labeling.models.base import EPS, FittedModel, normalise
 from sqlml.labeling.models.stats import VoteStats
 
 PREC_INIT = 0.7
+SHRINKAGE = 1000.0  # rows of overlap evidence that count as much as the prior guess
 
 
 def _init_mu(marg: np.ndarray, k: int, rng) -> np.ndarray:
@@ -67,10 +75,39 @@ def fit_mu(O, p, mask, mu0, epochs, lr, l2):
 
 
 def _to_logs(mu: np.ndarray, m: int, k: int):
+    """log P(vote a | y) and log P(abstain | y), with a vote for a never favouring another
+    class: P(vote a | y) <= P(vote a | y = a) (an LF is designed to vote for what it says)."""
     vote = np.clip(mu.reshape(m, k, k), EPS, 1.0)  # [j, a, y]
+    vote = np.minimum(vote, np.einsum("jaa->ja", vote)[:, :, None])
     vote = vote / np.maximum(vote.sum(axis=1), 1.0)[:, None, :]  # each column at most a distribution
     abstain = np.clip(1 - vote.sum(axis=1), EPS, 1.0)
     return np.log(vote), np.log(abstain)
+
+
+def overlap_rows(stats: VoteStats) -> np.ndarray:
+    """[m] rows on which each LF votes together with at least one other LF."""
+    sizes = np.bincount(stats.entry_pattern, minlength=stats.n_patterns)
+    shared = sizes[stats.entry_pattern] >= 2
+    weights = stats.counts[stats.entry_pattern[shared]]
+    return np.bincount(stats.entry_lf[shared], weights=weights, minlength=stats.m)
+
+
+def shrink(log_vote: np.ndarray, stats: VoteStats, strength: float) -> np.ndarray:
+    """Pull each LF's P(vote | class, fires) towards "right PREC_INIT of the time" in
+    proportion to how little overlap evidence it has: an LF that rarely votes together
+    with others cannot have its accuracy told apart from noise, so it counts as a
+    majority-vote voter; with much evidence the learned values stand."""
+    if strength <= 0:
+        return log_vote
+    k = stats.k
+    vote = np.exp(log_vote)
+    fired = vote.sum(axis=1, keepdims=True)
+    conditional = vote / np.maximum(fired, EPS)
+    eye = np.eye(k)
+    prior = eye * PREC_INIT + (1 - eye) * (1 - PREC_INIT) / max(k - 1, 1)
+    n = overlap_rows(stats)[:, None, None]
+    blended = (n * conditional + strength * prior[None]) / (n + strength)
+    return np.log(np.clip(blended * fired, EPS, None))
 
 
 def matching_permutation(mu: np.ndarray, m: int, k: int) -> np.ndarray:
@@ -110,6 +147,8 @@ def fit(stats: VoteStats, options: dict) -> FittedModel:
     perm = matching_permutation(mu, m, k)
     mu = mu[:, perm]
     log_vote, log_abstain = _to_logs(mu, m, k)
+    log_vote = shrink(log_vote, stats, float(options.get("shrinkage", SHRINKAGE)))
     if options.get("abstain", "ignore") == "ignore":
         log_abstain = None
     return FittedModel("label_model", p, log_vote, log_abstain, history=history, iterations=len(history))
+

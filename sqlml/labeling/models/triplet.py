@@ -82,13 +82,16 @@ def class_balance_from_moments(O: np.ndarray, stats: VoteStats, options: dict) -
 
 
 def _class_balance(O: np.ndarray, m: int, k: int, acc: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """From LFs that vote for several classes: under the model, P(vote c | fires) mixes the
+    class balance with the LF's error rate. A one-sided LF (it only ever votes one class)
+    says nothing about the balance, so with no multi-class LFs the balance is uniform."""
     marg = np.diag(O).reshape(m, k)  # P(lf j votes c)
     cover = marg.sum(axis=1)
-    fired = cover > 0
-    if not fired.any():
+    multi = (marg > 0).sum(axis=1) >= 2
+    if not multi.any():
         return np.full(k, 1.0 / k)
-    q = marg[fired] / cover[fired, None]
-    wrong = ((1 - acc[fired]) / (k - 1))[:, None]
-    est = (q - wrong) / np.maximum(x[fired], EPS)[:, None]
-    weight = (cover[fired] * x[fired] ** 2)[:, None]
-    return normalise((np.clip(est, 0, 1) * weight).sum(axis=0) / weight.sum(), floor=1e-3)
+    q = marg[multi] / cover[multi, None]
+    wrong = ((1 - acc[multi]) / (k - 1))[:, None]
+    est = (q - wrong) / np.maximum(x[multi], EPS)[:, None]
+    weight = (cover[multi] * x[multi] ** 2)[:, None]
+    return normalise((np.clip(est, 0, 1) * weight).sum(axis=0) / np.maximum(weight.sum(), EPS), floor=1e-3)
