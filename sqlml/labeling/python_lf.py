@@ -1,9 +1,10 @@
-"""Running a Python labeling function as a DuckDB Arrow UDF.
+"""Running Python labeling functions as one DuckDB Arrow UDF per scan.
 
-The UDF gets the LF's input columns plus the row key (for error messages), calls the
-function on whole Arrow chunks, and maps its answer to SMALLINT class indexes. When the
-function raises on a chunk, the chunk is re-run row by row to find the row: the error
-names the LF and that row's key, or (fault-tolerant LFs) the row abstains and is counted.
+All Python LFs of a scan share one UDF (``PythonLFBatch``): it gets the union of their
+input columns plus the row key (for error messages) as Arrow arrays, once per chunk, and
+returns a STRUCT with one SMALLINT class index per LF. Each function runs on whole
+chunks; when one raises, its chunk is re-run row by row to find the row: the error names
+the LF and that row's key, or (fault-tolerant LFs) the row abstains and is counted.
 """
 
 from __future__ import annotations
@@ -17,28 +18,61 @@ import pyarrow.compute as pc
 from sqlml.errors import LabelingError, SqlmlError
 
 
+class PythonLFBatch:
+    """One Arrow UDF evaluating several Python LFs over shared input columns."""
+
+    def __init__(self, runners: list[PythonLFRunner], columns: list[str], session):
+        self.runners = runners
+        self.columns = columns  # the UDF's input columns, key last
+        self.positions = [[columns.index(c) for c in runner.inputs] for runner in runners]
+        self.session = session
+        self.udf_name = f"__sqlml_lfs_{uuid.uuid4().hex[:12]}"
+        self.fields = [(f"r{runner.lf_id}", pa.int16()) for runner in runners]
+
+    def __call__(self, *arrays):
+        keys = arrays[-1]
+        try:
+            codes = [
+                runner.evaluate([arrays[i] for i in positions], keys)
+                for runner, positions in zip(self.runners, self.positions, strict=True)
+            ]
+        except Exception as error:  # noqa: BLE001 - every error goes back typed
+            if not isinstance(error, SqlmlError):
+                error = LabelingError(f"a Python labeling function failed: {type(error).__name__}: {error}")
+            raise RuntimeError(f"{error} {self.session.errors.stash(error)}") from None
+        return pa.StructArray.from_arrays(codes, fields=[pa.field(n, t) for n, t in self.fields])
+
+    @property
+    def returns(self) -> str:
+        return "STRUCT(" + ", ".join(f"{name} SMALLINT" for name, _ in self.fields) + ")"
+
+    def register(self, duck, input_types: list[str]) -> None:
+        duck.create_function(
+            self.udf_name, _with_arity(self, len(input_types)), input_types, self.returns, type="arrow",
+            null_handling="special", exception_handling="default", side_effects=True,
+        )
+
+    def unregister(self, duck) -> None:
+        try:
+            duck.remove_function(self.udf_name)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
 class PythonLFRunner:
-    def __init__(self, lf, classes: list[str], key_column: str, session):
+    """One Python LF: calls it on a chunk and maps its answer to class indexes."""
+
+    def __init__(self, lf, lf_id: int, classes: list[str], key_column: str):
         self.lf = lf
+        self.lf_id = lf_id
+        self.inputs = list(lf.inputs)
         self.classes = classes
         self.key_column = key_column
-        self.session = session
         self.class_array = pa.array(classes, pa.string())
         self.rows = 0  # rows evaluated
         self.faults = 0
-        self.udf_name = f"__sqlml_lf_{uuid.uuid4().hex[:12]}"
 
-    # DuckDB calls this with Arrow arrays: inputs..., key
-    def __call__(self, *arrays):
-        try:
-            return self._chunk(arrays)
-        except Exception as error:  # noqa: BLE001 - every error goes back typed
-            if not isinstance(error, SqlmlError):
-                error = LabelingError(f"labeling function {self.lf.name!r} failed: {type(error).__name__}: {error}")
-            raise RuntimeError(f"{error} {self.session.errors.stash(error)}") from None
-
-    def _chunk(self, arrays):
-        *inputs, keys = arrays
+    def evaluate(self, inputs, keys) -> pa.Array:
         n = len(keys)
         self.rows += n
         try:
@@ -88,6 +122,9 @@ class PythonLFRunner:
             self._check(bad, result, keys)
             return codes.cast(pa.int16())
         if pa.types.is_integer(kind):
+            low, high = pc.min_max(result).values()
+            if low.as_py() is None or (low.as_py() >= 0 and high.as_py() < len(self.classes)):
+                return result.cast(pa.int16())  # the common case: indexes and None only
             result = pc.if_else(pc.equal(result, -1), pa.scalar(None, kind), result)
             bad = pc.fill_null(pc.or_(pc.less(result, 0), pc.greater_equal(result, len(self.classes))), False)
             self._check(bad, result, keys)
@@ -105,17 +142,6 @@ class PythonLFRunner:
                 f"{self.classes} (row {self.key_column} = {keys[i].as_py()!r})."
             )
 
-    def register(self, duck, input_types: list[str], key_type: str) -> None:
-        duck.create_function(
-            self.udf_name, _with_arity(self, len(input_types) + 1), [*input_types, key_type], "SMALLINT", type="arrow", null_handling="special",
-            exception_handling="default", side_effects=True,
-        )
-
-    def unregister(self, duck) -> None:
-        try:
-            duck.remove_function(self.udf_name)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def _with_arity(fn, n: int):

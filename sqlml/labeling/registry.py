@@ -194,11 +194,14 @@ def put_lf(duck, lf: LFRow) -> None:
     catalog.put_object(duck, LF_KIND, lf.name, props, replace=True)
 
 
-def mark_applied(duck, lf: LFRow, faults: int) -> None:
+def mark_applied(duck, faults_by_name: dict[str, int]) -> None:
+    """The votes of these LFs are now current; record their fault counts (one UPDATE)."""
+    if not faults_by_name:
+        return
     duck.execute(
-        "UPDATE sqlml.labeling_functions SET applied_fingerprint = fingerprint, applied_at = current_timestamp, "
-        "faults = ? WHERE name = ?",
-        [faults, lf.name],
+        "UPDATE sqlml.labeling_functions AS f SET applied_fingerprint = fingerprint, applied_at = current_timestamp, "
+        "faults = u.faults FROM (SELECT unnest(?) AS name, unnest(?) AS faults) AS u WHERE f.name = u.name",
+        [list(faults_by_name), list(faults_by_name.values())],
     )
 
 

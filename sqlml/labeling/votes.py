@@ -22,7 +22,7 @@ import duckdb
 from sqlml.errors import DataError, LabelingError
 from sqlml.labeling import registry
 from sqlml.labeling.lf import source_columns
-from sqlml.labeling.python_lf import PythonLFRunner
+from sqlml.labeling.python_lf import PythonLFBatch, PythonLFRunner
 from sqlml.labeling.registry import LabelSet, LFRow
 from sqlml.sqlutil import fetch_one, fetch_value, quote_ident, quote_literal
 
@@ -110,24 +110,28 @@ def apply(connection, table: str, key: str | None = None, *, full: bool = False)
     n_new = sync_rows(duck, label_set, full)
     if not stale and not n_new:
         return _finish(duck, label_set, lfs, reports, stale, {})
+    n_all = n_new if full else int(fetch_value(duck, f"SELECT count(*) FROM {src}"))
     if stale and not full:
         duck.execute(f"DELETE FROM {label_set.votes_sql} WHERE lf IN ({', '.join(str(lf.lf_id) for lf in stale)})")
-    runners: dict[str, PythonLFRunner] = {}
+    runners: dict[int, PythonLFBatch] = {}
     try:
         if stale:
-            _scan(connection, label_set, stale, columns, None, reports, runners)
+            _scan(connection, label_set, stale, columns, None, n_all, reports, runners)
         if current and n_new:
-            _scan(connection, label_set, current, columns, new_filter, reports, runners)
+            _scan(connection, label_set, current, columns, new_filter, n_new, reports, runners)
     finally:
-        for runner in runners.values():
-            runner.unregister(duck)
+        for batch in runners.values():
+            batch.unregister(duck)
     if n_new:
-        duck.execute(f"INSERT INTO {label_set.rows_sql} SELECT {k_col} FROM {src} WHERE {new_filter}")
+        where = "" if full else f" WHERE {new_filter}"
+        duck.execute(f"INSERT INTO {label_set.rows_sql} SELECT {k_col} FROM {src}{where}")
     return _finish(duck, label_set, lfs, reports, stale, runners)
 
 
-def _finish(duck, label_set, lfs, reports, stale, runners) -> list[LFReport]:
+def _finish(duck, label_set, lfs, reports, stale, batches) -> list[LFReport]:
+    runners = {r.lf.name: r for batch in batches.values() for r in batch.runners}
     counts = dict(duck.execute(f"SELECT lf, count(*) FROM {label_set.votes_sql} GROUP BY lf").fetchall())
+    applied = {}
     for lf in lfs:
         report = reports[lf.name]
         report.votes = int(counts.get(lf.lf_id, 0))
@@ -135,9 +139,10 @@ def _finish(duck, label_set, lfs, reports, stale, runners) -> list[LFReport]:
         if runner is not None:
             report.faults = runner.faults
         if lf in stale:
-            registry.mark_applied(duck, lf, report.faults)
+            applied[lf.name] = report.faults
         elif runner is not None:
-            registry.mark_applied(duck, lf, lf.faults + report.faults)
+            applied[lf.name] = lf.faults + report.faults
+    registry.mark_applied(duck, applied)
     return list(reports.values())
 
 
@@ -149,6 +154,9 @@ def sync_rows(duck, label_set: LabelSet, full: bool) -> int:
     instead of anti-joins over the votes).
     """
     src, k_col, rows_sql = label_set.source_sql, label_set.key_sql, label_set.rows_sql
+    if full:  # every row is new: check the key once over the whole table
+        _check_key(duck, label_set)
+        return int(fetch_value(duck, f"SELECT count(*) FROM {src}"))
     fingerprint = f"count(*), coalesce(sum(CAST(hash({k_col}) AS HUGEINT)), 0)"
     n_src, h_src = fetch_one(duck, f"SELECT {fingerprint} FROM {src}")
     if not full:
@@ -184,28 +192,30 @@ def _check_key(duck, label_set: LabelSet) -> None:
         )
 
 
-def _raw_expression(lf: LFRow, label_set: LabelSet, columns: dict, connection, runners) -> str:
-    """What the LF computes for a row (Python LFs: already a class index)."""
-    if lf.kind == "python":
+def _python_batch(connection, label_set: LabelSet, lfs: list[LFRow], columns: dict) -> PythonLFBatch | None:
+    """One Arrow UDF for all Python LFs of a scan (their inputs converted once per chunk)."""
+    runners = []
+    for lf in lfs:
         fn = connection.session.registry.get(registry.LF_KIND, {}).get(lf.name)
         if fn is None:
             raise LabelingError(
                 f"Python labeling function {lf.name!r} is not registered in this connection; "
                 f"run con.register({lf.name}) before APPLY (its code lives in Python, not in the database)."
             )
-        runner = PythonLFRunner(fn, label_set.classes, label_set.key, connection.session)
-        runner.register(connection.duckdb, [columns[c.lower()][1] for c in lf.inputs], label_set.key_type)
-        runners[lf.name] = runner
-        args = ", ".join([quote_ident(columns[c.lower()][0]) for c in lf.inputs] + [label_set.key_sql])
-        return f"{quote_ident(runner.udf_name)}({args})"
-    return f"({lf.definition})"
+        runners.append(PythonLFRunner(fn, lf.lf_id, label_set.classes, label_set.key))
+    if not runners:
+        return None
+    inputs = list(dict.fromkeys(c for r in runners for c in r.inputs))
+    batch = PythonLFBatch(runners, [*inputs, label_set.key], connection.session)
+    batch.register(connection.duckdb, [columns[c.lower()][1] for c in inputs] + [label_set.key_type])
+    return batch
 
 
 def _class_index(lf: LFRow, label_set: LabelSet) -> str:
     """Maps the raw column r<lf_id> to a class index; an undeclared class raises, naming the row."""
     value = quote_ident(f"r{lf.lf_id}")
     if lf.kind == "python":
-        return value
+        return f"__py.{value}"
     fail = (
         f"error({quote_literal(_UNDECLARED + str(lf.lf_id) + _SEP)} || CAST({value} AS VARCHAR) || "
         f"{quote_literal(_SEP)} || CAST(__key AS VARCHAR))"
@@ -219,25 +229,32 @@ def _class_index(lf: LFRow, label_set: LabelSet) -> str:
     return f"CASE WHEN {value} IS NULL THEN NULL ELSE CASE {value} {whens} ELSE {fail} END END"
 
 
-def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str | None, reports, runners) -> None:
+def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str | None, n: int, reports,
+          runners) -> None:
     """Evaluate ``lfs`` over the table (or the rows ``where`` selects) in one scan."""
     duck = connection.duckdb
     src, k_col = label_set.source_sql, label_set.key_sql
-    raw = ", ".join(
-        f"{_raw_expression(lf, label_set, columns, connection, runners)} AS {quote_ident(f'r{lf.lf_id}')}" for lf in lfs
-    )
+    sql_lfs = [lf for lf in lfs if lf.kind != "python"]
+    batch = _python_batch(connection, label_set, [lf for lf in lfs if lf.kind == "python"], columns)
+    if batch is not None:
+        runners[id(batch)] = batch
+    raw = [f"({lf.definition}) AS {quote_ident(f'r{lf.lf_id}')}" for lf in sql_lfs]
+    if batch is not None:
+        args = ", ".join(quote_ident(columns[c.lower()][0]) for c in batch.columns[:-1])
+        raw.append(f"{quote_ident(batch.udf_name)}({args}{', ' if args else ''}{k_col}) AS __py")
     mapped = ", ".join(f"CAST({_class_index(lf, label_set)} AS SMALLINT) AS {quote_ident(str(lf.lf_id))}" for lf in lfs)
     where_sql = f" WHERE {where}" if where else ""
+    # MATERIALIZED: the UDF runs once per row, not once per struct field read from it
     sql = (
-        f"INSERT INTO {label_set.votes_sql} SELECT __key, CAST(lf AS SMALLINT), label FROM "
-        f"(UNPIVOT (SELECT __key, {mapped} FROM (SELECT {k_col} AS __key, {raw} FROM {src}{where_sql})) "
-        f"ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
+        f"INSERT INTO {label_set.votes_sql} "
+        f"WITH raw AS MATERIALIZED (SELECT {k_col} AS __key, {', '.join(raw)} FROM {src}{where_sql}) "
+        f"SELECT __key, CAST(lf AS SMALLINT), label FROM "
+        f"(UNPIVOT (SELECT __key, {mapped} FROM raw) ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
     )
     try:
         duck.execute(sql)
     except duckdb.Error as error:
         raise _translate(error, lfs, label_set, connection) from None
-    n = fetch_value(duck, f"SELECT count(*) FROM {src}{where_sql}")
     for lf in lfs:
         reports[lf.name].rows_evaluated = int(n)
 
