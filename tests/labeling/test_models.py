@@ -45,7 +45,7 @@ def accuracy(method, L, y, k, **options):
 @pytest.mark.parametrize("method", ["label_model", "dawid_skene", "triplet"])
 @pytest.mark.parametrize("k", [2, 6, 9])
 def test_methods_reach_the_true_parameter_posterior(method, k):
-    L, y, cov, acc, balance = synthetic(20_000, 12, k, seed=k)
+    L, y, cov, acc, balance = synthetic(12_000, 12, k, seed=k)
     best = float((oracle(L, acc, balance) == y).mean())
     got, model = accuracy(method, L, y, k)
     assert got >= best - 0.01, (method, k, got, best)
@@ -63,7 +63,7 @@ def test_class_balance_is_estimated_under_imbalance(method):
 
 
 def test_learned_accuracies_are_close_to_the_truth():
-    L, y, cov, acc, balance = synthetic(50_000, 8, 2, seed=4)
+    L, y, cov, acc, balance = synthetic(30_000, 8, 2, seed=4)
     for method in ("label_model", "dawid_skene", "triplet"):
         _, model = accuracy(method, L, y, 2)
         assert np.abs(model.accuracies() - acc).max() < 0.05, method
