@@ -160,6 +160,8 @@ def bench_fit(tmp: Path, n: int, balance: list[float], tag: str) -> dict:
         "fit_speedup": theirs["fit_seconds"] / ours["fit_seconds"],
         "statement_vs_fit_plus_predict": (theirs["fit_seconds"] + theirs["predict_seconds"]) / ours["statement_seconds"],
         "peak_rss_ratio": ours["peak_rss_mb"] / theirs["peak_rss_mb"],
+        "fit_rss_increase_ratio": (ours["peak_rss_mb"] - ours["rss_before_fit_mb"])
+        / max(theirs["peak_rss_mb"] - theirs["rss_before_fit_mb"], 1e-9),
         "sqlml_gap_to_oracle_points": 100 * (best - ours["accuracy"]),
         "snorkel_gap_to_oracle_points": 100 * (best - theirs["accuracy"]),
     }
@@ -264,6 +266,59 @@ def bench_analysis(data: Path, tmp: Path) -> dict:
     return {"max_abs_difference": diff, "rows": len(labels)}
 
 
+def readme_table(r: dict) -> str:
+    """The Benchmarks table of README.md, from a results file."""
+    ap = r["apply_100k_x_10_keyword_lfs"]
+    lines = ["| measurement | sqlml | snorkel 0.10 | ratio | target |", "|---|---|---|---|---|"]
+    snorkel_s = ap["snorkel_pandas_lf_applier_s"]
+    for kind, target in (("sql", 100), ("python", 30)):
+        lines.append(
+            f"| apply 10 keyword LFs to {ap['rows']:,} texts, {kind.upper() if kind == 'sql' else 'Python'} LFs "
+            f"(same label matrix: {ap[f'sqlml_{kind}_equal_to_snorkel']}) | {ap[f'sqlml_{kind}_lfs_s']:.2f} s | "
+            f"{snorkel_s:.1f} s (PandasLFApplier) | {ap[f'speedup_{kind}']:.0f}x | >= {target}x |"
+        )
+    for tag, label in (("balanced", "balanced"), ("imbalanced_90_10", "90/10, prior not given")):
+        f = r[f"fit_1M_x_10_{tag}"]
+        ours, theirs = f["sqlml"], f["snorkel"]
+        lines.append(
+            f"| label model fit, 1M x 10 LFs, {label}: fit (SQL statistics + method) | {ours['fit_seconds']:.2f} s | "
+            f"{theirs['fit_seconds']:.2f} s | {f['fit_speedup']:.1f}x | >= 3x |"
+        )
+        lines.append(
+            f"| same, whole CREATE LABEL MODEL (writes 1M labels) vs fit + predict_proba | "
+            f"{ours['statement_seconds']:.2f} s | {theirs['fit_seconds'] + theirs['predict_seconds']:.2f} s | "
+            f"{f['statement_vs_fit_plus_predict']:.1f}x | |"
+        )
+        increase = (ours["peak_rss_mb"] - ours["rss_before_fit_mb"]) / max(theirs["peak_rss_mb"] - theirs["rss_before_fit_mb"], 1e-9)
+        lines.append(
+            f"| same, peak RSS of the process (growth during the fit) | {ours['peak_rss_mb']:.0f} MB "
+            f"(+{ours['peak_rss_mb'] - ours['rss_before_fit_mb']:.0f}) | {theirs['peak_rss_mb']:.0f} MB "
+            f"(+{theirs['peak_rss_mb'] - theirs['rss_before_fit_mb']:.0f}) | {f['peak_rss_ratio']:.2f} ({increase:.2f}) | <= 0.33 |"
+        )
+        lines.append(
+            f"| same, accuracy (true-parameter posterior {100 * f['oracle_accuracy']:.2f}) | "
+            f"{100 * ours['accuracy']:.2f} | {100 * theirs['accuracy']:.2f} | gap {f['sqlml_gap_to_oracle_points']:.2f} pt | "
+            f"gap <= 0.5 pt |"
+        )
+    scores = r.get("wrench", {}).get("scores", {})
+    for name, metric in (("youtube", "accuracy"), ("sms", "f1"), ("trec", "accuracy")):
+        if name not in scores:
+            continue
+        s = scores[name]
+        best = max(s["snorkel_majority_vote"][metric], s["snorkel_label_model"][metric])
+        ours = s["sqlml_default"][metric]
+        lines.append(
+            f"| WRENCH {name} test {metric}: sqlml default (with valid gold: "
+            f"{100 * s['sqlml_default_with_valid_gold'][metric]:.1f}) | {100 * ours:.1f} | "
+            f"LabelModel {100 * s['snorkel_label_model'][metric]:.1f}, majority {100 * s['snorkel_majority_vote'][metric]:.1f} "
+            f"| {100 * (ours - best):+.1f} pt | >= best |"
+        )
+    if "lf_summary_vs_snorkel" in r:
+        worst = max(r["lf_summary_vs_snorkel"]["max_abs_difference"].values())
+        lines.append(f"| ml_lf_summary vs LFAnalysis.lf_summary(Y), WRENCH youtube valid | max abs difference {worst:.1g} | | | identical |")
+    return "\n".join(lines)
+
+
 def default_data() -> Path:
     """``../shared/data/wrench`` beside the checkout (a worktree sits one level deeper)."""
     for base in (ROOT.parent, ROOT.parent.parent):
@@ -277,7 +332,11 @@ def main() -> None:
     ap.add_argument("--data", default=str(default_data()), help="folder with WRENCH youtube/ sms/ trec/")
     ap.add_argument("--quick", action="store_true", help="10x smaller (a smoke run, not the measurement)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--table", action="store_true", help="print the README table of the last results and exit")
     a = ap.parse_args()
+    if a.table:
+        print(readme_table(json.loads((HERE / "results" / "weak_supervision.json").read_text())))
+        return
     if a.worker:
         print(json.dumps(worker_fit(*a.worker[1:])))
         return
