@@ -5,7 +5,7 @@
 -- The canonical name of a labeled table, as sqlml.label_sets stores it.
 CREATE OR REPLACE MACRO ml_labeled_table(tbl) AS regexp_replace(lower(tbl), '^main\.', '');
 
--- The table name quoted for query_table: 'my "odd" table' -> '"my ""odd"" table"', 's.t' -> '"s"."t"'.
+-- The table name quoted for query_table: 'my "odd" table' becomes '"my ""odd"" table"', 's.t' becomes '"s"."t"'.
 CREATE OR REPLACE MACRO ml_quoted_table(tbl) AS
     CASE WHEN contains(tbl, '.')
          THEN '"' || replace(split_part(tbl, '.', 1), '"', '""') || '"."'
@@ -124,7 +124,7 @@ CREATE OR REPLACE MACRO ml_majority_vote(tbl) AS TABLE
         FROM query_table(ml_votes_table(tbl)) GROUP BY ALL
     ), best AS (
         SELECT COLUMNS(* EXCLUDE (label, n)), arg_max(label, n * 65536 - label) AS top, max(n) AS votes,
-               sum(n) AS all_votes
+               CAST(sum(n) AS BIGINT) AS all_votes
         FROM counts GROUP BY ALL
     )
     SELECT COLUMNS(* EXCLUDE (top, votes, all_votes, classes)), classes[top + 1] AS label, votes, all_votes

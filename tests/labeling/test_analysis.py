@@ -121,3 +121,27 @@ def test_macros_run_in_plain_duckdb(db_path):
     rows = plain.execute("SELECT lf, coverage, correct FROM ml_lf_summary('m', gold := 'gold')").fetchall()
     assert rows == [("lf0", 4 / 6, 3), ("lf1", 3 / 6, 1), ("lf2", 3 / 6, 1)]
     plain.close()
+
+
+def test_macros_run_in_the_official_duckdb_shell(db_path):
+    """duckdb-cli 1.5.x reads a file sqlml wrote and runs the labeling macros on it."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "duckdb"
+    cli = str(beside) if beside.exists() else shutil.which("duckdb")
+    if cli is None:
+        pytest.skip("the duckdb CLI is not installed (pip install -e '.[test]')")
+    con = sqlml.connect(db_path)
+    matrix_table(con, HAND)
+    con.close()
+    macros = Path(__file__).resolve().parents[2] / "sql" / "macros"
+    out = subprocess.run(
+        [cli, db_path, "-csv", "-c", f".read {macros / '00_core.sql'}", "-c", f".read {macros / '10_labeling.sql'}",
+         "-c", "SELECT lf, correct, incorrect FROM ml_lf_summary('m', gold := 'gold')"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["lf,correct,incorrect", "lf0,3,0", "lf1,1,2", "lf2,1,1"]
