@@ -105,6 +105,9 @@ FROM scored GROUP BY model ORDER BY model
 """
     )
     tour.facts["labeling"] = {r[0]: {"accuracy": r[1], "late_f1": r[2]} for r in rows}
+    tour.say("The label model is right more often; majority vote calls more flights late (so it finds more")
+    tour.say("of the late ones, at the price of many false alarms): the label model knows from the expert")
+    tour.say("sample that about one flight in four is late, and weighs each hunch by its learned accuracy.")
     tour.say("\nWhat training will read: a label, its probabilities and a weight (gold 1, weak by confidence,")
     tour.say("rows no function voted on 0):")
     tour.show("SELECT source, count(*) AS flights, round(avg(weight), 3) AS avg_weight FROM delay_labels GROUP BY ALL ORDER BY 1")
