@@ -333,6 +333,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10x smaller (a smoke run, not the measurement)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--table", action="store_true", help="print the README table of the last results and exit")
+    ap.add_argument("--only", choices=("apply", "fit", "wrench"), action="append",
+                    help="run only these parts, updating the last results file")
     a = ap.parse_args()
     if a.table:
         print(readme_table(json.loads((HERE / "results" / "weak_supervision.json").read_text())))
@@ -344,24 +346,27 @@ def main() -> None:
         sys.exit("the anchor is missing: run bash bench/setup_snorkel.sh first")
     scale = 10 if a.quick else 1
     data = Path(a.data)
-    result = {"machine": f"{os.cpu_count()} cores", "load_average_at_start": os.getloadavg()}
+    out = HERE / "results" / ("weak_supervision_quick.json" if a.quick else "weak_supervision.json")
+    parts = set(a.only or ("apply", "fit", "wrench"))
+    result = json.loads(out.read_text()) if a.only and out.exists() else {}
+    result.update({"machine": f"{os.cpu_count()} cores", "load_average_at_start": os.getloadavg()})
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        print("applying LFs ...", flush=True)
-        result["apply_100k_x_10_keyword_lfs"] = bench_apply(tmp, 100_000 // scale)
-        print(json.dumps(result["apply_100k_x_10_keyword_lfs"], indent=1), flush=True)
-        for tag, balance in (("balanced", [0.5, 0.5]), ("imbalanced_90_10", [0.9, 0.1])):
+        if "apply" in parts:
+            print("applying LFs ...", flush=True)
+            result["apply_100k_x_10_keyword_lfs"] = bench_apply(tmp, 100_000 // scale)
+            print(json.dumps(result["apply_100k_x_10_keyword_lfs"], indent=1), flush=True)
+        for tag, balance in (("balanced", [0.5, 0.5]), ("imbalanced_90_10", [0.9, 0.1])) if "fit" in parts else ():
             print(f"label model 1M x 10, {tag} ...", flush=True)
             result[f"fit_1M_x_10_{tag}"] = bench_fit(tmp, 1_000_000 // scale, balance, tag)
             print(json.dumps(result[f"fit_1M_x_10_{tag}"], indent=1), flush=True)
-        if data.is_dir():
+        if data.is_dir() and "wrench" in parts:
             print("WRENCH ...", flush=True)
             result["wrench"] = bench_wrench(data, tmp, ["youtube", "sms", "trec"])
             print(json.dumps(result["wrench"], indent=1), flush=True)
             result["lf_summary_vs_snorkel"] = bench_analysis(data, tmp)
             print(json.dumps(result["lf_summary_vs_snorkel"], indent=1), flush=True)
     result["load_average_at_end"] = os.getloadavg()
-    out = HERE / "results" / ("weak_supervision_quick.json" if a.quick else "weak_supervision.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out}")

@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from sqlml.errors import InvalidOptionError
 from sqlml.labeling import registry
+from sqlml.sqlutil import quote_ident
 
 
 def create_labeling_function(ctx):
@@ -74,9 +73,9 @@ def apply_labeling_functions(ctx):
         {
             "labeling_function": [r.name for r in reports],
             "status": [r.status for r in reports],
-            "rows_evaluated": pa.array([r.rows_evaluated for r in reports], pa.int64()),
-            "votes": pa.array([r.votes for r in reports], pa.int64()),
-            "faults": pa.array([r.faults for r in reports], pa.int64()),
+            "rows_evaluated": ([r.rows_evaluated for r in reports], "BIGINT"),
+            "votes": ([r.votes for r in reports], "BIGINT"),
+            "faults": ([r.faults for r in reports], "BIGINT"),
         },
     )
 
@@ -117,6 +116,19 @@ def drop_label_model(ctx):
     return None
 
 
+SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", list: "DOUBLE[]"}
+
+
 def _show(ctx, columns: dict):
-    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-    return ctx.connection.wrap(ctx.duck.from_arrow(table))
+    """A small result as a relation: each column a typed list parameter, unnested side by side.
+
+    (Not ``from_arrow``: that loads DuckDB's Arrow scan machinery, ~50 MB, for a few rows.)
+    """
+    names, values, types = [], [], []
+    for name, column in columns.items():
+        data, sql_type = column if isinstance(column, tuple) else (column, SQL_TYPES[type(column[0])])
+        names.append(name)
+        values.append(list(data))
+        types.append(sql_type)
+    select = ", ".join(f"unnest(?::{t}[]) AS {quote_ident(n)}" for n, t in zip(names, types, strict=True))
+    return ctx.connection.wrap(ctx.duck.sql(f"SELECT {select}", params=values))
