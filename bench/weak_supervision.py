@@ -29,8 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -75,6 +73,7 @@ def synth_texts(n: int, seed: int = 0) -> list[str]:
 
 
 def bench_apply(tmp: Path, n: int) -> dict:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     import sqlml
@@ -146,6 +145,9 @@ def oracle_accuracy(L, y, acc, balance) -> float:
 
 
 def bench_fit(tmp: Path, n: int, balance: list[float], tag: str) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     L, y, acc = synthetic(n, 10, len(balance), np.array(balance))
     np.save(tmp / f"L_{tag}.npy", L.astype(np.int64))
     np.save(tmp / f"y_{tag}.npy", y)
@@ -168,7 +170,10 @@ def bench_fit(tmp: Path, n: int, balance: list[float], tag: str) -> dict:
 
 
 def worker_fit(parquet: str, y_path: str) -> dict:
-    """In its own process: load votes, APPLY, then CREATE LABEL MODEL (timed, peak RSS)."""
+    """In its own process: load votes, APPLY, then CREATE LABEL MODEL (timed, peak RSS).
+
+    It imports only what sqlml needs (no pyarrow.parquet: DuckDB reads the file), as the
+    snorkel side imports only numpy and snorkel."""
     import sqlml
 
     y = np.load(y_path)
@@ -207,6 +212,8 @@ def load_split(path: Path):
 
 
 def bench_wrench(data: Path, tmp: Path, names: list[str]) -> dict:
+    import pyarrow as pa
+
     import sqlml
 
     probs = {}
@@ -246,6 +253,8 @@ def bench_wrench(data: Path, tmp: Path, names: list[str]) -> dict:
 
 
 def bench_analysis(data: Path, tmp: Path) -> dict:
+    import pyarrow as pa
+
     import sqlml
 
     weak, labels = load_split(data / "youtube" / "valid.json")
