@@ -83,12 +83,14 @@ class FeatureSpec:
         return cls([Feature(**f) for f in data["features"]], list(data["input_shape"]), Target(**data["target"]))
 
     # -- encoding ------------------------------------------------------------------
-    def encode(self, columns, *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, columns, *, strict: bool = False, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Arrow columns (one per feature, in spec order) -> (float32 ``[n, *input_shape]``, valid rows).
 
         A row is invalid when a numeric or array input is NULL or NaN; ``strict`` raises
         ``DataError`` naming the column instead (training), otherwise invalid rows are
-        reported in the mask (prediction returns NULL for them).
+        reported in the mask (prediction returns NULL for them). ``out`` (float32
+        ``[n, width]``) receives the values; without it a lone float array column comes
+        back as a zero-copy view.
         """
         if len(columns) != len(self.features):
             raise DataError(
@@ -97,8 +99,11 @@ class FeatureSpec:
         n = len(columns[0]) if columns else 0
         if len(self.features) == 1 and self.features[0].kind == "array":
             matrix, valid = _float_matrix(columns[0], self.features[0], n)
+            if out is not None:
+                np.copyto(out, matrix)
+                matrix = out
         else:
-            matrix = np.empty((n, self.width), dtype=np.float32)
+            matrix = out if out is not None else np.empty((n, self.width), dtype=np.float32)
             valid = np.ones(n, dtype=bool)
             at = 0
             for feature, column in zip(self.features, columns, strict=True):
@@ -109,8 +114,10 @@ class FeatureSpec:
                     continue
                 values, ok = _float_matrix(column, feature, n)
                 if feature.kind == "numeric" and feature.mean is not None:
-                    values = (values - np.float32(feature.mean)) / np.float32(feature.std or 1.0)
-                block[:] = values
+                    np.subtract(values, np.float32(feature.mean), out=block)
+                    block /= np.float32(feature.std or 1.0)
+                else:
+                    block[:] = values
                 valid &= ok
                 if strict and not ok.all():
                     raise _invalid(feature, int((~ok).sum()))
@@ -137,7 +144,9 @@ def _float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndar
     if feature.kind == "numeric":
         if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
             raise DataError(f"feature {feature.name!r} is a number, but an array was given", column=feature.name)
-        values = _to_numpy(pc.cast(column, pa.float32(), safe=False)).reshape(n, 1)
+        if not pa.types.is_float32(column.type):
+            column = pc.cast(column, pa.float32(), safe=False)
+        values = _to_numpy(column).reshape(n, 1)
     else:
         values = _array_values(column, feature, n)
     valid = ~np.isnan(values).any(axis=1) if values.size else np.ones(n, dtype=bool)

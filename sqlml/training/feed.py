@@ -87,80 +87,124 @@ class Feed:
 
     def rows(self) -> int:
         """Rows this feed visits per epoch (all ranks together)."""
-        return int(sum(len(ix) for ix in self._block_rows()))
+        return int(sum(self._plan()[1]))
 
     def n_batches(self) -> int:
         """Global batches per epoch (windows cut separately, so partial ones at window ends)."""
-        total, sizes = 0, [len(ix) for ix in self._block_rows()]
-        for start in range(0, len(sizes), max(1, self.window)):
-            total += -(-sum(sizes[start : start + self.window]) // self.batch_size)
-        return total
+        counts, step = self._plan()[1], max(1, self.window)
+        return sum(-(-sum(counts[i : i + step]) // self.batch_size) for i in range(0, len(counts), step))
 
-    def _block_rows(self) -> list[np.ndarray]:
-        """Per block: positions (within the block) of the rows this part keeps."""
-        cached = getattr(self, "_kept", None)
+    def _plan(self) -> tuple[list[np.ndarray | None], list[int], list[int]]:
+        """Per block: the kept row positions (None: all), the kept count, the block size."""
+        cached = getattr(self, "_planned", None)
         if cached is None:
             reader = _open(self.path)
-            cached, first = [], 0
+            kept, counts, sizes, first = [], [], [], 0
             for i in range(reader.num_record_batches):
                 n = reader.get_batch(i).num_rows
-                cached.append(self._keep(first, n))
+                keep = self._keep(first, n)
+                kept.append(keep)
+                counts.append(n if keep is None else len(keep))
+                sizes.append(n)
                 first += n
-            self._kept = cached
+            cached = self._planned = (kept, counts, sizes)
         return cached
 
-    def _keep(self, first: int, n: int) -> np.ndarray:
+    def _keep(self, first: int, n: int) -> np.ndarray | None:
         fraction = self.training.validation_fraction
         if not fraction or self.path != self.training.path:
-            return np.arange(n)
+            return None
         held_out = unit_hash(np.arange(first, first + n, dtype=np.uint64), self.training.seed) < fraction
         return np.flatnonzero(held_out if self.part == "validation" else ~held_out)
 
     # -- producing ---------------------------------------------------------------------
     def _windows(self, epoch: int) -> Iterator[tuple]:
-        """The epoch's shuffle windows, each encoded whole (this runs on the prefetch thread)."""
-        import pyarrow as pa
+        """The epoch's shuffle windows, each encoded whole (this runs on the prefetch thread).
 
+        A window's blocks are encoded in block order into one matrix (zero-copy views when
+        nothing needs gathering); one row gather then applies the validation split, the
+        permutation and this rank's slices at once.
+        """
         reader = _open(self.path)
-        kept = self._block_rows()
+        kept, counts, sizes = self._plan()
         rng = np.random.default_rng([self.training.seed, epoch, 0x5EED])
         order = rng.permutation(len(kept)) if self.shuffle else np.arange(len(kept))
         step = max(1, self.window)
         for start in range(0, len(order), step):
-            blocks = order[start : start + step]
-            tables = [pa.Table.from_batches([reader.get_batch(int(b))]).take(pa.array(kept[b])) for b in blocks]
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            if table.num_rows == 0:
+            blocks = [int(b) for b in order[start : start + step]]
+            n = sum(counts[b] for b in blocks)
+            if n == 0:
                 continue
-            index = rng.permutation(table.num_rows) if self.shuffle else np.arange(table.num_rows)
-            yield from self._cut(table, index)
+            x, y, w, soft = encode_batches(self.training.spec, [reader.get_batch(b) for b in blocks])
+            index = None
+            if any(kept[b] is not None for b in blocks):
+                offsets = np.cumsum([0] + [sizes[b] for b in blocks])
+                index = np.concatenate(
+                    [o + (np.arange(sizes[b]) if kept[b] is None else kept[b]) for o, b in zip(offsets, blocks, strict=False)]
+                )
+            if self.shuffle:
+                permutation = rng.permutation(n)
+                index = permutation if index is None else index[permutation]
+            yield self._cut(x, y, w, soft, index, n)
 
-    def _cut(self, table, index: np.ndarray) -> Iterator[tuple]:
-        """Global batches of ``index``; this rank's slice of each, encoded in one go."""
-        import pyarrow as pa
+    def _cut(self, x, y, w, soft, index: np.ndarray | None, n: int) -> tuple:
+        """This rank's rows of each global batch of ``index`` (None: rows in order), gathered once."""
+        import torch
 
-        spec = self.training.spec
-        weights = table.column("weight").to_numpy() if spec.target.weight else None
-        bounds = list(range(0, len(index), self.batch_size)) + [len(index)]
-        mine, sizes, totals = [], [], []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            glob = index[a:b]
-            totals.append(float(weights[glob].sum()) if weights is not None else float(len(glob)))
-            part = np.array_split(glob, self.world)[self.rank] if self.world > 1 else glob
-            mine.append(part)
-            sizes.append(len(part))
-        chosen = table.take(pa.array(np.concatenate(mine))) if mine else table.slice(0, 0)
-        yield (*encode_rows(spec, chosen), sizes, totals)
+        starts = np.arange(0, n, self.batch_size)
+        ends = np.minimum(starts + self.batch_size, n)
+        if self.training.spec.target.weight:
+            ordered = w.numpy() if index is None else w.numpy()[index]
+            totals = np.add.reduceat(ordered.astype(np.float64), starts).tolist()
+        else:
+            totals = (ends - starts).astype(np.float64).tolist()
+        if self.world == 1:
+            sizes = (ends - starts).tolist()
+            if index is None:
+                return x[:n], y[:n], w[:n], None if soft is None else soft[:n], sizes, totals
+            mine = index
+        else:
+            length = ends - starts
+            q, r = np.divmod(length, self.world)
+            first = starts + self.rank * q + np.minimum(self.rank, r)
+            sizes = (q + (self.rank < r)).tolist()
+            positions = np.concatenate([np.arange(a, a + k) for a, k in zip(first.tolist(), sizes, strict=True)])
+            mine = positions if index is None else index[positions]
+        select = torch.from_numpy(np.ascontiguousarray(mine, dtype=np.int64))
+        pick = lambda t: None if t is None else t.index_select(0, select)  # noqa: E731
+        return pick(x), pick(y), pick(w), pick(soft), sizes, totals
 
 
-def encode_rows(spec, table):
-    """A staged table (columns f0.., label, weight, soft) -> tensors (x, y, weight, soft)."""
+def encode_batches(spec, batches):
+    """Staged record batches -> tensors (x, y, weight, soft), rows in batch order."""
+    import torch
+
+    if len(batches) == 1:
+        return encode_rows(spec, batches[0])
+    n = sum(b.num_rows for b in batches)
+    matrix = np.empty((n, spec.width), dtype=np.float32)
+    parts, at = [], 0
+    for batch in batches:
+        parts.append(encode_rows(spec, batch, out=matrix[at : at + batch.num_rows]))
+        at += batch.num_rows
+    x = as_tensor(matrix.reshape((n, *spec.input_shape)))
+    y = torch.cat([p[1] for p in parts])
+    w = torch.cat([p[2] for p in parts])
+    soft = None if parts[0][3] is None else torch.cat([p[3] for p in parts])
+    return x, y, w, soft
+
+
+def encode_rows(spec, table, out=None):
+    """A staged table or batch (columns f0.., label, weight, soft) -> tensors (x, y, weight, soft).
+
+    ``out``: a float32 ``[n, width]`` array to write the inputs into.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import torch
 
     n = table.num_rows
-    matrix, _ = spec.encode([table.column(f"f{i}") for i in range(len(spec.features))])
+    matrix, _ = spec.encode([table.column(f"f{i}") for i in range(len(spec.features))], out=out)
     x = as_tensor(matrix)
     target = spec.target
     names = table.schema.names
