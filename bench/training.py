@@ -41,10 +41,11 @@ PER_SAMPLE_ROWS = 1_000_000
 
 
 class MemoryWatch:
-    """Peak resident anonymous memory (RssAnon), sampled every 20 ms, in MB."""
+    """Peak resident anonymous memory (RssAnon), sampled every 20 ms, in MB; ``phase()`` starts a new peak."""
 
     def __init__(self):
         self.peak = 0.0
+        self.phases: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -52,6 +53,11 @@ class MemoryWatch:
         while not self._stop.is_set():
             self.peak = max(self.peak, _status("RssAnon"))
             time.sleep(0.02)
+
+    def phase(self, name: str) -> None:
+        """Close the current phase under ``name`` and start measuring the next from now."""
+        self.phases[name] = round(max(self.peak, _status("RssAnon")), 1)
+        self.peak = _status("RssAnon")
 
     def __enter__(self):
         self._thread.start()
@@ -90,6 +96,10 @@ def run_method(args) -> dict:
     import numpy as np
     import torch
 
+    import pandas  # noqa: F401 - imported before any clock starts, for every method alike
+    import pyarrow.compute  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
     torch.set_num_threads(1)
     db = os.path.join(args.work_dir, "feed.duckdb")
     columns = ", ".join(f"c{i}" for i in range(COLUMNS))
@@ -104,18 +114,24 @@ def run_method(args) -> dict:
 
             con = sqlml.connect(db, read_only=True)
             con.sql("SET threads = 1")
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             training = stage(con.duckdb, query, settle({"normalize": False}), directory=tempfile.mkdtemp(dir=args.work_dir))
             result["staging_s"] = time.perf_counter() - started
+            result["staging_cpu_s"] = time.process_time() - used
+            con.close()  # the feed reads the staged file, not the database
+            memory.phase("staging")
+            result["anon_mb_before_epochs"] = round(_status("RssAnon"), 1)
             feed = Feed(training, batch_size=args.batch, shuffle=args.method == "sqlml_shuffled")
-            epochs = []
+            epochs, cpu = [], []
             for epoch in range(2):
-                started = time.perf_counter()
+                started, used = time.perf_counter(), time.process_time()
                 rows, _ = consume((b.x for b in feed(epoch)), args.device)
                 epochs.append(time.perf_counter() - started)
-            result.update(rows=rows, epoch_s=epochs, first_epoch_with_staging_s=result["staging_s"] + epochs[0])
+                cpu.append(time.process_time() - used)
+            result.update(rows=rows, epoch_s=epochs, epoch_cpu_s=cpu, first_epoch_with_staging_s=result["staging_s"] + epochs[0])
             result["rows_per_s"] = rows / min(epochs)
             result["rows_per_s_first_epoch_with_staging"] = rows / result["first_epoch_with_staging_s"]
+            memory.phase("epochs")
             training.cleanup()
         elif args.method == "duckdb_arrow_stream":
             con = duckdb.connect(db, read_only=True)
@@ -135,30 +151,40 @@ def run_method(args) -> dict:
             from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
             con = duckdb.connect(db, read_only=True)
-            started = time.perf_counter()
+            con.execute("SET threads = 1")
+            started, used = time.perf_counter(), time.process_time()
             frame = con.sql(query).df()
             x = torch.from_numpy(frame[[f"c{i}" for i in range(COLUMNS)]].to_numpy(dtype=np.float32))
             y = torch.from_numpy(frame["label"].to_numpy())
             del frame
             result["load_s"] = time.perf_counter() - started
+            result["load_cpu_s"] = time.process_time() - used
+            con.close()
+            memory.phase("load")
+            result["anon_mb_before_epochs"] = round(_status("RssAnon"), 1)
             dataset = TensorDataset(x, y)
             if args.method.startswith("pandas_batched"):
                 sampler_cls = RandomSampler if args.method.endswith("shuffled") else SequentialSampler
                 sampler = BatchSampler(sampler_cls(dataset), args.batch, drop_last=False)
-                epochs = []
+                epochs, cpu = [], []
                 for _ in range(2):
-                    begun = time.perf_counter()
+                    begun, used = time.perf_counter(), time.process_time()
                     rows, _ = consume((b[0] for b in DataLoader(dataset, batch_size=None, sampler=sampler)), args.device)
                     epochs.append(time.perf_counter() - begun)
-                result.update(rows=rows, epoch_s=epochs, rows_per_s=rows / min(epochs))
+                    cpu.append(time.process_time() - used)
+                result.update(rows=rows, epoch_s=epochs, epoch_cpu_s=cpu, rows_per_s=rows / min(epochs))
                 result["rows_per_s_first_epoch_with_load"] = rows / (result["load_s"] + epochs[0])
+                memory.phase("epochs")
             else:  # per-sample indexing + default collate, on the first rows only
                 subset = TensorDataset(x[:PER_SAMPLE_ROWS], y[:PER_SAMPLE_ROWS])
                 begun = time.perf_counter()
                 rows, _ = consume((b[0] for b in DataLoader(subset, batch_size=1024, shuffle=True)), args.device)
                 elapsed = time.perf_counter() - begun
                 result.update(rows=rows, epoch_s=[elapsed], rows_per_s=rows / elapsed, note=f"iteration over the first {rows:,} rows")
-    result["peak_anon_mb"] = round(memory.peak, 1)
+    if "epoch_cpu_s" in result:
+        result["rows_per_cpu_s"] = result["rows"] / min(result["epoch_cpu_s"])
+    result["peak_anon_mb"] = max([round(memory.peak, 1), *memory.phases.values()])
+    result["peak_anon_mb_by_phase"] = memory.phases
     result["peak_rss_incl_mapped_mb"] = round(_status("VmHWM"), 1)
     return result
 
@@ -250,7 +276,11 @@ def main() -> None:
     for method in methods:
         feed[method] = in_fresh_process(args, method)
         r = feed[method]
-        print(f"  {method:<26} {r['rows_per_s'] / 1e6:6.2f} M rows/s   peak anon {r['peak_anon_mb']:7.0f} MB   (incl. mapped {r['peak_rss_incl_mapped_mb']:.0f} MB)", flush=True)
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in r["peak_anon_mb_by_phase"].items())
+        print(
+            f"  {method:<26} {r['rows_per_s'] / 1e6:6.2f} M rows/s   peak anon {r['peak_anon_mb']:6.0f} MB ({phases or 'one phase'})",
+            flush=True,
+        )
     ratios = {
         "sqlml_shuffled_vs_pandas_batched_shuffled": feed["sqlml_shuffled"]["rows_per_s"] / feed["pandas_batched_shuffled"]["rows_per_s"],
         "sqlml_sequential_vs_pandas_batched": feed["sqlml_sequential"]["rows_per_s"] / feed["pandas_batched"]["rows_per_s"],
@@ -258,6 +288,10 @@ def main() -> None:
         "sqlml_first_epoch_with_staging_vs_pandas_first_epoch_with_load": feed["sqlml_shuffled"]["rows_per_s_first_epoch_with_staging"]
         / feed["pandas_batched_shuffled"]["rows_per_s_first_epoch_with_load"],
     }
+    ratios["cpu_time_sqlml_shuffled_vs_pandas_batched_shuffled"] = (
+        feed["sqlml_shuffled"]["rows_per_cpu_s"] / feed["pandas_batched_shuffled"]["rows_per_cpu_s"]
+    )
+    ratios["cpu_time_sqlml_sequential_vs_pandas_batched"] = feed["sqlml_sequential"]["rows_per_cpu_s"] / feed["pandas_batched"]["rows_per_cpu_s"]
     for name, value in ratios.items():
         print(f"  {name}: {value:.2f}x")
     results = {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlml.training.features import as_tensor
+from sqlml.training.features import as_tensor, float_matrix, one_hot
 from sqlml.training.staging import TrainingSet
 
 
@@ -135,7 +135,7 @@ class Feed:
             n = sum(counts[b] for b in blocks)
             if n == 0:
                 continue
-            x, y, w, soft = encode_batches(self.training.spec, [reader.get_batch(b) for b in blocks])
+            batches = [reader.get_batch(b) for b in blocks]
             index = None
             if any(kept[b] is not None for b in blocks):
                 offsets = np.cumsum([0] + [sizes[b] for b in blocks])
@@ -145,23 +145,21 @@ class Feed:
             if self.shuffle:
                 permutation = rng.permutation(n)
                 index = permutation if index is None else index[permutation]
-            yield self._cut(x, y, w, soft, index, n)
+            yield self._cut(batches, index, n)
 
-    def _cut(self, x, y, w, soft, index: np.ndarray | None, n: int) -> tuple:
+    def _cut(self, batches, index: np.ndarray | None, n: int) -> tuple:
         """This rank's rows of each global batch of ``index`` (None: rows in order), gathered once."""
-        import torch
-
+        spec = self.training.spec
         starts = np.arange(0, n, self.batch_size)
         ends = np.minimum(starts + self.batch_size, n)
-        if self.training.spec.target.weight:
-            ordered = w.numpy() if index is None else w.numpy()[index]
+        if spec.target.weight:
+            weights = _concat([b.column("weight").to_numpy() for b in batches])
+            ordered = weights if index is None else weights[index]
             totals = np.add.reduceat(ordered.astype(np.float64), starts).tolist()
         else:
             totals = (ends - starts).astype(np.float64).tolist()
         if self.world == 1:
             sizes = (ends - starts).tolist()
-            if index is None:
-                return x[:n], y[:n], w[:n], None if soft is None else soft[:n], sizes, totals
             mine = index
         else:
             length = ends - starts
@@ -170,69 +168,104 @@ class Feed:
             sizes = (q + (self.rank < r)).tolist()
             positions = np.concatenate([np.arange(a, a + k) for a, k in zip(first.tolist(), sizes, strict=True)])
             mine = positions if index is None else index[positions]
-        select = torch.from_numpy(np.ascontiguousarray(mine, dtype=np.int64))
-        pick = lambda t: None if t is None else t.index_select(0, select)  # noqa: E731
-        return pick(x), pick(y), pick(w), pick(soft), sizes, totals
+        return (*encode_window(spec, batches, mine), sizes, totals)
 
 
-def encode_batches(spec, batches):
-    """Staged record batches -> tensors (x, y, weight, soft), rows in batch order."""
+def encode_window(spec, batches, index: np.ndarray | None):
+    """Staged record batches -> tensors (x, y, weight, soft) of the rows ``index`` picks (None: all).
+
+    Each staged column is concatenated across the window's blocks and gathered once
+    (``np.take``); the packed numeric block is then standardised in place, so a table of
+    numbers costs one gather and one pass. With nothing to gather from a single block,
+    the inputs are a view of the memory-mapped file.
+    """
     import torch
 
-    if len(batches) == 1:
-        return encode_rows(spec, batches[0])
-    n = sum(b.num_rows for b in batches)
-    matrix = np.empty((n, spec.width), dtype=np.float32)
-    parts, at = [], 0
-    for batch in batches:
-        parts.append(encode_rows(spec, batch, out=matrix[at : at + batch.num_rows]))
-        at += batch.num_rows
+    def take(arrays: list[np.ndarray]) -> np.ndarray:
+        joined = _concat(arrays)
+        return joined if index is None else np.take(joined, index, axis=0)
+
+    n = sum(b.num_rows for b in batches) if index is None else len(index)
+    k = len(spec.numeric)
+    scaling = spec.scaling()
+    numeric = None
+    if k:
+        numeric = take([_fixed_values(b.column("num"), k) for b in batches])
+        if scaling is not None:
+            if numeric.flags.writeable:
+                numeric -= scaling[0]
+            else:  # a view of the staged file: standardise into a new array
+                numeric = numeric - scaling[0]
+            numeric /= scaling[1]
+    if k == spec.width:
+        matrix = numeric
+    elif k == 0 and len(spec.features) == 1:
+        feature = spec.features[0]
+        matrix = take([float_matrix(b.column("f0"), feature, b.num_rows)[0] for b in batches])
+    else:
+        matrix = np.empty((n, spec.width), dtype=np.float32)
+        if k:
+            matrix[:, :k] = numeric
+        for i, (feature, at) in enumerate(zip(spec.features, spec.offsets, strict=True)):
+            block = matrix[:, at : at + feature.width]
+            if feature.kind == "array":
+                block[:] = take([float_matrix(b.column(f"f{i}"), feature, b.num_rows)[0] for b in batches])
+            elif feature.kind == "categorical":
+                one_hot(_take_arrow([b.column(f"f{i}") for b in batches], index), feature, block)
     x = as_tensor(matrix.reshape((n, *spec.input_shape)))
-    y = torch.cat([p[1] for p in parts])
-    w = torch.cat([p[2] for p in parts])
-    soft = None if parts[0][3] is None else torch.cat([p[3] for p in parts])
+    y, soft = _targets(spec.target, batches, take)
+    if spec.target.weight:
+        w = torch.from_numpy(take([b.column("weight").to_numpy() for b in batches]).astype(np.float32))
+    else:
+        w = torch.ones(n, dtype=torch.float32)
     return x, y, w, soft
 
 
-def encode_rows(spec, table, out=None):
-    """A staged table or batch (columns f0.., label, weight, soft) -> tensors (x, y, weight, soft).
-
-    ``out``: a float32 ``[n, width]`` array to write the inputs into.
-    """
+def _targets(target, batches, take):
+    """(y, soft): class indices (and probabilities) or standardised regression targets."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import torch
 
-    n = table.num_rows
-    matrix, _ = spec.encode([table.column(f"f{i}") for i in range(len(spec.features))], out=out)
-    x = as_tensor(matrix)
-    target = spec.target
-    names = table.schema.names
+    names = batches[0].schema.names
+    if target.task == "regression":
+        values = take([b.column("label").to_numpy() for b in batches]).astype(np.float32)
+        return torch.from_numpy((values - np.float32(target.mean)) / np.float32(target.std)), None
+    classes = pa.array(target.classes, pa.string())
+    if "label" in names:
+        labels = take(
+            [pc.fill_null(pc.index_in(b.column("label"), value_set=classes), -1).to_numpy(zero_copy_only=False) for b in batches]
+        ).astype(np.int64)
+    else:
+        labels = take([np.full(b.num_rows, -1, dtype=np.int64) for b in batches])
     soft = None
-    if target.task == "classification":
-        k = len(target.classes)
-        if "label" in names:
-            index = pc.index_in(table.column("label"), value_set=pa.array(target.classes, pa.string()))
-            labels = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        else:
-            labels = np.full(n, -1, dtype=np.int64)
-        if "soft" in names:
-            probs, has = _soft_matrix(table.column("soft"), k)
-            missing = ~has
-            if missing.any():
-                probs[missing] = 0.0
-                probs[missing, labels[missing]] = 1.0
-            labels = np.where(labels < 0, probs.argmax(axis=1), labels)
-            soft = torch.from_numpy(probs)
-        y = torch.from_numpy(labels)
-    else:
-        values = table.column("label").to_numpy().astype(np.float32)
-        y = torch.from_numpy((values - np.float32(target.mean)) / np.float32(target.std))
-    if "weight" in names:
-        w = torch.from_numpy(table.column("weight").to_numpy().astype(np.float32))
-    else:
-        w = torch.ones(n, dtype=torch.float32)
-    return x, y, w, soft
+    if "soft" in names:
+        parts = [_soft_matrix(b.column("soft"), len(target.classes)) for b in batches]
+        probs, has = take([p for p, _ in parts]), take([h for _, h in parts])
+        missing = ~has
+        if missing.any():
+            probs[missing] = 0.0
+            probs[missing, labels[missing]] = 1.0
+        labels = np.where(labels < 0, probs.argmax(axis=1), labels)
+        soft = torch.from_numpy(np.ascontiguousarray(probs))
+    return torch.from_numpy(labels), soft
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _fixed_values(column, k: int) -> np.ndarray:
+    """A ``FLOAT[k]`` column as a zero-copy float32 ``[n, k]`` view."""
+    child = column.values.slice(column.offset * k, len(column) * k)
+    return child.to_numpy(zero_copy_only=True).reshape(-1, k)
+
+
+def _take_arrow(columns: list, index: np.ndarray | None):
+    import pyarrow as pa
+
+    joined = pa.chunked_array(columns).combine_chunks() if len(columns) > 1 else columns[0]
+    return joined if index is None else joined.take(pa.array(index))
 
 
 def _soft_matrix(column, k: int) -> tuple[np.ndarray, np.ndarray]:

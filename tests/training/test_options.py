@@ -196,3 +196,10 @@ def test_validate_gate(flights_like):
     with pytest.raises(TrainingError, match="1 error-level anomaly against data schema 'strict'.*out_of_range"):
         con.sql(f"CREATE MODEL refused WITH (validate := 'strict', epochs := 1) AS {QUERY}")
     assert con.sql("SELECT name FROM ml_models()").fetchall() == [("ok",)]
+
+
+def test_boolean_and_integer_labels_name_their_classes(con):
+    con.sql("CREATE TABLE t AS SELECT i % 10 AS x, i % 10 >= 5 AS flag, (i % 3) * 10 AS code FROM range(600) r(i)")
+    con.sql("CREATE MODEL b WITH (label := 'flag', classes := [true, false], epochs := 1) AS SELECT x, flag FROM t")
+    con.sql("CREATE MODEL c WITH (label := 'code', epochs := 1) AS SELECT x, code FROM t")
+    assert con.sql("SELECT ml_model_classes('b'), ml_model_classes('c')").fetchall() == [(["true", "false"], ["0", "10", "20"])]
