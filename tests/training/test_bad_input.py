@@ -99,3 +99,11 @@ def test_unknown_model_in_functions(data):
         data.sql("SELECT ml_predict('parity', x, x) FROM d").fetchall()
     with pytest.raises(DataError, match="lacks column"):
         data.sql("SELECT * FROM ml_evaluate('parity', 'SELECT i FROM d')").fetchall()
+
+
+def test_prediction_inputs_of_the_wrong_kind(data):
+    data.sql("CREATE MODEL parity WITH (epochs := 1) AS SELECT x, label FROM d")
+    with pytest.raises(DataError, match="feature 'x' is a number, but a string value was given"):
+        data.sql("SELECT ml_predict('parity', 'seven')").fetchall()
+    with pytest.raises(DataError, match="is a number, but a list"):
+        data.sql("SELECT ml_predict('parity', [1.0, 2.0])").fetchall()
