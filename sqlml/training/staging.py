@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -100,10 +101,28 @@ def infer_task(duck_type) -> str:
 
 
 def scratch_directory(options: dict[str, Any]) -> str:
-    base = options.get("scratch_dir") or None
-    if base:
-        os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="sqlml-train-", dir=base)
+    """A new folder for one run's staged data, named after this process.
+
+    A killed process cannot remove its folder, so folders of processes that no longer
+    run are removed here, before a new one is made.
+    """
+    base = options.get("scratch_dir") or tempfile.gettempdir()
+    os.makedirs(base, exist_ok=True)
+    for entry in os.listdir(base):
+        match = re.match(r"sqlml-train-(\d+)-", entry)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> TrainingSet:

@@ -83,7 +83,12 @@ def test_failure_during_training_rolls_back(data, monkeypatch):
 
 def test_staged_files_are_removed(data, tmp_path):
     scratch = tmp_path / "scratch"
+    left_by_a_killed_process = scratch / "sqlml-train-999999999-abcd"
+    left_by_a_killed_process.mkdir(parents=True)
+    (scratch / "unrelated").mkdir()
     data.sql(f"CREATE MODEL m WITH (epochs := 1, scratch_dir := '{scratch}') AS SELECT x, label FROM d")
+    assert sorted(p.name for p in scratch.iterdir()) == ["unrelated"]
+    (scratch / "unrelated").rmdir()
     with pytest.raises(DataError):
         data.sql(f"CREATE MODEL n WITH (epochs := 1, scratch_dir := '{scratch}') AS SELECT x, ts, label FROM d")
     assert list(scratch.iterdir()) == []
