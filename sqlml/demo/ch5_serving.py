@@ -29,6 +29,8 @@ WHERE f.arr_delay IS NOT NULL
 def run(tour) -> None:
     con = tour.con
     _ensure_model(tour)
+    classes = con.sql(f"SELECT ml_model_classes('{MODEL}')").fetchall()[0][0]
+    late = classes.index("late") + 1  # SQL lists count from 1
     later = 12
     facts = tour.facts.setdefault("serving", {})
 
@@ -37,7 +39,7 @@ def run(tour) -> None:
     score = (
         f"CREATE OR REPLACE TABLE december_scores AS\n"
         f"SELECT flight_id, ml_predict('{MODEL}', {FEATURES}) AS predicted,\n"
-        f"       ml_predict_proba('{MODEL}', {FEATURES})[1] AS p_late, truth\n"
+        f"       ml_predict_proba('{MODEL}', {FEATURES})[{late}] AS p_late, truth\n"
         f"FROM delay_features WHERE month = {later}"
     )
     explained = con.sql(f"EXPLAIN ML {score}").fetchall()[0]
@@ -61,9 +63,9 @@ def run(tour) -> None:
     tour.say("   keeps the results in the prediction cache (sqlml.prediction_cache):")
     november = (
         f"SELECT carrier, count(*) AS risky_flights,\n"
-        f"       round(avg(ml_predict_proba('{MODEL}', {FEATURES})[1]), 3) AS avg_p_late\n"
+        f"       round(avg(ml_predict_proba('{MODEL}', {FEATURES})[{late}]), 3) AS avg_p_late\n"
         f"FROM delay_features\n"
-        f"WHERE month = 11 AND origin = 'JFK' AND ml_predict_proba('{MODEL}', {FEATURES})[1] > 0.25\n"
+        f"WHERE month = 11 AND origin = 'JFK' AND ml_predict_proba('{MODEL}', {FEATURES})[{late}] > 0.25\n"
         f"GROUP BY carrier ORDER BY risky_flights DESC LIMIT 5"
     )
     explained = con.sql(f"EXPLAIN ML {november}").fetchall()[0]
@@ -76,7 +78,10 @@ def run(tour) -> None:
     overlapping = november.replace("AND origin = 'JFK' ", "")
     tour.say("\n  An overlapping query (all three airports): only the new inputs reach the model.")
     _timed_show(tour, overlapping, "overlapping query")
-    cache = tour.show("SELECT function, model, version, lookups, hits, misses, cached_rows FROM ml_prediction_cache()")
+    cache = tour.show(
+        "SELECT function, model, version, lookups, hits, misses, cached_rows FROM ml_prediction_cache() WHERE model = ?",
+        [MODEL],
+    )
     facts["cache"] = {r[0]: {"lookups": r[3], "hits": r[4], "misses": r[5]} for r in cache}
 
     tour.say("\n3. Several queries at once share their model calls (multi-query optimization):")
