@@ -69,7 +69,7 @@ def test_categorical_round_trip_and_unseen_values(trained):
     x, valid = loaded.encode_valid(columns)
     assert valid.tolist() == [True, True, True]  # categorical NULL and unseen values are fine
     one_hot = x[:, 2:6].tolist()
-    assert one_hot == [[0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1]]  # blue, green, red, unseen/NULL
+    assert one_hot == [[0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1]]  # blue, green, red, unseen/NULL (after the numeric block and pair)
     # standardised numerics use the training mean and std
     feature = loaded.spec.features[0]
     assert x[0, 0].item() == pytest.approx((0.5 - feature.mean) / feature.std, abs=1e-6)
@@ -88,3 +88,10 @@ def test_save_and_drop_through_python(trained):
     assert registry.load_record(duck, "copy").features.names == ["a", "b", "color", "pair"]
     assert registry.drop_model(duck, "copy") == 1
     assert registry.latest_version(duck, "copy") is None
+
+
+def test_pure_sql_macros(trained):
+    rows = trained.sql("SELECT name, version, latest, weight_bytes > 0 FROM ml_model_versions()").fetchall()
+    assert rows == [("delay", 1, True, True)]
+    epochs = trained.sql("SELECT epoch, version FROM ml_training_runs('delay')").fetchall()
+    assert epochs == [(1, 1), (2, 1)]
