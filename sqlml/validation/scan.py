@@ -1,0 +1,251 @@
+"""Computing statistics in as few scans as the data allows.
+
+Scan 1 is one aggregate query per group of columns (all columns of an ordinary table
+fit one group): counts, NULLs, NaN and infinities, zeros, min/max, mean and variance,
+HyperLogLog distinct counts, string and list lengths, and the numeric sketches as
+``histogram(bucket_key)`` maps. Callers can add their own aggregates to the same scan
+(validation adds domain, range, uniqueness and custom checks), so validating a batch
+reads it once. Scan 2 counts string values for all string columns at once with
+GROUPING SETS (exact, keeping the top ``MAX_VALUES``); columns with very many distinct
+values use ``approx_top_k`` candidates and exact counts for those instead, so memory
+stays bounded. Every identifier is quoted; values travel as parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlml.sqlutil import quote_ident
+from sqlml.validation import kinds
+from sqlml.validation.sketch import Sketch, key_sql
+from sqlml.validation.sources import Column, Source
+from sqlml.validation.statistics import MAX_VALUES, ColumnStats, DatasetStats
+
+#: Columns per aggregate query; wider tables take one (columnar) query per group.
+COLUMNS_PER_SCAN = 96
+#: Above this many distinct values (HLL estimate) a string column's values are not grouped exactly.
+EXACT_VALUES_LIMIT = 200_000
+#: GROUPING() packs one bit per column into a BIGINT.
+GROUPING_SET_WIDTH = 60
+_EXTRA = object()  # marks the results of callers' extra aggregates
+
+
+@dataclass
+class Extra:
+    """An aggregate a caller adds to scan 1 (evaluated over the source's rows)."""
+
+    key: Any
+    sql: str
+    params: list = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    projections: list[str] = field(default_factory=list)
+    aggregates: list[tuple[Any, str]] = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+
+def _alias(i: int, what: str) -> str:
+    return quote_ident(f"__sqlml_{i}_{what}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What scan 1 computes beyond counts, extremes and moments."""
+
+    sketches: bool = True  # numeric distribution sketches (quantiles, histograms, drift)
+    distinct: bool = True  # HyperLogLog distinct counts (integers, strings, times; floats rarely repeat)
+
+
+def _plan_column(plan: _Plan, i: int, col: Column, options: Options) -> None:
+    q = quote_ident(col.name)
+    kind = col.kind
+    add = plan.aggregates.append
+    add(((col.name, "count"), f"count({q})"))
+    if options.distinct and kind in (kinds.INTEGER, kinds.STRING, kinds.TEMPORAL):
+        add(((col.name, "distinct"), f"approx_count_distinct({q})"))
+    if kind in kinds.NUMERIC:
+        finite = _alias(i, "f")
+        if kinds.is_ieee_float(col.data_type):
+            plan.projections.append(f"CASE WHEN isfinite({q}) THEN CAST({q} AS DOUBLE) END AS {finite}")
+            add(((col.name, "nan"), f"count_if(isnan({q}))"))
+            add(((col.name, "pos_inf"), f"count_if({q} = 'inf'::DOUBLE)"))
+            add(((col.name, "neg_inf"), f"count_if({q} = '-inf'::DOUBLE)"))
+        else:
+            plan.projections.append(f"CAST({q} AS DOUBLE) AS {finite}")
+        add(((col.name, "finite"), f"count({finite})"))
+        add(((col.name, "zeros"), f"count_if({finite} = 0)"))
+        add(((col.name, "min"), f"min({finite})"))
+        add(((col.name, "max"), f"max({finite})"))
+        add(((col.name, "mean"), f"avg({finite})"))
+        add(((col.name, "var"), f"var_pop({finite})"))
+        if options.sketches:
+            plan.projections.append(f"{key_sql(finite)} AS {_alias(i, 'k')}")
+            add(((col.name, "sketch"), f"histogram({_alias(i, 'k')})"))
+    elif kind == kinds.BOOLEAN:
+        add(((col.name, "true"), f"count_if({q})"))
+        add(((col.name, "false"), f"count_if(NOT {q})"))
+    elif kind in (kinds.STRING, kinds.LIST):
+        length = _alias(i, "len")
+        fn = "length" if kind == kinds.STRING else "len"
+        source_expr = f"CAST({q} AS VARCHAR)" if kind == kinds.STRING else q
+        plan.projections.append(f"{fn}({source_expr}) AS {length}")
+        add(((col.name, "sum_length"), f"sum({length})"))
+        add(((col.name, "min_length"), f"min({length})"))
+        add(((col.name, "max_length"), f"max({length})"))
+        add(((col.name, "empty"), f"count_if({length} = 0)"))
+    if kind in (kinds.STRING, kinds.TEMPORAL):
+        add(((col.name, "min_value"), f"CAST(min({q}) AS VARCHAR)"))
+        add(((col.name, "max_value"), f"CAST(max({q}) AS VARCHAR)"))
+
+
+def run_scan(duck, source: Source, extras: Sequence[Extra] = (), options: Options = Options()) -> tuple[int, dict[Any, Any]]:
+    """Scan 1: row count and every per-column aggregate, plus the callers' extras."""
+    results: dict[Any, Any] = {}
+    groups = [source.columns[i : i + COLUMNS_PER_SCAN] for i in range(0, len(source.columns), COLUMNS_PER_SCAN)] or [()]
+    row_count = 0
+    offset = 0
+    for g, group in enumerate(groups):
+        plan = _Plan()
+        for j, col in enumerate(group):
+            _plan_column(plan, offset + j, col, options)
+        offset += len(group)
+        if g == 0:
+            for extra in extras:
+                plan.aggregates.append(((_EXTRA, extra.key), extra.sql))
+                plan.params.extend(extra.params)
+        inner = "*" + "".join(", " + p for p in plan.projections)
+        selects = ", ".join(["count(*)"] + [sql for _, sql in plan.aggregates])
+        query = f"SELECT {selects} FROM (SELECT {inner} FROM {source.sql} AS __src) AS __src"
+        row = duck.execute(query, plan.params or None).fetchall()[0]
+        row_count = row[0]
+        for (key, _), value in zip(plan.aggregates, row[1:], strict=True):
+            results[key] = value
+    return row_count, results
+
+
+def column_stats(source: Source, row_count: int, results: dict[Any, Any]) -> dict[str, ColumnStats]:
+    """Turn scan-1 results into ColumnStats (values filled in later by scan 2)."""
+    out: dict[str, ColumnStats] = {}
+    for position, col in enumerate(source.columns):
+        r = lambda metric, default=None, name=col.name: results.get((name, metric), default)  # noqa: E731
+        count = int(r("count", 0) or 0)
+        stats = ColumnStats(name=col.name, data_type=col.data_type, position=position, count=count, missing=row_count - count)
+        distinct = r("distinct")
+        stats.distinct = float(min(distinct, count)) if distinct is not None else None
+        if col.kind in kinds.NUMERIC:
+            stats.nan = int(r("nan", 0) or 0)
+            stats.pos_inf = int(r("pos_inf", 0) or 0)
+            stats.neg_inf = int(r("neg_inf", 0) or 0)
+            stats.finite = int(r("finite", 0) or 0)
+            stats.zeros = int(r("zeros", 0) or 0)
+            stats.min, stats.max, stats.mean = r("min"), r("max"), r("mean")
+            var = r("var")
+            stats.m2 = var * stats.finite if var is not None else (0.0 if stats.finite else None)
+            stats.sketch = Sketch(r("sketch") or {})
+            if stats.distinct is not None and stats.finite:
+                stats.distinct = max(stats.distinct, 1.0)
+        elif col.kind == kinds.BOOLEAN:
+            values = {"true": int(r("true", 0) or 0), "false": int(r("false", 0) or 0)}
+            stats.values = {k: v for k, v in values.items() if v}
+            stats.values_exact = True
+            stats.distinct, stats.distinct_exact = float(len(stats.values)), True
+        elif col.kind in (kinds.STRING, kinds.LIST):
+            stats.sum_length = int(r("sum_length", 0) or 0)
+            stats.min_length, stats.max_length = r("min_length"), r("max_length")
+            stats.empty = int(r("empty", 0) or 0)
+        if col.kind in (kinds.STRING, kinds.TEMPORAL):
+            stats.min_value, stats.max_value = r("min_value"), r("max_value")
+        if count == 0:
+            stats.distinct, stats.distinct_exact, stats.values_exact = 0.0, True, True
+        out[col.name] = stats
+    return out
+
+
+def count_values(duck, source: Source, columns: dict[str, ColumnStats], only: set[str] | None = None) -> None:
+    """Scan 2: exact value counts (top MAX_VALUES) for string columns (or ``only`` these), in place."""
+    wanted = [c for c in columns.values() if c.kind == kinds.STRING and c.count and (only is None or c.name in only)]
+    exact = [c for c in wanted if (c.distinct or 0) <= EXACT_VALUES_LIMIT]
+    huge = [c for c in wanted if (c.distinct or 0) > EXACT_VALUES_LIMIT]
+    for start in range(0, len(exact), GROUPING_SET_WIDTH):
+        _grouped_counts(duck, source, exact[start : start + GROUPING_SET_WIDTH])
+    if huge:
+        _top_k_counts(duck, source, huge)
+
+
+def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
+    names = [quote_ident(c.name) for c in group]
+    width = len(names)
+    gids = [((1 << width) - 1) ^ (1 << (width - 1 - j)) for j in range(width)]
+    grouping = f"GROUPING({', '.join(names)})"
+    case = " ".join(f"WHEN {gid} THEN CAST({n} AS VARCHAR)" for gid, n in zip(gids, names, strict=True))
+    sets = ", ".join(f"({n})" for n in names)
+    query = (
+        f"SELECT gid, v, n, count(*) OVER (PARTITION BY gid) AS d FROM ("
+        f"SELECT {grouping} AS gid, CASE {grouping} {case} END AS v, count(*) AS n "
+        f"FROM {source.sql} AS __src GROUP BY GROUPING SETS ({sets})) WHERE v IS NOT NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, v) <= {MAX_VALUES}"
+    )
+    by_gid = {gid: col for gid, col in zip(gids, group, strict=True)}
+    for col in group:
+        col.values, col.values_floor = {}, 0
+    distinct: dict[int, int] = {}
+    for gid, value, n, d in duck.execute(query).fetchall():
+        by_gid[gid].values[value] = int(n)
+        distinct[gid] = int(d)
+    for gid, col in by_gid.items():
+        d = distinct.get(gid, 0)
+        col.distinct, col.distinct_exact = float(d), True
+        col.values_exact = d <= MAX_VALUES
+        if not col.values_exact:
+            col.values_floor = min(col.values.values())
+
+
+def _top_k_counts(duck, source: Source, group: list[ColumnStats]) -> None:
+    candidates_sql = ", ".join(f"approx_top_k(CAST({quote_ident(c.name)} AS VARCHAR), 100)" for c in group)
+    row = duck.execute(f"SELECT {candidates_sql} FROM {source.sql} AS __src").fetchall()[0]
+    counts_sql = ", ".join(
+        f"histogram(CAST({quote_ident(c.name)} AS VARCHAR)) FILTER (WHERE list_contains(?::VARCHAR[], CAST({quote_ident(c.name)} AS VARCHAR)))"
+        for c in group
+    )
+    params = [list(cands or []) for cands in row]
+    counted = duck.execute(f"SELECT {counts_sql} FROM {source.sql} AS __src", params).fetchall()[0]
+    for col, counts in zip(group, counted, strict=True):
+        col.values = {str(k): int(v) for k, v in (counts or {}).items()}
+        col.values_exact = False
+        col.values_floor = min(col.values.values()) if col.values else col.count
+
+
+def exact_distinct(duck, source: Source, columns: list[ColumnStats]) -> None:
+    """Exact distinct counts for a few columns (key candidates during inference), in place."""
+    if not columns:
+        return
+    selects = ", ".join(f"count(DISTINCT {quote_ident(c.name)})" for c in columns)
+    row = duck.execute(f"SELECT {selects} FROM {source.sql} AS __src").fetchall()[0]
+    for col, d in zip(columns, row, strict=True):
+        col.distinct, col.distinct_exact = float(d), True
+
+
+def compute(
+    duck,
+    source: Source,
+    extras: Sequence[Extra] = (),
+    *,
+    sketches: bool = True,
+    values_for: set[str] | None = None,
+) -> tuple[DatasetStats, dict[Any, Any]]:
+    """Statistics of ``source`` (scans 1 and 2) and the values of the extra aggregates.
+
+    Full statistics by default; validation asks only for what its detectors read
+    (``sketches=False`` and the few string columns whose values it needs).
+    """
+    full = values_for is None
+    options = Options(sketches=sketches, distinct=full)
+    row_count, results = run_scan(duck, source, extras, options)
+    columns = column_stats(source, row_count, results)
+    count_values(duck, source, columns, values_for)
+    extra_values = {key[1]: value for key, value in results.items() if key[0] is _EXTRA}
+    return DatasetStats(row_count=row_count, columns=columns, source=source.label), extra_values
