@@ -134,7 +134,7 @@ def infer_column(col: ColumnStats, *, max_domain_size: int = MAX_DOMAIN_SIZE, is
             if col.min_length == col.max_length:
                 column.max_length = col.max_length
                 notes.append(f"always {col.max_length} values per row")
-        if kind in kinds.NUMERIC and kinds.is_ieee_float(col.data_type):
+        if kind in kinds.NUMERIC:  # integers and decimals cannot hold NaN: none is expected later either
             column.allow_nan = col.nan > 0
             column.allow_inf = col.inf > 0
         if is_key or _key_like(col):
