@@ -19,6 +19,7 @@ from typing import Any
 from sqlml import catalog
 from sqlml.errors import UnknownObjectError
 from sqlml.sqlutil import fetch_value
+from sqlml.validation.rows import insert_rows
 from sqlml.validation.significance import DEFAULT_ALPHA
 
 KIND = "data schema"
@@ -111,6 +112,16 @@ _COLUMN_FIELDS = (
 )
 
 
+_COLUMN_TYPES = {
+    "schema_name": "VARCHAR", "version": "INTEGER", "position": "INTEGER", "column_name": "VARCHAR",
+    "data_type": "VARCHAR", "kind": "VARCHAR", "min_fraction": "DOUBLE", "domain": "VARCHAR[]",
+    "min_domain_mass": "DOUBLE", "min_value": "DOUBLE", "max_value": "DOUBLE", "min_range_mass": "DOUBLE",
+    "allow_nan": "BOOLEAN", "allow_inf": "BOOLEAN", "is_unique": "BOOLEAN", "min_length": "BIGINT",
+    "max_length": "BIGINT", "environments": "VARCHAR[]", "drift_jsd": "DOUBLE", "drift_linf": "DOUBLE",
+    "notes": "VARCHAR",
+}
+
+
 def exists(duck, name: str) -> bool:
     return catalog.get_object(duck, KIND, name) is not None
 
@@ -135,18 +146,15 @@ def save(duck, schema: DataSchema, *, replace_object: bool = True) -> None:
             schema.stats_id, schema.min_rows, schema.max_rows, schema.significance, _json(schema.properties),
         ],
     )
-    placeholders = ", ".join("?" for _ in range(len(_COLUMN_FIELDS) + 2))
-    names = ", ".join(f'"{f}"' for f in _COLUMN_FIELDS)
     rows = [
-        [
+        (
             schema.name, schema.version, c.position, c.name, c.data_type, c.kind, c.min_fraction, c.domain,
             c.min_domain_mass, c.min_value, c.max_value, c.min_range_mass, c.allow_nan, c.allow_inf, c.is_unique,
             c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.notes,
-        ]
+        )
         for c in schema.columns.values()
     ]
-    if rows:
-        duck.executemany(f"INSERT INTO sqlml.data_schema_columns (schema_name, version, {names}) VALUES ({placeholders})", rows)
+    insert_rows(duck, "sqlml.data_schema_columns", _COLUMN_TYPES, rows)
     for check in schema.checks.values():
         duck.execute(
             "INSERT INTO sqlml.data_schema_checks VALUES (?, ?, ?, ?, ?)",

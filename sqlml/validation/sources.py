@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from sqlml.errors import DataError
+from sqlml.query.tokens import tokenize
 from sqlml.sqlutil import is_query_text, quote_ident, quote_literal, split_name, table_ref
 from sqlml.validation.kinds import kind_of
 
@@ -77,8 +78,15 @@ def dataset_key(text: str) -> str:
 
 
 def name_text(parts: list[str]) -> str:
-    """A dotted name, quoting only the parts that need it: ``main.flights``, ``"odd name"``."""
-    return ".".join(p if _PLAIN.match(p) else quote_ident(p) for p in parts)
+    """A dotted name, quoting only the parts that need it: ``main.flights``, ``"odd name"``, ``"select"``."""
+    return ".".join(p if _bare(p) else quote_ident(p) for p in parts)
+
+
+def _bare(part: str) -> bool:
+    if not _PLAIN.match(part):
+        return False
+    tokens = tokenize(part)
+    return len(tokens) == 1 and tokens[0].kind == "identifier"
 
 
 def resolve(duck: duckdb.DuckDBPyConnection, text: str) -> Source:

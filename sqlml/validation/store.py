@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlml.errors import UnknownObjectError
 from sqlml.sqlutil import fetch_value
 from sqlml.validation import kinds
+from sqlml.validation.rows import insert_rows
 from sqlml.validation.sketch import Sketch
 from sqlml.validation.statistics import (
     HISTOGRAM_BUCKETS,
@@ -74,17 +75,8 @@ def _histogram_rows(stats_id: int, col: ColumnStats) -> list[tuple]:
 
 
 def _insert(duck, table: str, columns: list[str], rows: list[tuple]) -> None:
-    """Append rows in one statement: each column travels as a typed list parameter.
-
-    (Arrow would import pandas on first use, half a second; list parameters do not.)
-    """
-    if not rows:
-        return
     types = _TYPES[table]
-    names = ", ".join(f'"{c}"' for c in columns)
-    unnests = ", ".join(f'unnest(?::{types[c]}[]) AS "{c}"' for c in columns)
-    params = [[r[i] for r in rows] for i in range(len(columns))]
-    duck.execute(f"INSERT INTO sqlml.{table} ({names}) SELECT {unnests}", params)
+    insert_rows(duck, f"sqlml.{table}", {c: types[c] for c in columns}, rows)
 
 
 _TYPES = {

@@ -39,6 +39,7 @@ class Run:
     extras: dict[Any, Any] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     check_binding: list | None = None  # (check, bind error or None), filled by the checks detector
+    distinct: dict[str, int] = field(default_factory=dict)  # exact distinct counts of key columns
 
     @property
     def alpha(self) -> float:
@@ -112,6 +113,7 @@ def validate(
         values_for=None if full_statistics else _value_columns(run),
     )
     run.stats = stats
+    run.distinct = scan.distinct_counts(duck, source, [a.name for e, a in run.checked() if e.is_unique])
     return run
 
 

@@ -29,8 +29,6 @@ def plan(run) -> list[Extra]:
                 extras.append(Extra(("short", actual.name), f"count_if(len({q}) < ?)", [expected.min_length]))
             if expected.max_length is not None:
                 extras.append(Extra(("long", actual.name), f"count_if(len({q}) > ?)", [expected.max_length]))
-        if expected.is_unique:
-            extras.append(Extra(("distinct", actual.name), f"count(DISTINCT {q})"))
     return extras
 
 
@@ -143,7 +141,7 @@ def _lengths(run, expected, stats) -> list:
 
 
 def _unique(run, expected, stats) -> list:
-    distinct = run.extras.get(("distinct", stats.name))
+    distinct = run.distinct.get(stats.name)
     if distinct is None or distinct >= stats.count:
         return []
     duplicates = stats.count - distinct
