@@ -92,7 +92,8 @@ def infer(stats: DatasetStats, name: str, options: dict | None = None) -> DataSc
     columns = {}
     for col in stats.columns.values():
         column = infer_column(col, max_domain_size=opts["max_domain_size"], is_key=col.name in keys)
-        column.drift_jsd, column.drift_linf = opts["drift_jsd"], opts["drift_linf"]
+        if not column.is_unique:  # a key's values are new in every batch: its "drift" means nothing
+            column.drift_jsd, column.drift_linf = opts["drift_jsd"], opts["drift_linf"]
         if col.name in labels:
             column.environments = [TRAINING]
             column.notes = _join(column.notes, "label: expected in training only")
@@ -139,7 +140,8 @@ def infer_column(col: ColumnStats, *, max_domain_size: int = MAX_DOMAIN_SIZE, is
             column.allow_inf = col.inf > 0
         if is_key or _key_like(col):
             column.is_unique = True
-            notes.append("unique: a key" if is_key else f"unique over {col.count:,} rows: a key")
+            column.drift_jsd = column.drift_linf = None
+            notes.append(("unique: a key" if is_key else f"unique over {col.count:,} rows: a key") + ", not compared for drift")
     column.notes = "; ".join(notes)
     return column
 

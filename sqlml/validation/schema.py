@@ -55,10 +55,13 @@ class ColumnSchema:
     notes: str = ""
 
     def in_environment(self, environment: str | None) -> bool:
-        """A column is expected in every environment unless it names its environments."""
-        if environment is None or self.environments is None:
+        """A column is expected in every environment unless it names its environments.
+
+        No environment given means training data.
+        """
+        if self.environments is None:
             return True
-        return environment.lower() in (e.lower() for e in self.environments)
+        return (environment or "training").lower() in (e.lower() for e in self.environments)
 
 
 @dataclass

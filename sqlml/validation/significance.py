@@ -71,6 +71,31 @@ def binomial_upper_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
+def binomial_lower_tail(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    return binomial_upper_tail(n - k, n, 1.0 - p)
+
+
+def frequency_moved(current: float, n_current: float, baseline: float, n_baseline: float, alpha: float) -> bool:
+    """Whether a value's count in a batch is implausible given its pooled frequency (two-sided).
+
+    Exact binomial tails where counts are small (rare values in small batches, where the
+    normal approximation invents alarms), the normal approximation where both expected
+    counts are large.
+    """
+    n = int(round(n_current))
+    k = int(round(current))
+    pooled = (current + baseline) / (n_current + n_baseline)
+    if pooled <= 0.0 or pooled >= 1.0 or n <= 0:
+        return False
+    expected = n * pooled
+    if expected >= 30 and n - expected >= 30:
+        se = math.sqrt(pooled * (1 - pooled) * (1 / n_current + 1 / n_baseline))
+        return abs(current / n_current - baseline / n_baseline) > z_upper(alpha / 2) * se
+    tail = binomial_upper_tail(k, n, pooled) if k >= expected else binomial_lower_tail(k, n, pooled)
+    return tail < alpha / 2
+
+
 def count_exceeds(bad: int, n: int, tolerated_rate: float, alpha: float) -> bool:
     """Whether ``bad`` events in ``n`` rows are significantly more than ``tolerated_rate`` allows."""
     if n <= 0 or bad <= 0:
