@@ -171,8 +171,15 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
                sum(n) OVER (PARTITION BY column_name) AS total
         FROM buckets
     ),
-    medians AS (
+    median_buckets AS (
         SELECT column_name, min(bucket) FILTER (WHERE upto > 0.5 * (total - 1)) AS bucket FROM running GROUP BY 1
+    ),
+    medians AS (  -- the bucket's representative value (0.5% relative error), clipped to [min, max]
+        SELECT m.column_name,
+               CASE WHEN m.bucket = 0 THEN 0.0
+                    ELSE least(greatest(sign(m.bucket) * 2 * pow(1.005 / 0.995, abs(m.bucket) - 3000) / (1.005 / 0.995 + 1), f.min), f.max)
+               END AS value
+        FROM median_buckets AS m JOIN first_pass AS f USING (column_name)
     ),
     merged_values AS (
         SELECT column_name, value, sum(count) AS count
@@ -190,12 +197,10 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
            coalesce(f.exact_values AND v.distinct_values IS NOT NULL, false) AS distinct_exact,
            f.min, f.max, f.mean,
            sqrt(m.m2 / nullif(f.finite - 1, 0)) AS std,
-           CASE WHEN md.bucket IS NULL THEN NULL
-                WHEN md.bucket = 0 THEN 0.0
-                ELSE least(greatest(sign(md.bucket) * 2 * pow(1.005 / 0.995, abs(md.bucket) - 3000) / (1.005 / 0.995 + 1), f.min), f.max)
-           END AS median,
+           CASE WHEN f.kind = 'integer' AND abs(round(md.value) - md.value) <= 0.006 * abs(md.value) THEN round(md.value)
+                ELSE md.value END AS median,
            f.zeros, f.nan, f.inf, f.min_value, f.max_value, v.top_values,
-           f.sum_length / nullif(f.count, 0) AS avg_length
+           CASE WHEN f.kind IN ('string', 'list') THEN f.sum_length / nullif(f.count, 0) END AS avg_length
     FROM first_pass AS f
     CROSS JOIN rows_total AS r
     LEFT JOIN moments AS m USING (column_name)

@@ -75,6 +75,10 @@ def accept(duck, name: str, source_text: str, why: str | None = None) -> tuple[D
     return new, changes
 
 
+#: A domain that ACCEPT grows past this many values is dropped (values are counted exactly up to it).
+MAX_GROWN_DOMAIN = 1000
+
+
 def _relax(new: DataSchema, run, anomaly) -> str | None:
     name = anomaly.column_name
     kind = anomaly.anomaly_type
@@ -102,7 +106,7 @@ def _relax(new: DataSchema, run, anomaly) -> str | None:
             column.domain, column.min_domain_mass = None, None
             return f"{name!r} domain dropped (too many values)"
         added = sorted(v for v in stats.values if v not in set(column.domain))
-        limit = new.properties.get("max_domain_size", inference.MAX_DOMAIN_SIZE)
+        limit = MAX_GROWN_DOMAIN  # what counts as categorical was decided at inference; growing is fine
         if len(column.domain) + len(added) > limit:
             column.domain, column.min_domain_mass = None, None
             return f"{name!r} domain dropped (over {limit} values)"

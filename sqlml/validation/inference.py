@@ -13,7 +13,8 @@
   partition column is constant inside its partition by construction. TFDV made a
   ``bool_domain`` of January's ``month`` and flagged every other month.
 * **Key uniqueness** for integer or string columns whose values are all distinct over
-  at least ``MIN_KEY_ROWS`` rows (exact count), or that the user names as keys.
+  at least ``MIN_KEY_ROWS`` rows (exact count), or that the user names as keys. A key
+  gets no range and no drift comparison: new ids are what keys do.
 * **Environments**: label columns are expected in training only.
 """
 
@@ -122,8 +123,11 @@ def infer_column(col: ColumnStats, *, max_domain_size: int = MAX_DOMAIN_SIZE, is
         low, _ = wilson_bounds(col.count, col.rows)
         column.min_fraction = round(low, 6) if col.missing else max(round(low, 6), 0.0)
         constant = (col.distinct_exact and col.distinct == 1) or (kind in kinds.NUMERIC and col.min == col.max and col.finite > 0)
+        key = is_key or _key_like(col)
         if constant and not is_key:
             notes.append(f"constant in the source ({_constant_text(col)}): a partition column? no values inferred")
+        elif kind in kinds.NUMERIC and key:
+            pass  # ids keep growing: a key's range says nothing about the next batch
         elif kind in kinds.NUMERIC:
             _numeric_bounds(column, col, notes)
         elif kind == kinds.STRING:
@@ -138,10 +142,10 @@ def infer_column(col: ColumnStats, *, max_domain_size: int = MAX_DOMAIN_SIZE, is
         if kind in kinds.NUMERIC:  # integers and decimals cannot hold NaN: none is expected later either
             column.allow_nan = col.nan > 0
             column.allow_inf = col.inf > 0
-        if is_key or _key_like(col):
+        if key:
             column.is_unique = True
             column.drift_jsd = column.drift_linf = None
-            notes.append(("unique: a key" if is_key else f"unique over {col.count:,} rows: a key") + ", not compared for drift")
+            notes.append(("unique: a key" if is_key else f"unique over {col.count:,} rows: a key") + "; no range or drift")
     column.notes = "; ".join(notes)
     return column
 

@@ -44,14 +44,13 @@ def test_nan_and_inf_in_training_data_are_allowed_later(con):
 
 
 def test_very_wide_tables(con):
-    cols = ", ".join(f"i * {k} AS c{k}" for k in range(160)) + ", " + ", ".join(f"'v' || (i % 3) AS s{k}" for k in range(40))
+    cols = "i AS id, " + ", ".join(f"(i % 30) * {k} AS c{k}" for k in range(159)) + ", " + ", ".join(f"'v' || (i % 3) AS s{k}" for k in range(40))
     con.sql(f"CREATE TABLE wide AS SELECT {cols} FROM range(60) t(i)")
     con.sql("CREATE DATA SCHEMA w FROM wide")
     assert con.sql("SELECT count(*) FROM ml_schema('w')").fetchall() == [(200,)]
     assert anomalies(con, "wide", "w") == []
-    found = anomalies(con, "SELECT * REPLACE ('zz' AS s39, c159 * 1000 + 1 AS c159) FROM wide UNION ALL SELECT * FROM wide WHERE c1 = 0", "w")
-    assert ("s39", "ENUM_TYPE_UNEXPECTED_STRING_VALUES") in found and ("c159", "INT_TYPE_BIG_INT") in found
-    assert ("c1", "UNIQUENESS_VIOLATED") in found
+    found = anomalies(con, "SELECT * REPLACE ('zz' AS s39, c158 * 1000 + 1 AS c158) FROM wide UNION ALL SELECT * FROM wide WHERE id = 0", "w")
+    assert sorted(found) == [("c158", "INT_TYPE_BIG_INT"), ("id", "UNIQUENESS_VIOLATED"), ("s39", "ENUM_TYPE_UNEXPECTED_STRING_VALUES")]
 
 
 NAMES = ['my "odd" table', "select", "spaces in name", "naïve ünïcode", "semi;colon", "it's"]
