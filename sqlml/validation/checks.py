@@ -12,8 +12,6 @@ bind against the schema's columns when it is added.
 from __future__ import annotations
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
 from sqlml.errors import ValidationError
 from sqlml.query.tokens import tokenize
@@ -103,6 +101,9 @@ def new_check(duck, schema: DataSchema, name: str, scope: str, expression: str) 
 
 def referenced_columns(expression: str) -> list[str]:
     """Column names the expression mentions (for examples and environment rules)."""
+    import sqlglot  # heavy: only when a schema has checks
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(f"SELECT {expression}", read="duckdb")
     except sqlglot.errors.ParseError:

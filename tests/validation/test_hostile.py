@@ -92,3 +92,20 @@ def test_check_expressions_must_be_one_expression():
     with pytest.raises(ValidationError, match="unbalanced"):
         checks.expression_guard("x > 1) FROM t --")
     assert checks.expression_guard("  f(x, (y)) > 1 ") == "f(x, (y)) > 1"
+
+
+def test_nan_in_parquet_files_is_counted(con, tmp_path):
+    """DuckDB folds isnan() to false from Parquet statistics (which ignore NaN); the scan must not."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = np.arange(1000, dtype=float)
+    values[::100] = np.nan
+    path = tmp_path / "nan.parquet"
+    pq.write_table(pa.table({"x": pa.array(values)}), path)
+    (nan, count, mean) = con.execute("SELECT nan, count, mean FROM ml_statistics(?, store := false)", [str(path)]).fetchall()[0]
+    assert (nan, count) == (10, 1000) and mean == np.nanmean(values)
+    con.sql("CREATE DATA SCHEMA s FROM (SELECT range::DOUBLE AS x FROM range(1000))")
+    assert anomalies(con, str(path), "s") == [("x", "FLOAT_TYPE_HAS_NAN")]
+    assert con.sql("SELECT current_setting('disabled_optimizers')").fetchall() == [("",)]
