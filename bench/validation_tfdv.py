@@ -73,7 +73,7 @@ def main() -> None:
             batch = stats(df)
         except Exception as error:  # noqa: BLE001 - an empty frame, for instance
             return {"error": f"{type(error).__name__}: {str(error)[:120]}", "found": []}
-        env = (environment or "training").upper()
+        env = (environment or "training").upper() if schema.default_environment else None
         found = findings(tfdv.validate_statistics(batch, schema, environment=env,
                                                   previous_statistics=None if env == "SERVING" else train_stats))
         if env == "SERVING":

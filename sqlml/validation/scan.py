@@ -299,19 +299,36 @@ def _top_k_counts(duck, source: Source, group: list[ColumnStats]) -> None:
         col.values_floor = min(col.values.values()) if col.values else col.count
 
 
-def distinct_counts(duck, source: Source, names: Sequence[str]) -> dict[str, int]:
-    """Exact distinct non-NULL counts of a few columns (one small query), or of many (one UNPIVOT).
+#: Integer columns whose range spans at most this many values count distinct values with a
+#: bitmap (``bitstring_agg``: 1M ids in 0.02 s of CPU against 0.14 s for count(DISTINCT)).
+BITMAP_RANGE = 1 << 26
 
-    Many ``count(DISTINCT)`` calls in one query plan in quadratic time (249 take 11 s), so
-    wide tables count distinct 64-bit hashes per column instead (a collision needs ~4e9 values).
+
+def distinct_counts(duck, source: Source, names: Sequence[str], ranges: dict[str, tuple] | None = None) -> dict[str, int]:
+    """Exact distinct non-NULL counts of some columns.
+
+    Integer columns with a known, modest range (``ranges``: name -> (min, max)) use a
+    bitmap; a few other columns one ``count(DISTINCT)`` query; many (wide tables) one
+    UNPIVOT over 64-bit hashes, since many ``count(DISTINCT)`` calls in one query plan in
+    quadratic time (249 take 11 s; a hash collision needs ~4e9 values).
     """
     names = list(names)
+    found: dict[str, int] = {}
+    for name in list(names):
+        low, high = (ranges or {}).get(name, (None, None))
+        if low is None or high is None or high - low + 1 > BITMAP_RANGE or low != int(low) or high != int(high):
+            continue
+        q = quote_ident(name)
+        found[name] = int(duck.execute(
+            f"SELECT coalesce(bit_count(bitstring_agg(CAST({q} AS BIGINT), {int(low)}, {int(high)})), 0) FROM {source.sql} AS __src"
+        ).fetchall()[0][0])
+        names.remove(name)
     if not names:
-        return {}
+        return found
     if len(names) <= SKETCHES_PER_SCAN:
         selects = ", ".join(f"count(DISTINCT {quote_ident(n)})" for n in names)
         row = duck.execute(f"SELECT {selects} FROM {source.sql} AS __src").fetchall()[0]
-        return {n: int(d) for n, d in zip(names, row, strict=True)}
+        return {**found, **{n: int(d) for n, d in zip(names, row, strict=True)}}
     hashes = ", ".join(
         f"CASE WHEN {quote_ident(n)} IS NOT NULL THEN hash({quote_ident(n)}) END AS \"{i}\"" for i, n in enumerate(names)
     )
@@ -319,13 +336,18 @@ def distinct_counts(duck, source: Source, names: Sequence[str]) -> dict[str, int
         f"SELECT name, count(DISTINCT value) FROM (UNPIVOT (SELECT {hashes} FROM {source.sql} AS __src) "
         f"ON COLUMNS(*) INTO NAME name VALUE value) GROUP BY name"
     )
-    found = {names[int(i)]: int(d) for i, d in duck.execute(query).fetchall()}
-    return {n: found.get(n, 0) for n in names}
+    counted = {names[int(i)]: int(d) for i, d in duck.execute(query).fetchall()}
+    return {**found, **{n: counted.get(n, 0) for n in names}}
+
+
+def integer_ranges(columns) -> dict[str, tuple]:
+    """(min, max) of the integer columns among ``columns`` (ColumnStats), for bitmap counting."""
+    return {c.name: (c.min, c.max) for c in columns if c.kind == kinds.INTEGER and c.min is not None}
 
 
 def exact_distinct(duck, source: Source, columns: list[ColumnStats]) -> None:
     """Exact distinct counts for some columns (key candidates during inference), in place."""
-    for name, d in distinct_counts(duck, source, [c.name for c in columns]).items():
+    for name, d in distinct_counts(duck, source, [c.name for c in columns], integer_ranges(columns)).items():
         col = next(c for c in columns if c.name == name)
         col.distinct, col.distinct_exact = float(d), True
 

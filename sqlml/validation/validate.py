@@ -113,7 +113,8 @@ def validate(
         values_for=None if full_statistics else _value_columns(run),
     )
     run.stats = stats
-    run.distinct = scan.distinct_counts(duck, source, [a.name for e, a in run.checked() if e.is_unique])
+    unique = [a.name for e, a in run.checked() if e.is_unique]
+    run.distinct = scan.distinct_counts(duck, source, unique, scan.integer_ranges(stats.columns[n] for n in unique))
     return run
 
 
