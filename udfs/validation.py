@@ -46,14 +46,18 @@ _HISTOGRAM = "STRUCT(low DOUBLE, high DOUBLE, count DOUBLE)[]"
     named=[("dataset", "VARCHAR", None), ("span", "VARCHAR", None), ("store", "BOOLEAN", True)],
 )
 def ml_statistics(session, source, dataset, span, store):
-    """Per-column statistics of a table, query or file, stored by (dataset, span) unless store := false."""
+    """Per-column statistics of a table, query or file, stored by (dataset, span) unless store := false.
+
+    A read-only connection computes them without storing.
+    """
     from sqlml.transaction import transaction
     from sqlml.validation import api
     from sqlml.validation.report import statistics_rows
 
+    keep = bool(store) and not session.read_only
     with session.cursor() as cur:
         with transaction(cur):
-            stats = api.statistics(cur, source, dataset=dataset, span=span, store_result=bool(store))
+            stats = api.statistics(cur, source, dataset=dataset, span=span, store_result=keep)
     return statistics_rows(stats)
 
 

@@ -34,6 +34,8 @@ SKETCHES_PER_SCAN = 16
 UNPIVOT_SKETCH_CELLS = 20_000_000
 #: Above this many distinct values (HLL estimate) a string column's values are not grouped exactly.
 EXACT_VALUES_LIMIT = 200_000
+#: Candidates kept per very-high-cardinality string column.
+TOP_CANDIDATES = 100
 #: GROUPING() packs one bit per column into a BIGINT.
 GROUPING_SET_WIDTH = 60
 _EXTRA = object()  # marks the results of callers' extra aggregates
@@ -285,16 +287,16 @@ def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
 
 
 def _top_k_counts(duck, source: Source, group: list[ColumnStats]) -> None:
-    candidates_sql = ", ".join(f"approx_top_k(CAST({quote_ident(c.name)} AS VARCHAR), 100)" for c in group)
+    """Very many distinct values: ``approx_top_k`` candidates, then their exact counts (a semi-join)."""
+    candidates_sql = ", ".join(f"approx_top_k(CAST({quote_ident(c.name)} AS VARCHAR), {TOP_CANDIDATES})" for c in group)
     row = duck.execute(f"SELECT {candidates_sql} FROM {source.sql} AS __src").fetchall()[0]
-    counts_sql = ", ".join(
-        f"histogram(CAST({quote_ident(c.name)} AS VARCHAR)) FILTER (WHERE list_contains(?::VARCHAR[], CAST({quote_ident(c.name)} AS VARCHAR)))"
-        for c in group
-    )
-    params = [list(cands or []) for cands in row]
-    counted = duck.execute(f"SELECT {counts_sql} FROM {source.sql} AS __src", params).fetchall()[0]
-    for col, counts in zip(group, counted, strict=True):
-        col.values = {str(k): int(v) for k, v in (counts or {}).items()}
+    for col, candidates in zip(group, row, strict=True):
+        text = f"CAST({quote_ident(col.name)} AS VARCHAR)"
+        counted = duck.execute(
+            f"SELECT {text}, count(*) FROM {source.sql} AS __src WHERE {text} IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [list(candidates or [])],
+        ).fetchall()
+        col.values = {str(v): int(n) for v, n in counted}
         col.values_exact = False
         col.values_floor = min(col.values.values()) if col.values else col.count
 

@@ -168,3 +168,21 @@ def test_distinct_counts_are_exact_for_strings_and_estimated_for_integers(con):
     stats = api.statistics(con, "big", store_result=False)
     assert stats.columns["s"].distinct == 5000 and stats.columns["s"].distinct_exact
     assert math.isclose(stats.columns["i"].distinct, 20000, rel_tol=0.05) and not stats.columns["i"].distinct_exact
+
+
+def test_read_only_connections_compute_without_storing(db_path):
+    import sqlml
+
+    with sqlml.connect(db_path) as con:
+        con.sql("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+    with sqlml.connect(db_path, read_only=True) as ro:
+        assert ro.sql("SELECT count FROM ml_statistics('t')").fetchall() == [(10,)]
+        assert ro.sql("SELECT count(*) FROM ml_statistics_sets()").fetchall() == [(0,)]
+
+
+def test_very_high_cardinality_strings_keep_top_candidates(con, monkeypatch):
+    monkeypatch.setattr(scan, "EXACT_VALUES_LIMIT", 100)
+    con.sql("CREATE TABLE h AS SELECT range AS i, CASE WHEN range % 10 = 0 THEN 'hot' ELSE 'k' || range END AS s FROM range(5000)")
+    col = api.statistics(con, "h", store_result=False).columns["s"]
+    assert not col.values_exact and not col.distinct_exact and col.values["hot"] == 500
+    assert col.top_values(1) == [("hot", 500)]
