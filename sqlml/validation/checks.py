@@ -58,35 +58,43 @@ def aggregate_sql(check: Check) -> str:
     return row_sql(check) if check.scope == ROW else statistics_sql(check)
 
 
-def bind_error(duck, from_sql: str, check: Check) -> str | None:
-    """Why the check cannot run over ``from_sql`` (bound on zero rows), or None."""
-    zero = f"(SELECT * FROM {from_sql} AS __src LIMIT 0) AS __src"
+def bind_error(duck, columns: list[tuple[str, str]], check: Check) -> str | None:
+    """Why the check cannot run over data with these (name, type) columns, or None.
+
+    Bound on a zero-row relation of those types, on a cursor of its own: a failed query
+    aborts the transaction it runs in, and the caller's may be a statement's (ACCEPT, or
+    training's validation gate).
+    """
+    zero = f"{typed_relation(columns)} AS __src"
     typed = f"SELECT ({check.expression}), count(*) FROM {zero}" if check.scope == STATISTICS else f"SELECT ({check.expression}) FROM {zero}"
+    cursor = duck.cursor()
     try:
-        cursor = duck.execute(typed)
-        result_type = str(cursor.description[0][1]).upper()
-        cursor.fetchall()
+        result = cursor.execute(typed)
+        result_type = str(result.description[0][1]).upper()
+        result.fetchall()
         if check.scope == ROW:
-            duck.execute(f"SELECT {row_sql(check)} FROM {zero}").fetchall()
+            cursor.execute(f"SELECT {row_sql(check)} FROM {zero}").fetchall()
     except duckdb.Error as error:
         return str(error).strip().splitlines()[0]
+    finally:
+        cursor.close()
     if result_type != "BOOLEAN":
         return f"the expression is {result_type}, not BOOLEAN"
     return None
 
 
-def schema_relation(schema: DataSchema) -> str:
-    """A zero-row relation with the schema's columns and types, to bind checks against."""
-    if not schema.columns:
+def typed_relation(columns: list[tuple[str, str]]) -> str:
+    """A zero-row relation with these columns and (DuckDB-reported) types."""
+    if not columns:
         return "(SELECT 1 AS __none WHERE false)"
-    cols = ", ".join(f"CAST(NULL AS {c.data_type}) AS {quote_ident(c.name)}" for c in schema.columns.values())
+    cols = ", ".join(f"CAST(NULL AS {data_type}) AS {quote_ident(name)}" for name, data_type in columns)
     return f"(SELECT {cols} WHERE false)"
 
 
 def new_check(duck, schema: DataSchema, name: str, scope: str, expression: str) -> Check:
     """A check that binds against the schema's columns (raises ValidationError otherwise)."""
     check = Check(name=name, scope=scope, expression=expression_guard(expression))
-    error = bind_error(duck, schema_relation(schema), check)
+    error = bind_error(duck, [(c.name, c.data_type) for c in schema.columns.values()], check)
     if error:
         hint = (
             " A row check cannot use aggregates (use ADD STATISTICS CHECK)."

@@ -131,17 +131,17 @@ def merge_datasets(parts: list[DatasetStats], *, dataset: str | None = None, spa
     for part in parts[1:]:
         columns = dict(merged.columns)
         for name, col in part.columns.items():
-            columns[name] = merge_columns(columns[name], col, merged.row_count) if name in columns else _padded(col, merged.row_count)
+            columns[name] = merge_columns(columns[name], col) if name in columns else _padded(col, merged.row_count)
         for name in merged.columns:
             if name not in part.columns:
-                columns[name] = merge_columns(columns[name], _absent(columns[name], part.row_count), 0)
+                columns[name] = merge_columns(columns[name], _absent(columns[name], part.row_count))
         merged = DatasetStats(row_count=merged.row_count + part.row_count, columns=columns)
     ids = tuple(p.stats_id for p in parts if p.stats_id is not None)
     sources = sorted({p.source for p in parts if p.source})
     return replace(merged, dataset=dataset, span=span, stats_id=None, merged_from=ids, source=" + ".join(sources))
 
 
-def merge_columns(a: ColumnStats, b: ColumnStats, _rows_a: int = 0) -> ColumnStats:
+def merge_columns(a: ColumnStats, b: ColumnStats) -> ColumnStats:
     """Merge two columns' statistics (same column, disjoint rows)."""
     n = a.finite + b.finite
     if a.finite == 0:

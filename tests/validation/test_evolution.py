@@ -189,3 +189,17 @@ def test_syntax_errors_point_at_the_problem(shop):
         shop.sql("CREATE DATA SCHEMA x train")
     with pytest.raises(InvalidOptionError, match="max_domain_size"):
         shop.sql("CREATE DATA SCHEMA x FROM train WITH (max_domain_sise := 3)")
+
+
+def test_a_check_that_cannot_run_leaves_the_callers_transaction_usable(shop):
+    from sqlml.validation import api
+
+    shop.sql("ALTER DATA SCHEMA shop ADD CHECK qty_small AS qty < 1000")
+    duck = shop.duckdb
+    duck.execute("BEGIN")
+    found = api.validate(duck, "SELECT * EXCLUDE (qty) FROM train", "shop")
+    assert duck.execute("SELECT 1").fetchall() == [(1,)]
+    duck.execute("ROLLBACK")
+    assert ("qty", "SCHEMA_MISSING_COLUMN") in {(a.column_name, a.anomaly_type) for a in found}
+    (row,) = shop.sql("ALTER DATA SCHEMA shop ACCEPT (SELECT * EXCLUDE (qty) FROM train)").fetchall()
+    assert "'qty' may be absent" in row[2] and "not accepted: row check 'qty_small' could not run" in row[2]

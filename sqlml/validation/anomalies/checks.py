@@ -19,7 +19,7 @@ def _runnable(run):
         absent_elsewhere = {c.name for c in run.schema.columns.values() if not c.in_environment(run.environment)}
         present = {c.name for c in run.source.columns}
         for check in run.schema.checks.values():
-            error = custom.bind_error(run.duck, run.source.sql, check)
+            error = custom.bind_error(run.duck, [(c.name, c.data_type) for c in run.source.columns], check)
             if error:
                 used = set(custom.referenced_columns(check.expression))
                 missing = used - present
