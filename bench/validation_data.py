@@ -60,7 +60,7 @@ def injections(clean: pa.Table) -> list[dict]:
     case("new column", "extra", clean.append_column("extra", pa.array(np.ones(n))), "SCHEMA_NEW_COLUMN", "SCHEMA_NEW_COLUMN")
     small = col("i_small").astype(str).astype(object)
     small[_every(clean, 0.01, 1)] = "n/a"
-    case("type change (numbers as text)", "i_small", _replace(clean, "i_small", pa.array(small.astype(str))), "UNEXPECTED_DATA_TYPE", None)
+    case("type change (numbers as text)", "i_small", _replace(clean, "i_small", pa.array(small.astype(str))), "UNEXPECTED_DATA_TYPE", "UNEXPECTED_DATA_TYPE")
     mask = _every(clean, 0.30, 2) | np.isnan(col("f_norm").astype(float))
     case("presence below bound (30% NULL)", "f_norm", _replace(clean, "f_norm", pa.array(col("f_norm").astype(float), mask=mask)),
          "FEATURE_TYPE_LOW_FRACTION_PRESENT", "FEATURE_TYPE_LOW_FRACTION_PRESENT")

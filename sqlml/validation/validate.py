@@ -146,7 +146,7 @@ def resolve_baseline(duck, schema: DataSchema, baseline, environment: str | None
         if environment == SERVING and schema.stats_id is not None:
             return comparison, store.load(duck, schema.stats_id)
         return None, None
-    stored = store.load_dataset(duck, baseline)
+    stored = store.load_dataset(duck, baseline) or store.load_dataset(duck, sources.dataset_key(baseline))
     if stored is not None:
         return comparison, stored
     stats, _ = scan.compute(duck, sources.resolve(duck, baseline))
