@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlml.sqlutil import quote_ident
 from sqlml.validation import kinds
-from sqlml.validation.sketch import Sketch, key_sql
+from sqlml.validation.sketch import Sketch, key_sql, positive_key_sql
 from sqlml.validation.sources import Column, Source
 from sqlml.validation.statistics import MAX_VALUES, ColumnStats, DatasetStats
 
@@ -171,25 +171,54 @@ def _run_scan(duck, source: Source, extras: Sequence[Extra], options: Options) -
             results.update(_unpivot_sketches(duck, source, numeric))
         else:
             for start in range(0, len(numeric), SKETCHES_PER_SCAN):
-                results.update(_histogram_sketches(duck, source, numeric[start : start + SKETCHES_PER_SCAN]))
+                results.update(_histogram_sketches(duck, source, numeric[start : start + SKETCHES_PER_SCAN], results))
     return row_count, results
 
 
-def _histogram_sketches(duck, source: Source, numeric: list[Column]) -> dict[Any, Any]:
-    """Sketches as ``histogram(bucket key)``, in a query of their own.
+#: Numeric columns with at most this many distinct values (HLL estimate) are grouped by
+#: value first, so the bucket key is computed once per distinct value, not once per row.
+FEW_VALUES = 20_000
 
-    Measured on 1M x 10: the histograms alone cost 0.40 s of CPU, the other statistics
-    0.42 s, but both in one aggregate 1.1-1.3 s, so they are kept apart.
+
+def _histogram_sketches(duck, source: Source, numeric: list[Column], results: dict[Any, Any]) -> dict[Any, Any]:
+    """Sketches as one GROUP BY bucket key per column (UNION ALL), in a query of their own.
+
+    What scan 1 learnt picks the cheapest exact form per column: few distinct values are
+    grouped by value and keyed per value; never-negative columns skip the sign and count
+    their zeros from scan 1. Measured on 1M x 10 (CPU seconds): these group-bys 0.31,
+    ``histogram(key)`` aggregates 0.39, and either inside the statistics aggregate costs
+    more than apart (0.42 + 0.40 apart, 1.1-1.3 together).
     """
-    finite = []
+    parts = []
+    zeros: dict[int, int] = {}
     for i, c in enumerate(numeric):
         q = quote_ident(c.name)
         value = f"CASE WHEN isfinite({q}) THEN CAST({q} AS DOUBLE) END" if kinds.is_ieee_float(c.data_type) else f"CAST({q} AS DOUBLE)"
-        finite.append(f"{value} AS {quote_ident(f'f{i}')}")
-    keys = ", ".join(f"{key_sql(quote_ident(f'f{i}'))} AS {quote_ident(f'k{i}')}" for i in range(len(numeric)))
-    hist = ", ".join(f"histogram({quote_ident(f'k{i}')})" for i in range(len(numeric)))
-    row = duck.execute(f"SELECT {hist} FROM (SELECT {keys} FROM (SELECT {', '.join(finite)} FROM {source.sql} AS __src))").fetchall()[0]
-    return {(c.name, "sketch"): counts or {} for c, counts in zip(numeric, row, strict=True)}
+        distinct = results.get((c.name, "distinct"))
+        low, zero_count = results.get((c.name, "min")), results.get((c.name, "zeros"))
+        if distinct is not None and distinct <= FEW_VALUES:
+            parts.append(
+                f"SELECT {i} AS c, {key_sql('v')} AS k, sum(n) AS n FROM (SELECT v, count(*) AS n FROM "
+                f"(SELECT {value} AS v FROM {source.sql} AS __src) WHERE v IS NOT NULL GROUP BY v) GROUP BY k"
+            )
+        elif low is not None and low >= 0 and zero_count is not None:
+            zeros[i] = zero_count
+            parts.append(
+                f"SELECT {i} AS c, {positive_key_sql('v')} AS k, count(*) AS n FROM (SELECT {value} AS v FROM {source.sql} AS __src) "
+                f"WHERE v > 0 GROUP BY k"
+            )
+        else:
+            parts.append(
+                f"SELECT {i} AS c, k, count(*) AS n FROM (SELECT {key_sql('v')} AS k FROM (SELECT {value} AS v FROM {source.sql} AS __src)) "
+                f"WHERE k IS NOT NULL GROUP BY k"
+            )
+    sketches: dict[Any, Any] = {(c.name, "sketch"): {} for c in numeric}
+    for i, count in zeros.items():
+        if count:
+            sketches[(numeric[i].name, "sketch")][0] = count
+    for i, key, count in duck.execute(" UNION ALL ".join(parts)).fetchall():
+        sketches[(numeric[i].name, "sketch")][key] = int(count)
+    return sketches
 
 
 def _unpivot_sketches(duck, source: Source, numeric: list[Column]) -> dict[Any, Any]:

@@ -41,6 +41,12 @@ def key_sql(value_sql: str) -> str:
     )
 
 
+def positive_key_sql(value_sql: str) -> str:
+    """``key_sql`` for values known to be > 0 (the same keys, fewer operations per row)."""
+    inv = repr(1.0 / LOG_GAMMA)
+    return f"CAST(ceil(ln(greatest({value_sql}, {SMALLEST!r})) * {inv}) AS INTEGER) + {OFFSET}"
+
+
 def bucket_bounds(key: int) -> tuple[float, float]:
     """The value interval a key covers (closed at the magnitude's upper end)."""
     if key == 0:
@@ -190,3 +196,18 @@ class Sketch:
         for k, c in self.counts.items():
             counts[bisect.bisect_left(cuts, k)] += c
         return counts
+
+
+def cut_conditions(cuts: list[int]) -> list[tuple[str, float]]:
+    """Value tests equivalent to ``key(v) <= cut``: ('<=', t) for keys >= 0, ('<', t) below.
+
+    So a batch can be counted into a baseline's drift bins with plain comparisons (no
+    logarithms, no sketch): bin i holds the values passing test i but not test i-1.
+    """
+    tests = []
+    for cut in cuts:
+        if cut >= 0:
+            tests.append(("<=", bucket_bounds(cut)[1]))
+        else:  # bucket [-g^i, -g^(i-1)): everything below its upper end
+            tests.append(("<", bucket_bounds(cut)[1]))
+    return tests

@@ -1,9 +1,9 @@
 """Validating a batch against a data schema: one scan, then the detectors.
 
-The detectors first say which aggregates they need (domain and range violations,
-duplicates, custom checks, un-castable values); those join the statistics aggregates in
-a single scan of the batch. Sketches and value dictionaries are computed only when a
-baseline comparison or a domain needs them. Then each detector reads the batch's
+The detectors first say which aggregates they need (range violations, counts in the
+baseline's drift bins, custom checks, un-castable values); those join the statistics
+aggregates in a single scan of the batch. Value dictionaries are counted only for string
+columns a domain or a baseline comparison needs; no sketch of the batch is built. Then each detector reads the batch's
 statistics, the schema and the baseline's statistics and reports anomalies; examples
 are fetched afterwards, only for what was found.
 """
@@ -109,7 +109,7 @@ def validate(
     extras = [extra for detector in DETECTORS for extra in detector.plan(run)]
     stats, run.extras = scan.compute(
         duck, source, extras,
-        sketches=full_statistics or base is not None,
+        sketches=full_statistics,
         values_for=None if full_statistics else _value_columns(run),
     )
     run.stats = stats

@@ -118,3 +118,41 @@ def test_jsd_threshold_holds_false_alarms_below_alpha():
     assert alarms / trials < 0.005
     big_shift = [n // 5 if i < 5 else 0 for i in range(10)]
     assert sig.jensen_shannon(base, big_shift) > threshold
+
+
+def test_cut_conditions_count_exactly_like_the_sketch(con):
+    """A batch counted into the baseline's bins by comparisons matches its own sketch's binning."""
+    from sqlml.validation.sketch import cut_conditions
+
+    rng = random.Random(5)
+    baseline = [rng.gauss(0, 50) for _ in range(5000)] + [0.0] * 100 + [3.0] * 50
+    batch = [rng.gauss(5, 60) for _ in range(3000)] + [0.0, -1e-13, 1e-13, 1e9, -1e9]
+    base_sketch = Sketch(_counts(keys_in_duckdb(con, baseline)))
+    batch_sketch = Sketch(_counts(keys_in_duckdb(con, batch)))
+    cuts = base_sketch.cut_points(10)
+    assert len(cuts) >= 8
+    tests = cut_conditions(cuts)
+    cumulative = [sum(1 for v in batch if (v <= t if op == "<=" else v < t)) for op, t in tests]
+    edges = [0, *cumulative, len(batch)]
+    assert [edges[i + 1] - edges[i] for i in range(len(cuts) + 1)] == batch_sketch.binned(cuts)
+
+
+def _counts(keys):
+    counts = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def test_every_sketch_route_gives_the_same_buckets(con, monkeypatch):
+    """Grouped-by-value, never-negative and general sketches of one column agree exactly."""
+    from sqlml.validation import api, scan
+
+    con.sql("CREATE TABLE v AS SELECT (range % 300) * 0.37 AS few, range * 1.01 AS many, range - 500.5 AS signed FROM range(2000)")
+    first = api.statistics(con, "v", store_result=False)
+    monkeypatch.setattr(scan, "FEW_VALUES", 0)
+    second = api.statistics(con, "v", store_result=False)
+    assert first.columns["few"].sketch.counts == second.columns["few"].sketch.counts
+    general = Sketch(_counts(keys_in_duckdb(con, [r[0] for r in con.sql("SELECT many FROM v").fetchall()])))
+    assert second.columns["many"].sketch.counts == general.counts
+    assert sum(second.columns["signed"].sketch.counts.values()) == 2000

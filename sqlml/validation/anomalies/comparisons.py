@@ -5,8 +5,10 @@ quiet whether they hold 100 rows or 10 million, while the least effect worth rep
 (``drift_jsd``, ``drift_linf`` of the schema column) keeps huge batches from flagging
 trivial moves:
 
-* numeric: Jensen-Shannon divergence over the baseline's decile bins, read from both
-  sketches (exact counts per bin). Under no drift 8 N_eff ln2 JSD ~ chi2(bins-1).
+* numeric: Jensen-Shannon divergence over the baseline's decile bins: the baseline's
+  counts from its sketch, the batch's counted in the validation scan with comparisons
+  equivalent to the sketch's bucket keys (exact counts per bin, no sketch of the batch
+  needed). Under no drift 8 N_eff ln2 JSD ~ chi2(bins-1).
 * categorical: L-infinity distance of value frequencies; a value is flagged when its
   count is implausible under its pooled frequency (exact binomial tails for small
   counts, a two-proportion z test for large ones; Bonferroni over the K values) and it
@@ -19,17 +21,31 @@ from __future__ import annotations
 
 import math
 
+from sqlml.sqlutil import quote_ident
 from sqlml.validation import kinds
 from sqlml.validation.anomalies.model import Measurement
+from sqlml.validation.scan import Extra
 from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
-from sqlml.validation.sketch import bucket_bounds
+from sqlml.validation.sketch import bucket_bounds, cut_conditions
 from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
 
 DRIFT_BINS = 10
 
 
 def plan(run) -> list:
-    return []
+    """Counts of the batch in the baseline's drift bins, as cumulative comparisons in the scan."""
+    if run.baseline is None:
+        return []
+    extras = []
+    for expected, actual in run.checked():
+        base = run.baseline.columns.get(actual.name)
+        if actual.kind not in kinds.NUMERIC or expected.drift_jsd is None or base is None or base.kind not in kinds.NUMERIC:
+            continue
+        q = quote_ident(actual.name)
+        finite = f"isfinite({q}) AND " if kinds.is_ieee_float(actual.data_type) else ""
+        for i, (op, threshold) in enumerate(cut_conditions(base.sketch.cut_points(DRIFT_BINS))):
+            extras.append(Extra(("drift_bin", actual.name, i), f"count_if({finite}CAST({q} AS DOUBLE) {op} ?)", [threshold]))
+    return extras
 
 
 def detect(run) -> list:
@@ -56,9 +72,10 @@ def _record(run, column, metric, value, threshold, base_rows, rows, flagged, det
 
 def _numeric(run, expected, base, cur) -> list:
     cuts = base.sketch.cut_points(DRIFT_BINS)
-    if not cuts or not cur.sketch.counts:
+    if not cuts or not cur.finite:
         return []  # a constant baseline (a partition column) has no distribution to drift from
-    p, q = base.sketch.binned(cuts), cur.sketch.binned(cuts)
+    p = base.sketch.binned(cuts)
+    q = _batch_bins(run, cur, len(cuts))
     n_b, n_c = sum(p), sum(q)
     jsd = jensen_shannon(p, q)
     threshold = max(expected.drift_jsd, jsd_threshold(len(p), n_c, n_b, run.alpha))
@@ -72,10 +89,19 @@ def _numeric(run, expected, base, cur) -> list:
         f"{_what(run)} in {cur.name!r}: Jensen-Shannon divergence {jsd:.4f} over the baseline's {len(p)} quantile bins; "
         f"values {_bin_text(cuts, worst)} went from {p[worst] / n_b:.1%} to {q[worst] / n_c:.1%}",
         family=run.comparison,
-        observed=f"JSD {jsd:.4f} (median {_fmt(cur.quantile(0.5))}, baseline {_fmt(base.quantile(0.5))})",
+        observed=f"JSD {jsd:.4f} (mean {_fmt(cur.mean)}, baseline {_fmt(base.mean)})",
         expected=f"JSD <= {threshold:.4f} at {n_c:,} vs {n_b:,} values",
         metric=jsd, threshold=threshold,
     )]
+
+
+def _batch_bins(run, cur, cuts: int) -> list[int]:
+    """The batch's counts per drift bin: from the scan's cumulative counts, or its sketch."""
+    cumulative = [run.extras.get(("drift_bin", cur.name, i)) for i in range(cuts)]
+    if any(c is None for c in cumulative):
+        return cur.sketch.binned(run.baseline.columns[cur.name].sketch.cut_points(DRIFT_BINS))
+    edges = [0, *cumulative, cur.finite]
+    return [max(0, edges[i + 1] - edges[i]) for i in range(cuts + 1)]
 
 
 def _categorical(run, expected, base, cur) -> list:
