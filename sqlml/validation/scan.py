@@ -294,21 +294,19 @@ def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
     grouping = f"GROUPING({', '.join(names)})"
     case = " ".join(f"WHEN {gid} THEN CAST({n} AS VARCHAR)" for gid, n in zip(gids, names, strict=True))
     sets = ", ".join(f"({n})" for n in names)
+    # max_by keeps the top values per column with a heap (no sort of every distinct value)
     query = (
-        f"SELECT gid, v, n, count(*) OVER (PARTITION BY gid) AS d FROM ("
+        f"SELECT gid, count(*) AS d, max_by({{'v': v, 'n': n}}, n, {MAX_VALUES}) AS top FROM ("
         f"SELECT {grouping} AS gid, CASE {grouping} {case} END AS v, count(*) AS n "
-        f"FROM {source.sql} AS __src GROUP BY GROUPING SETS ({sets})) WHERE v IS NOT NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, v) <= {MAX_VALUES}"
+        f"FROM {source.sql} AS __src GROUP BY GROUPING SETS ({sets})) WHERE v IS NOT NULL GROUP BY gid"
     )
     by_gid = {gid: col for gid, col in zip(gids, group, strict=True)}
     for col in group:
         col.values, col.values_floor = {}, 0
-    distinct: dict[int, int] = {}
-    for gid, value, n, d in duck.execute(query).fetchall():
-        by_gid[gid].values[value] = int(n)
-        distinct[gid] = int(d)
-    for gid, col in by_gid.items():
-        d = distinct.get(gid, 0)
+        col.distinct, col.distinct_exact, col.values_exact = 0.0, True, True
+    for gid, d, top in duck.execute(query).fetchall():
+        col = by_gid[gid]
+        col.values = {t["v"]: int(t["n"]) for t in sorted(top, key=lambda t: (-t["n"], t["v"]))}
         col.distinct, col.distinct_exact = float(d), True
         col.values_exact = d <= MAX_VALUES
         if not col.values_exact:

@@ -58,6 +58,8 @@ def binomial_upper_tail(k: int, n: int, p: float) -> float:
         return 1.0 - _NORMAL.cdf((k - 0.5 - mean) / sd) if sd > 0 else 1.0
     log_p, log_q = math.log(p), math.log1p(-p)
     log_term = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q
+    if log_term < -700:  # past the mean the terms only shrink: the tail underflows too
+        return 0.0
     term = math.exp(log_term)
     total = term
     ratio_base = p / (1 - p)
