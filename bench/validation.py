@@ -255,6 +255,7 @@ def report(args, job: dict, sq: dict, tf: dict | None, scale_results: list[dict]
                 "statistics_cpu_s": best(sq["runs"], "statistics_cpu_s"),
                 "total_cpu_s": best(sq["runs"], "total_cpu_s"),
                 "peak_rss_mb": sq.get("peak_rss_mb"),
+                "import_s": sq.get("import_s"),
                 "rss_after_import_mb": sq.get("rss_after_import_mb"),
                 "rss_after_load_mb": sq.get("rss_after_load_mb"),
             },
