@@ -109,16 +109,14 @@ def _plan_column(plan: _Plan, i: int, col: Column, options: Options) -> None:
     elif kind == kinds.BOOLEAN:
         add(((col.name, "true"), f"count_if({q})"))
         add(((col.name, "false"), f"count_if(NOT {q})"))
-    elif kind in (kinds.STRING, kinds.LIST) and options.descriptive:
+    elif kind == kinds.LIST and options.descriptive:  # string lengths come from the value counts (scan 2)
         length = _alias(i, "len")
-        fn = "length" if kind == kinds.STRING else "len"
-        source_expr = f"CAST({q} AS VARCHAR)" if kind == kinds.STRING else q
-        plan.derived.append(f"{fn}({source_expr}) AS {length}")
+        plan.derived.append(f"len({q}) AS {length}")
         add(((col.name, "sum_length"), f"sum({length})"))
         add(((col.name, "min_length"), f"min({length})"))
         add(((col.name, "max_length"), f"max({length})"))
         add(((col.name, "empty"), f"count_if({length} = 0)"))
-    if kind in (kinds.STRING, kinds.TEMPORAL) and options.descriptive:
+    if kind == kinds.TEMPORAL and options.descriptive:  # strings: from the value counts (scan 2)
         add(((col.name, "min_value"), f"CAST(min({q}) AS VARCHAR)"))
         add(((col.name, "max_value"), f"CAST(max({q}) AS VARCHAR)"))
 
@@ -296,7 +294,8 @@ def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
     sets = ", ".join(f"({n})" for n in names)
     # max_by keeps the top values per column with a heap (no sort of every distinct value)
     query = (
-        f"SELECT gid, count(*) AS d, max_by({{'v': v, 'n': n}}, n, {MAX_VALUES}) AS top FROM ("
+        f"SELECT gid, count(*) AS d, max_by({{'v': v, 'n': n}}, n, {MAX_VALUES}) AS top, min(v), max(v), "
+        f"sum(length(v) * n), min(length(v)), max(length(v)), coalesce(sum(n) FILTER (WHERE v = ''), 0) FROM ("
         f"SELECT {grouping} AS gid, CASE {grouping} {case} END AS v, count(*) AS n "
         f"FROM {source.sql} AS __src GROUP BY GROUPING SETS ({sets})) WHERE v IS NOT NULL GROUP BY gid"
     )
@@ -304,8 +303,10 @@ def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
     for col in group:
         col.values, col.values_floor = {}, 0
         col.distinct, col.distinct_exact, col.values_exact = 0.0, True, True
-    for gid, d, top in duck.execute(query).fetchall():
+    for gid, d, top, low, high, chars, shortest, longest, empty in duck.execute(query).fetchall():
         col = by_gid[gid]
+        col.min_value, col.max_value = low, high
+        col.sum_length, col.min_length, col.max_length, col.empty = int(chars), shortest, longest, int(empty)
         col.values = {t["v"]: int(t["n"]) for t in sorted(top, key=lambda t: (-t["n"], t["v"]))}
         col.distinct, col.distinct_exact = float(d), True
         col.values_exact = d <= MAX_VALUES
@@ -315,9 +316,16 @@ def _grouped_counts(duck, source: Source, group: list[ColumnStats]) -> None:
 
 def _top_k_counts(duck, source: Source, group: list[ColumnStats]) -> None:
     """Very many distinct values: ``approx_top_k`` candidates, then their exact counts (a semi-join)."""
-    candidates_sql = ", ".join(f"approx_top_k(CAST({quote_ident(c.name)} AS VARCHAR), {TOP_CANDIDATES})" for c in group)
+    text = lambda c: f"CAST({quote_ident(c.name)} AS VARCHAR)"  # noqa: E731
+    candidates_sql = ", ".join(
+        f"approx_top_k({text(c)}, {TOP_CANDIDATES}), min({text(c)}), max({text(c)}), sum(length({text(c)})), "
+        f"min(length({text(c)})), max(length({text(c)})), count_if({text(c)} = '')"
+        for c in group
+    )
     row = duck.execute(f"SELECT {candidates_sql} FROM {source.sql} AS __src").fetchall()[0]
-    for col, candidates in zip(group, row, strict=True):
+    for k, col in enumerate(group):
+        candidates, col.min_value, col.max_value, chars, col.min_length, col.max_length, empty = row[7 * k : 7 * k + 7]
+        col.sum_length, col.empty = int(chars or 0), int(empty or 0)
         text = f"CAST({quote_ident(col.name)} AS VARCHAR)"
         counted = duck.execute(
             f"SELECT {text}, count(*) FROM {source.sql} AS __src WHERE {text} IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
