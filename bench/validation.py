@@ -58,22 +58,25 @@ def rss_mb() -> float:
 # -- the sqlml worker (a subprocess, so its memory is its own) ----------------------------
 
 
-def sqlml_worker(job: dict) -> dict:
+def sqlml_worker(job: dict) -> None:
+    """Serves the interleaved protocol (see ``Worker``): ready, then 'repeat'..., then 'rest'."""
     started = time.perf_counter()
     import sqlml
     from sqlml.validation import api
 
-    out: dict = {"system": "sqlml", "import_s": round(time.perf_counter() - started, 2), "rss_after_import_mb": rss_mb()}
+    ready: dict = {"system": "sqlml", "import_s": round(time.perf_counter() - started, 2), "rss_after_import_mb": rss_mb()}
     con = sqlml.connect()
     con.sql("SET threads = 2")
     t0 = time.perf_counter()
     con.execute("CREATE TABLE train AS SELECT * FROM read_parquet(?)", [job["train"]])
     con.execute("CREATE TABLE serve AS SELECT * FROM read_parquet(?)", [job["serve"]])
-    out["load_s"] = round(time.perf_counter() - t0, 3)
-    out["rss_after_load_mb"] = rss_mb()
+    ready["load_s"] = round(time.perf_counter() - t0, 3)
+    ready["rss_after_load_mb"] = rss_mb()
     label = job["label"]
-    runs = []
-    for _ in range(job["repeats"]):
+    found = []
+
+    def repeat() -> dict:
+        nonlocal found
         c0, t0 = cpu_s(), time.perf_counter()
         con.sql("SELECT * FROM ml_statistics('train', store := false)").fetchall()
         c1, t1 = cpu_s(), time.perf_counter()
@@ -81,34 +84,80 @@ def sqlml_worker(job: dict) -> dict:
         c2, t2 = cpu_s(), time.perf_counter()
         found = api.validate(con, "serve", "s", baseline="train")
         c3, t3 = cpu_s(), time.perf_counter()
-        runs.append({"statistics_s": t1 - t0, "create_schema_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t1,
-                     "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c1})
-    out["runs"] = runs
-    out["peak_rss_mb"] = peak_mb()
-    out["serve_anomalies"] = sorted({(a.column_name, a.anomaly_type) for a in found}, key=str)
-    schema = con.sql("CREATE OR REPLACE DATA SCHEMA s FROM train WITH (label := 'b_flag')")
-    out["schema"] = [r[:7] for r in schema.fetchall()]
+        return {"statistics_s": t1 - t0, "create_schema_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t1,
+                "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c1, "peak_rss_mb": peak_mb()}
 
-    def check(path, environment):
-        return sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, path, "s", baseline="train", environment=environment)}, key=str)
+    def rest() -> dict:
+        out: dict = {"serve_anomalies": sorted({(a.column_name, a.anomaly_type) for a in found}, key=str)}
+        con.sql(f"CREATE OR REPLACE DATA SCHEMA s FROM train WITH (label := '{label}')")
 
-    out["suite"] = [{"name": c["name"], "found": check(c["file"], c["environment"])} for c in job["cases"]]
-    out["clean"] = [{"name": b["name"], "found": check(b["file"], b["environment"])} for b in job["clean"]]
+        def check(path, environment):
+            return sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, path, "s", baseline="train", environment=environment)}, key=str)
 
-    flights = job.get("flights")
-    if flights:
-        for m, path in flights["months"].items():
-            con.execute(f"CREATE TABLE flights_{m} AS SELECT * FROM read_parquet(?)", [path])
-        union = " UNION ALL ".join(f"SELECT * FROM flights_{m}" for m in flights["months"])
-        t0 = time.perf_counter()
-        con.sql(f"SELECT * FROM ml_statistics($${union}$$, store := false)").fetchall()
-        out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
-        con.sql("CREATE DATA SCHEMA flights FROM flights_01")
-        out["flights"] = {
-            m: sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, f"flights_{m}", "flights", baseline="flights_01")}, key=str)
-            for m in flights["months"] if m != "01"
-        }
-    return out
+        out["suite"] = [{"name": c["name"], "found": check(c["file"], c["environment"])} for c in job["cases"]]
+        out["clean"] = [{"name": b["name"], "found": check(b["file"], b["environment"])} for b in job["clean"]]
+        flights = job.get("flights")
+        if flights:
+            for m, path in flights["months"].items():
+                con.execute(f"CREATE TABLE flights_{m} AS SELECT * FROM read_parquet(?)", [path])
+            union = " UNION ALL ".join(f"SELECT * FROM flights_{m}" for m in flights["months"])
+            t0 = time.perf_counter()
+            con.sql(f"SELECT * FROM ml_statistics($${union}$$, store := false)").fetchall()
+            out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
+            con.sql("CREATE DATA SCHEMA flights FROM flights_01")
+            out["flights"] = {
+                m: sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, f"flights_{m}", "flights", baseline="flights_01")}, key=str)
+                for m in flights["months"] if m != "01"
+            }
+        return out
+
+    serve_protocol(ready, repeat, rest)
+
+
+def serve_protocol(ready: dict, repeat, rest) -> None:
+    """Line protocol on stdin/stdout: '@@{json}' lines out; 'repeat' / 'rest' commands in."""
+    def say(kind, payload):
+        sys.stdout.write("@@" + json.dumps({kind: payload}, default=str) + "\n")
+        sys.stdout.flush()
+
+    say("ready", ready)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "repeat":
+            say("run", repeat())
+        elif command == "rest":
+            say("rest", rest())
+            return
+
+
+class Worker:
+    """A benchmark worker process (its own memory, its own interpreter), driven line by line,
+    so both systems' timing repeats can interleave and share the machine's load alike."""
+
+    def __init__(self, command: list[str], job_path: Path, log: Path):
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen([*command, str(job_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.ready = self._read("ready")
+
+    def _read(self, kind: str):
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                message = json.loads(line[2:])
+                if kind in message:
+                    return message[kind]
+        raise RuntimeError(f"worker stopped before sending {kind!r}; see {self.log.name}")
+
+    def ask(self, command: str, kind: str):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read(kind)
+
+    def finish(self) -> dict:
+        rest = self.ask("rest", "rest")
+        self.proc.wait(timeout=600)
+        self.log.close()
+        return rest
 
 
 def scale_worker(job: dict) -> dict:
@@ -351,8 +400,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         job = json.loads(Path(args.job).read_text())
-        result = sqlml_worker(job) if args.worker == "sqlml" else scale_worker(job)
-        json.dump(result, sys.stdout, default=str)
+        if args.worker == "sqlml":
+            sqlml_worker(job)
+        else:
+            json.dump(scale_worker(job), sys.stdout, default=str)
         return
     if args.quick:
         args.rows, args.repeats, args.small_batches, args.scale_rows, args.batch_rows = 200_000, 1, 5, 0, 50_000
@@ -364,16 +415,24 @@ def main() -> None:
         job = prepare(args, data)
         job_path = data / "job.json"
         job_path.write_text(json.dumps(job))
-        print("sqlml ...", flush=True)
-        sq = run_worker([sys.executable, __file__, "--worker", "sqlml"], job_path)
-        if "error" in sq:
-            raise SystemExit(f"sqlml worker failed: {sq['error']}")
-        tf = None
+        workers = {"sqlml": Worker([sys.executable, __file__, "--worker", "sqlml"], job_path, data / "sqlml.log")}
         if os.path.exists(args.tfdv_python):
-            print("TFDV ...", flush=True)
-            tf = run_worker([args.tfdv_python, str(HERE / "validation_tfdv.py")], job_path)
+            print("starting TFDV (importing TensorFlow) ...", flush=True)
+            workers["tfdv"] = Worker([args.tfdv_python, str(HERE / "validation_tfdv.py")], job_path, data / "tfdv.log")
         else:
             print(f"TFDV not installed at {args.tfdv_python}: run bench/setup_tfdv.sh", flush=True)
+        runs = {name: [] for name in workers}
+        for r in range(args.repeats):
+            print(f"timing repeat {r + 1}/{args.repeats} (systems alternate) ...", flush=True)
+            for name, worker in workers.items():
+                runs[name].append(worker.ask("repeat", "run"))
+        results = {}
+        for name, worker in workers.items():
+            print(f"{name}: anomaly suite, clean batches, flights ...", flush=True)
+            rest = worker.finish()
+            results[name] = {**worker.ready, "runs": runs[name], **rest,
+                             "peak_rss_mb": max(run["peak_rss_mb"] for run in runs[name])}
+        sq, tf = results["sqlml"], results.get("tfdv")
         scale_results = scale(args, data) if args.scale_rows else []
         result = report(args, job, sq, tf, scale_results)
     out = Path(args.out)

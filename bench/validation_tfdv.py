@@ -1,6 +1,6 @@
 """The TFDV side of bench/validation.py; runs in TFDV's own environment (bench/setup_tfdv.sh).
 
-    bench/.venv-tfdv/bin/python bench/validation_tfdv.py job.json > result.json
+    bench/.venv-tfdv/bin/python bench/validation_tfdv.py job.json   (driven by bench/validation.py)
 
 Same steps as the sqlml worker: statistics and inference on the training span, then
 statistics and validation (with drift and skew comparators) of the drifted span, timed
@@ -93,8 +93,9 @@ def main() -> None:
     train = pd.read_parquet(job["train"])
     serve = pd.read_parquet(job["serve"])
     out["rss_after_load_mb"] = rss_mb()
-    runs = []
-    for _ in range(job["repeats"]):
+    state: dict = {}
+
+    def repeat() -> dict:
         c0, t0 = cpu_s(), time.perf_counter()
         train_stats = stats(train)
         c1, t1 = cpu_s(), time.perf_counter()
@@ -104,39 +105,49 @@ def main() -> None:
         result = tfdv.validate_statistics(serve_stats, schema, environment="TRAINING", previous_statistics=train_stats)
         skew = tfdv.validate_statistics(train_stats, schema, environment="TRAINING", serving_statistics=serve_stats)
         c3, t3 = cpu_s(), time.perf_counter()
-        runs.append({"statistics_s": t1 - t0, "inference_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t0,
-                     "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c0})
-    out["runs"] = runs
-    out["peak_rss_mb"] = peak_mb()
-    out["serve_anomalies"] = sorted(set(findings(result) + findings(skew)), key=str)
+        state.update(train_stats=train_stats, schema=schema, found=findings(result) + findings(skew))
+        return {"statistics_s": t1 - t0, "inference_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t0,
+                "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c0, "peak_rss_mb": peak_mb()}
 
-    suite = []
-    for case in job["cases"]:
-        df = pd.read_parquet(case["file"])
-        suite.append({"name": case["name"], **check(df, schema, train_stats, case["environment"])})
-    out["suite"] = suite
-    clean = []
-    for batch in job["clean"]:
-        df = pd.read_parquet(batch["file"])
-        clean.append({"name": batch["name"], **check(df, schema, train_stats, batch["environment"])})
-    out["clean"] = clean
+    def rest() -> dict:
+        train_stats, schema = state["train_stats"], state["schema"]
+        rest_out: dict = {"serve_anomalies": sorted(set(state["found"]), key=str)}
+        rest_out["suite"] = [{"name": c["name"], **check(pd.read_parquet(c["file"]), schema, train_stats, c["environment"])} for c in job["cases"]]
+        rest_out["clean"] = [{"name": b["name"], **check(pd.read_parquet(b["file"]), schema, train_stats, b["environment"])} for b in job["clean"]]
+        flights = job.get("flights")
+        if flights:
+            months = {m: pd.read_parquet(path).drop(columns=["time_hour"]) for m, path in flights["months"].items()}
+            all_flights = pd.concat(months.values())
+            t0 = time.perf_counter()
+            stats(all_flights)
+            rest_out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
+            jan_stats = stats(months["01"])
+            jan_schema = configure(tfdv.infer_schema(jan_stats), None)
+            rest_out["flights_schema"] = {
+                "month_domain": tfdv.get_feature(jan_schema, "month").WhichOneof("domain_info"),
+                "dep_time_presence": [tfdv.get_feature(jan_schema, "dep_time").presence.min_fraction,
+                                      tfdv.get_feature(jan_schema, "dep_time").presence.min_count],
+            }
+            rest_out["flights"] = {m: check(df, jan_schema, jan_stats, None)["found"] for m, df in months.items() if m != "01"}
+        return rest_out
 
-    flights = job.get("flights")
-    if flights:
-        months = {m: pd.read_parquet(path).drop(columns=["time_hour"]) for m, path in flights["months"].items()}
-        all_flights = pd.concat(months.values())
-        t0 = time.perf_counter()
-        stats(all_flights)
-        out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
-        jan_stats = stats(months["01"])
-        jan_schema = configure(tfdv.infer_schema(jan_stats), None)
-        out["flights_schema"] = {
-            "month_domain": jan_schema.feature[[f.name for f in jan_schema.feature].index("month")].WhichOneof("domain_info"),
-            "dep_time_presence": [tfdv.get_feature(jan_schema, "dep_time").presence.min_fraction,
-                                  tfdv.get_feature(jan_schema, "dep_time").presence.min_count],
-        }
-        out["flights"] = {m: check(df, jan_schema, jan_stats, None)["found"] for m, df in months.items() if m != "01"}
-    json.dump(out, sys.stdout, default=str)
+    serve_protocol(out, repeat, rest)
+
+
+def serve_protocol(ready: dict, repeat, rest) -> None:
+    """The line protocol of bench/validation.py's Worker: '@@{json}' out, commands in."""
+    def say(kind, payload):
+        sys.stdout.write("@@" + json.dumps({kind: payload}, default=str) + "\n")
+        sys.stdout.flush()
+
+    say("ready", ready)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "repeat":
+            say("run", repeat())
+        elif command == "rest":
+            say("rest", rest())
+            return
 
 
 if __name__ == "__main__":
