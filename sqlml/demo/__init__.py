@@ -8,6 +8,7 @@ from __future__ import annotations
 CHAPTERS: tuple[str, ...] = (
     "sqlml.demo.ch0_load",
     "sqlml.demo.ch1_labeling",
+    "sqlml.demo.ch2_validation",
     "sqlml.demo.ch3_training",
     "sqlml.demo.ch5_serving",
     "sqlml.demo.ch6_video",
