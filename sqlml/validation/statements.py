@@ -93,10 +93,16 @@ def drop_data_schema(ctx):
 
 
 def _source(p) -> str:
-    """A table name, a string (table, file or query), or a parenthesised query."""
+    """A table name, a string (table, file or query), a parenthesised or a bare query.
+
+    A bare query (``FROM SELECT ...``) runs to the end or to a top-level ``WITH (``, which
+    opens the options (a CTE's ``WITH`` is followed by a name, never by a parenthesis).
+    """
     tok = p.current
     if tok is None:
         p.error("expected a table name, a quoted source or a (query)")
+    if tok.word in ("SELECT", "WITH", "FROM", "VALUES"):
+        return p.until("WITH", "(", what="a query")
     if tok.kind == "string":
         return p.literal()
     if tok.kind == "operator" and tok.text == "(":
