@@ -42,7 +42,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool)
 
 
-def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], mode: str = "table") -> str:
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], mode: str = "table", *, total: int | None = None) -> str:
+    """``rows`` under ``columns`` in ``mode``; ``total`` > len(rows) says the rows were cut."""
     if mode == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -76,7 +77,10 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], mode: str = "t
     out = [border, "| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(columns)) + " |", border]
     out += ["| " + " | ".join(line(r)) + " |" for r in cells]
     out.append(border)
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    if total is not None and total > len(rows):
+        out.append(f"({len(rows)} of {total} rows shown)")
+    else:
+        out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 
 

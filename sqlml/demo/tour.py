@@ -45,9 +45,7 @@ class Tour:
             return None
         columns = relation.columns
         rows = relation.fetchall()
-        self.say(render(columns, rows[:max_rows], mode="table"))
-        if len(rows) > max_rows:
-            self.say(f"  ({len(rows)} rows, {max_rows} shown)")
+        self.say(render(columns, rows[:max_rows], mode="table", total=len(rows)))
         return rows
 
 
