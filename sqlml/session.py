@@ -88,8 +88,12 @@ class Session:
         try:
             yield
         except duckdb.Error as error:
-            original = self.errors.original(error)
-            if original is not None:
-                original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
-                raise original
-            raise
+            self.reraise(error)
+
+    def reraise(self, error: BaseException):
+        """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
+        original = self.errors.original(error)
+        if original is None:
+            raise error
+        original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
+        raise original

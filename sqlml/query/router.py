@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import re
+
+import duckdb
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -50,6 +52,19 @@ def match_statement(tokens: list[Token]) -> str | None:
         if tuple(words[: len(key_words)]) == key_words:
             return key
     return None
+
+
+_FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*(\(|\w+)", re.DOTALL)
+
+
+def returns_rows(text: str) -> bool:
+    """Whether plain SQL ``text`` (its last statement) returns rows; cheap for one statement."""
+    if ";" not in text:
+        match = _FIRST_WORD.match(text)
+        if match is not None and "returning" not in text.lower():
+            word = match.group(1)
+            return word == "(" or word.upper() in QUERY_WORDS
+    return is_query(_last_statement_tokens(tokenize(text)))
 
 
 def is_query(tokens: list[Token]) -> bool:
@@ -104,7 +119,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
     duck = connection.duckdb
     session = connection.session
     if not needs_front_end(text):
-        return _plain(connection, text, tokenize(text) if mode == "sql" else None, params, mode)
+        return _plain(connection, text, params, mode)
     spans = split_statements(text)
     result: Any = None if mode == "sql" else ("duck", None)
     for i, (start, end) in enumerate(spans):
@@ -128,20 +143,21 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             continue
         if _ML_CALL.search(statement):
             statement = connection.optimize(statement)
-            tokens = tokenize(statement)
-        result = _plain(connection, statement, tokens, params if last else None, mode)
+        result = _plain(connection, statement, params if last else None, mode)
     return result
 
 
-def _plain(connection, text, tokens, params, mode):
+def _plain(connection, text, params, mode):
+    """Plain SQL straight to DuckDB (the hot path of point queries: keep it lean)."""
     duck = connection.duckdb
-    session = connection.session
-    with session.translate_errors():
+    try:
         if mode == "execute":
             duck.execute(text, params)
             return ("duck", None)
         relation = duck.sql(text, params=params)
-    if tokens is not None and is_query(_last_statement_tokens(tokens)):
+    except duckdb.Error as error:
+        connection.session.reraise(error)
+    if returns_rows(text):
         return connection.wrap(relation)
     return None
 

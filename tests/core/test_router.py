@@ -140,3 +140,23 @@ def test_read_only_connection_refuses_sqlml_writes(db_path, widget_statement):
         with pytest.raises(sqlml.ReadOnlyError, match="read-only"):
             ro.sql("CREATE WIDGET w")
         assert ro.sql("SELECT count(*) FROM ml_catalog()").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "text, rows",
+    [
+        ("SELECT 1", True),
+        ("  -- note\n/* c */ (SELECT 1) UNION ALL (SELECT 2)", True),
+        ("with x as (select 1) select * from x", True),
+        ("FROM t", True),
+        ("INSERT INTO t VALUES (1)", False),
+        ("INSERT INTO t VALUES (1) RETURNING *", True),
+        ("CREATE TABLE t AS SELECT 1", False),
+        ("SELECT 1; CREATE TABLE u(a INT)", False),
+        ("CREATE TABLE u(a INT); SELECT 'x;y'", True),
+        ("DESCRIBE t", True),
+        ("SET threads = 2", False),
+    ],
+)
+def test_returns_rows(text, rows):
+    assert router.returns_rows(text) is rows

@@ -83,7 +83,7 @@ def test_read_runs_another_file(db_path, tmp_path):
     assert "5" in done.stdout and "no file" in done.stderr
 
 
-def _read_until(fd, marker: bytes, timeout: float = 60.0) -> bytes:
+def _read_until(fd, marker: bytes, timeout: float = 180.0) -> bytes:
     data = b""
     deadline = time.time() + timeout
     while marker not in data:
