@@ -149,30 +149,39 @@ class SpillTrainer:
                 entry.view(flat).copy_(t.data)
                 t.data = entry.view(flat)
 
-    def _adopt_state(self, i: int, slot_flat) -> None:
-        """After the optimizer made new state tensors, move them into the slot (and fix the layout)."""
+    def _adopt_state(self, i: int, flat) -> None:
+        """Move optimizer state tensors that live elsewhere (new after a first step, or just
+        loaded from a checkpoint) into ``flat`` (a slot or the host buffer), fixing the layout
+        the first time each one appears."""
+        import torch
+
         from sqlml.training.large.layers import pack_entries
 
         opt, layout = self.optimizers[i], self.layouts[i]
-        known = {(index, key) for index, key, _ in layout.state}
+        known = {(index, key): entry for index, key, entry in layout.state}
+        params = list(self.shards[i].parameters())
         fresh = []
-        for index, p in enumerate(self.shards[i].parameters()):
+        for index, p in enumerate(params):
             for key, value in per_param_state(opt, p):
-                if (index, key) not in known:
+                entry = known.get((index, key))
+                if entry is None:
                     fresh.append((index, key, value))
+                elif value.data_ptr() != entry.view(flat).data_ptr():
+                    with torch.no_grad():
+                        entry.view(flat).copy_(value)
+                    opt.state[p][key] = entry.view(flat)
         if not fresh:
             return
-        start = layout.weights_bytes + sum(e.nbytes for _, _, e in layout.state)
-        start = max([start] + [e.offset + e.nbytes for _, _, e in layout.state])
+        start = max([layout.weights_bytes] + [e.offset + e.nbytes for e in known.values()])
         entries, end = pack_entries([v for _, _, v in fresh], start)
         if end > layout.total_bytes:
             raise TrainingError(
                 f"the {self.optimizer_spec.name} optimizer keeps more state than reserved for shard {i}"
             )
-        params = list(self.shards[i].parameters())
         for (index, key, value), entry in zip(fresh, entries):
-            entry.view(slot_flat).copy_(value)
-            opt.state[params[index]][key] = entry.view(slot_flat)
+            with torch.no_grad():
+                entry.view(flat).copy_(value)
+            opt.state[params[index]][key] = entry.view(flat)
             layout.state.append((index, key, entry))
 
     # -- residency ------------------------------------------------------------------------
@@ -461,6 +470,48 @@ class SpillTrainer:
     def close(self) -> None:
         self.release_device()
         self.mover.close()
+        self.store.close()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def shard_states(self):
+        """One ``{"weights", "optimizer"}`` dict per shard, read from the host store (after a flush)."""
+        self.flush()
+        for i, shard in enumerate(self.shards):
+            weights = {k: v.detach().clone() for k, v in shard.state_dict().items()}
+            opt = self.optimizers[i].state_dict() if self.optimizers[i] is not None else None
+            yield {"weights": weights, "optimizer": _clone_state(opt)}
+
+    def save(self, directory, *, cursor: dict | None = None, extra: dict | None = None):
+        from sqlml.training.large import checkpoint
+
+        extra = dict(extra or {}, plan=self.plan.to_dict(), optimizer=self.optimizer_spec.name)
+        return checkpoint.save_shards(
+            directory, self.shard_states(), step=self.steps, cursor=cursor, extra=extra,
+            rng=checkpoint.rng_state(self.device),
+        )
+
+    def load(self, directory, *, restore_rng: bool = True) -> dict:
+        """Resume from a checkpoint written by ``save``; returns its meta (cursor, extra, step)."""
+        from sqlml.training.large import checkpoint
+
+        meta = checkpoint.read_meta(directory)
+        if meta["shards"] != len(self.shards):
+            raise TrainingError(
+                f"the checkpoint in {directory} has {meta['shards']} shards, this run has {len(self.shards)}; "
+                f"resume with the same shard options"
+            )
+        self.release_device()
+        for i, shard in enumerate(self.shards):
+            state = checkpoint.load_shard(directory, i)
+            shard.load_state_dict(state["weights"])  # copies into the host views
+            if self.optimizers[i] is not None and state["optimizer"] is not None:
+                self.optimizers[i].load_state_dict(state["optimizer"])
+                self._adopt_state(i, self.store[i])
+        self.steps = meta["step"]
+        rng = checkpoint.load_rng(directory)
+        if restore_rng and rng is not None:
+            checkpoint.set_rng_state(rng, self.device)
+        return meta
 
     def stats(self) -> dict:
         return {
@@ -475,6 +526,18 @@ class SpillTrainer:
             "prefetch": self.prefetch,
             "checkpoint_activations": self.recompute,
         }
+
+
+def _clone_state(state):
+    import torch
+
+    if isinstance(state, dict):
+        return {k: _clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_clone_state(v) for v in state]
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    return state
 
 
 class _nullcontext:
