@@ -35,6 +35,7 @@ _LAZY = {
     "connect": "sqlml.connection:connect",
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
+    "register_architecture": "sqlml.training.architectures:register_architecture",
 }
 
 

@@ -1,0 +1,435 @@
+"""Staging: run the training query once, stream it into an Arrow file, learn its statistics.
+
+DuckDB streams the query (``to_arrow_reader`` with large batches, bounded memory) into an
+uncompressed Arrow IPC file of fixed-size record batches ("blocks"). Every later pass
+memory-maps that file, so reading a block is zero-copy, blocks can be visited in any
+order (block shuffle), the data may be larger than memory (the OS pages it), and worker
+processes read the same file without opening the database (a DuckDB file has one owning
+process). The same pass gathers what the feature spec needs: row count, means and
+standard deviations, categories, classes, and the NULL / NaN checks that refuse bad
+training data before any model is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sqlml.errors import DataError, suggest
+from sqlml.sqlutil import is_query_text, quote_ident
+from sqlml.training.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
+
+READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
+BLOCK_BYTES = 8 << 20  # target size of one staged block
+MAX_CLASSES = 10_000
+
+
+@dataclass
+class TrainingSet:
+    """Staged rows plus the spec learned from them; picklable, so other processes can read it."""
+
+    path: str  # Arrow IPC file: columns f0..fN, then label / weight / soft as present
+    spec: FeatureSpec
+    n_rows: int
+    directory: str  # scratch folder owning the files (removed by ``cleanup``)
+    seed: int = 0
+    validation_fraction: float = 0.0  # rows held out of ``path`` by a seeded hash of their position
+    validation_path: str | None = None  # a staged validation query, when given
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class Columns:
+    """Which columns of the training query play which role."""
+
+    features: list[str]
+    label: str | None
+    weight: str | None
+    soft_label: str | None
+
+
+def resolve_columns(columns: list[str], options: dict[str, Any], what: str = "training query") -> Columns:
+    """Split the query's columns into features and label / weight / soft-label columns."""
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        raise DataError(f"the {what} returns the column name(s) {', '.join(map(repr, dupes))} more than once; alias them apart")
+
+    def pick(option: str) -> str | None:
+        name = options.get(option)
+        if name is None:
+            return None
+        if name not in columns:
+            near = suggest(name, columns)
+            hint = f" Did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise DataError(
+                f"{option} column {name!r} is not in the {what} (its columns: {', '.join(columns)}).{hint}",
+                column=name,
+            )
+        return name
+
+    label, weight, soft = pick("label"), pick("weight"), pick("soft_label")
+    roles = {c for c in (label, weight, soft) if c}
+    if options.get("features") is not None:
+        wanted = options["features"]
+        if not isinstance(wanted, list) or not wanted:
+            raise DataError(f"features must be a non-empty list of column names, got {wanted!r}")
+        for name in wanted:
+            if name not in columns:
+                raise DataError(f"feature column {name!r} is not in the {what} (its columns: {', '.join(columns)})", column=name)
+            if name in roles:
+                raise DataError(f"column {name!r} cannot be both a feature and the label, weight or soft label", column=name)
+        features = list(wanted)
+    else:
+        features = [c for c in columns if c not in roles]
+    if not features:
+        raise DataError(f"the {what} has no feature columns besides the label, weight and soft label")
+    return Columns(features, label, weight, soft)
+
+
+def infer_task(duck_type) -> str:
+    return "regression" if duck_type.id in ("float", "double", "decimal") else "classification"
+
+
+def scratch_directory(options: dict[str, Any]) -> str:
+    base = options.get("scratch_dir") or None
+    if base:
+        os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix="sqlml-train-", dir=base)
+
+
+def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> TrainingSet:
+    """Stage ``query`` for training under ``options`` (label, weight, soft_label, task, ...)."""
+    relation = _relation(duck, query, "training query")
+    names = list(relation.columns)
+    types = dict(zip(names, relation.types, strict=True))
+    cols = resolve_columns(names, options)
+    task = options.get("task") or (infer_task(types[cols.label]) if cols.label else "classification")
+    if task == "regression" and cols.soft_label:
+        raise DataError("soft_label needs task := 'classification'; a regression model learns from numeric labels")
+    if cols.label is None and cols.soft_label is None:
+        raise DataError("give label := 'column' (or soft_label := 'probs_column' with classes := [...])")
+    if task == "regression" and types[cols.label].id not in _NUMBER_IDS:
+        raise DataError(
+            f"regression needs a numeric label; column {cols.label!r} is {types[cols.label]}", column=cols.label
+        )
+    kinds = {c: feature_kind(c, types[c]) for c in cols.features}
+
+    select = [f"{staging_expression(kind, dims, quote_ident(c))} AS f{i}" for i, (c, (kind, dims)) in enumerate(kinds.items())]
+    where = []
+    if cols.label:
+        target_type = "DOUBLE" if task == "regression" else "VARCHAR"
+        select.append(f"CAST({quote_ident(cols.label)} AS {target_type}) AS label")
+    if cols.weight:
+        select.append(f"CAST({quote_ident(cols.weight)} AS FLOAT) AS weight")
+    if cols.soft_label:
+        select.append(f"CAST({quote_ident(cols.soft_label)} AS FLOAT[]) AS soft")
+    have = [quote_ident(c) + " IS NOT NULL" for c in (cols.label, cols.soft_label) if c]
+    if have:
+        where.append("(" + " OR ".join(have) + ")")
+    staged_sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q" + (f" WHERE {' AND '.join(where)}" if where else "")
+
+    acc = _Stats(cols, kinds, task, int(options.get("max_categories", 1000)))
+    block_rows = options.get("block_rows") or _auto_block_rows(kinds)
+    path = os.path.join(directory, "train.arrow")
+    n_rows = _write_blocks(duck, staged_sql, path, block_rows, acc.update)
+    if n_rows == 0:
+        dropped = "" if not have else " (rows whose label is NULL are left out)"
+        raise DataError(f"the training query returned no rows{dropped}; there is nothing to train on")
+
+    spec = acc.spec(options, n_rows)
+    training = TrainingSet(path, spec, n_rows, directory, seed=int(options.get("seed", 0)), stats=acc.summary())
+    fraction = options.get("validation_split") or 0.0
+    if fraction:
+        training.validation_fraction = float(fraction)
+    if options.get("validation_query"):
+        training.validation_path = stage_evaluation(
+            duck, options["validation_query"], spec, os.path.join(directory, "validation.arrow"), block_rows
+        )
+    return training
+
+
+def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows: int) -> str:
+    """Stage a second query (validation) with the training set's columns, looked up by name."""
+    relation = _relation(duck, query, "validation query")
+    names = list(relation.columns)
+    target = spec.target
+    wanted = [f.name for f in spec.features] + [c for c in (target.label, target.weight, target.soft_label) if c]
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError(
+            f"the validation query lacks the training column(s) {', '.join(map(repr, missing))} (it has: {', '.join(names)})"
+        )
+    select = [
+        f"{staging_expression(f.kind, f.shape, quote_ident(f.name))} AS f{i}" for i, f in enumerate(spec.features)
+    ]
+    if target.label:
+        select.append(f"CAST({quote_ident(target.label)} AS {'DOUBLE' if target.task == 'regression' else 'VARCHAR'}) AS label")
+    if target.weight:
+        select.append(f"CAST({quote_ident(target.weight)} AS FLOAT) AS weight")
+    if target.soft_label:
+        select.append(f"CAST({quote_ident(target.soft_label)} AS FLOAT[]) AS soft")
+    sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q"
+    if target.label:
+        sql += f" WHERE {quote_ident(target.label)} IS NOT NULL"
+    rows = _write_blocks(duck, sql, path, block_rows, None)
+    if rows == 0:
+        raise DataError("the validation query returned no rows with a label")
+    return path
+
+
+# -- internals ----------------------------------------------------------------------------
+
+_NUMBER_IDS = frozenset(
+    "tinyint smallint integer bigint hugeint utinyint usmallint uinteger ubigint uhugeint float double decimal".split()
+)
+
+
+def _strip(query: str) -> str:
+    return query.strip().rstrip(";").strip()
+
+
+def _relation(duck, query: str, what: str):
+    import duckdb
+
+    if not is_query_text(query):
+        raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
+    try:
+        relation = duck.sql(_strip(query))
+    except duckdb.Error as error:
+        raise DataError(f"the {what} failed: {error}") from None
+    if relation is None:
+        raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
+    return relation
+
+
+def _auto_block_rows(kinds: dict[str, tuple[str, list[int]]]) -> int:
+    row_bytes = 16
+    for kind, dims in kinds.values():
+        row_bytes += 4 * math.prod(dims) if kind == "array" else (16 if kind == "categorical" else 4)
+    return int(min(65_536, max(1_024, BLOCK_BYTES // row_bytes)))
+
+
+def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
+    """Stream ``sql`` into an Arrow IPC file of ``block_rows``-row record batches."""
+    import duckdb
+    import pyarrow as pa
+
+    try:
+        reader = duck.sql(sql).to_arrow_reader(READ_BATCH_ROWS)
+    except duckdb.Error as error:
+        raise DataError(f"the training query failed: {error}") from None
+    rows, pending, pending_rows = 0, [], 0
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+
+        def flush(final: bool) -> None:
+            nonlocal pending, pending_rows
+            if not pending:
+                return
+            table = pa.Table.from_batches(pending)
+            start = 0
+            while pending_rows - start >= block_rows or (final and start < pending_rows):
+                size = min(block_rows, pending_rows - start)
+                writer.write_batch(table.slice(start, size).combine_chunks().to_batches()[0])
+                start += size
+            pending = [b for b in table.slice(start).combine_chunks().to_batches() if b.num_rows] if start < pending_rows else []
+            pending_rows -= start
+
+        try:
+            for batch in reader:
+                if not batch.num_rows:
+                    continue
+                if observe is not None:
+                    observe(batch)
+                rows += batch.num_rows
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= block_rows:
+                    flush(False)
+        except duckdb.Error as error:
+            raise DataError(f"the training query failed: {error}") from None
+        flush(True)
+    return rows
+
+
+class _Stats:
+    """Statistics gathered while staging, and the checks that refuse bad training data."""
+
+    def __init__(self, cols: Columns, kinds, task: str, max_categories: int):
+        self.cols, self.kinds, self.task, self.max_categories = cols, kinds, task, max_categories
+        self.sums = {c: [0.0, 0.0, 0] for c, (k, _) in kinds.items() if k == "numeric"}
+        self.categories: dict[str, dict[str, int]] = {c: {} for c, (k, _) in kinds.items() if k == "categorical"}
+        self.labels: dict[str, int] = {}
+        self.label_sums = [0.0, 0.0, 0]
+        self.soft_width: int | None = None
+        self.weight_sum = 0.0
+
+    def update(self, batch) -> None:
+        import pyarrow.compute as pc
+
+        for i, (name, (kind, _)) in enumerate(self.kinds.items()):
+            column = batch.column(f"f{i}")
+            if kind == "categorical":
+                self._count(self.categories[name], column, name)
+                continue
+            if column.null_count:
+                raise _bad_values(name, column.null_count, "NULL")
+            values = column.to_numpy(zero_copy_only=False) if kind == "numeric" else _leaf_values(column)
+            nans = int(np.isnan(values).sum())
+            if nans:
+                raise _bad_values(name, nans, "NaN")
+            if kind == "numeric":
+                s = self.sums[name]
+                v = values.astype(np.float64)
+                s[0] += float(v.sum())
+                s[1] += float((v * v).sum())
+                s[2] += len(v)
+        names = batch.schema.names
+        if "label" in names:
+            label = batch.column("label")
+            if self.task == "classification":
+                self._count(self.labels, label, self.cols.label, limit=MAX_CLASSES)
+            else:
+                v = label.drop_null().to_numpy(zero_copy_only=False)
+                if np.isnan(v).any():
+                    raise _bad_values(self.cols.label, int(np.isnan(v).sum()), "NaN")
+                self.label_sums[0] += float(v.sum())
+                self.label_sums[1] += float((v * v).sum())
+                self.label_sums[2] += len(v)
+        if "weight" in names:
+            weight = batch.column("weight")
+            if weight.null_count:
+                raise DataError(
+                    f"weight column {self.cols.weight!r} has {weight.null_count} NULL value(s); "
+                    f"give every row a weight (e.g. coalesce({self.cols.weight}, 1.0))",
+                    column=self.cols.weight,
+                )
+            w = weight.to_numpy(zero_copy_only=False)
+            if np.isnan(w).any() or (w < 0).any():
+                raise DataError(f"weight column {self.cols.weight!r} has negative or NaN values", column=self.cols.weight)
+            self.weight_sum += float(w.sum())
+        if "soft" in names:
+            soft = batch.column("soft")
+            lengths = pc.list_value_length(soft).drop_null().to_numpy(zero_copy_only=False)
+            if len(lengths):
+                if self.soft_width is None:
+                    self.soft_width = int(lengths[0])
+                if (lengths != self.soft_width).any():
+                    raise DataError(
+                        f"soft label column {self.cols.soft_label!r} has arrays of different lengths "
+                        f"({sorted(set(lengths.tolist()))[:5]}); every row needs one probability per class",
+                        column=self.cols.soft_label,
+                    )
+
+    def _count(self, into: dict[str, int], column, name: str, limit: int | None = None) -> None:
+        import pyarrow.compute as pc
+
+        limit = limit or self.max_categories
+        counts = pc.value_counts(column.drop_null())
+        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            into[value] = into.get(value, 0) + count
+        if len(into) > limit:
+            if into is self.labels:
+                raise DataError(
+                    f"label column {name!r} has more than {limit} distinct values; for a numeric target "
+                    f"use task := 'regression'",
+                    column=name,
+                )
+            raise DataError(
+                f"categorical feature {name!r} has more than {limit} distinct values; raise max_categories, "
+                f"bucket it in SQL, or leave it out",
+                column=name,
+            )
+
+    def spec(self, options: dict[str, Any], n_rows: int) -> FeatureSpec:
+        normalize = options.get("normalize", True)
+        features = []
+        for name, (kind, dims) in self.kinds.items():
+            if kind == "numeric":
+                total, squares, count = self.sums[name]
+                mean = total / count
+                std = math.sqrt(max(squares / count - mean * mean, 0.0))
+                features.append(Feature(name, kind, "FLOAT", 1, [], None, mean if normalize else None, (std or 1.0) if normalize else None))
+            elif kind == "array":
+                features.append(Feature(name, kind, array_type(dims), math.prod(dims), list(dims)))
+            else:
+                cats = sorted(self.categories[name])
+                features.append(Feature(name, kind, "VARCHAR", len(cats) + 1, [], cats))
+        target = Target(self.task, self.cols.label, None, self.cols.weight, self.cols.soft_label)
+        if self.task == "classification":
+            target.classes = self._classes(options)
+        else:
+            total, squares, count = self.label_sums
+            target.mean = total / count
+            target.std = math.sqrt(max(squares / count - target.mean**2, 0.0)) or 1.0
+        if self.weight_sum == 0.0 and self.cols.weight:
+            raise DataError(f"every weight in column {self.cols.weight!r} is 0; there is nothing to learn from")
+        return FeatureSpec(features, example_shape(features, options.get("input_shape")), target)
+
+    def _classes(self, options: dict[str, Any]) -> list[str]:
+        given = options.get("classes")
+        seen = sorted(self.labels, key=_class_order)
+        if given is not None:
+            if not isinstance(given, list) or len(given) < 2 or len(set(map(str, given))) != len(given):
+                raise DataError(f"classes must be a list of at least two distinct names, got {given!r}")
+            given = [str(c) for c in given]
+            unknown = [c for c in seen if c not in given]
+            if unknown:
+                raise DataError(
+                    f"label column {self.cols.label!r} has value(s) {', '.join(map(repr, unknown[:5]))} that are "
+                    f"not among classes {given}"
+                )
+            classes = given
+        else:
+            classes = seen
+            if len(classes) < 2 and not self.cols.soft_label:
+                only = f" ({classes[0]!r})" if classes else ""
+                raise DataError(
+                    f"label column {self.cols.label!r} has only one class{only} in the training data; "
+                    f"a classifier needs at least two"
+                )
+        if self.cols.soft_label and self.soft_width is not None and self.soft_width != len(classes):
+            raise DataError(
+                f"soft label column {self.cols.soft_label!r} has {self.soft_width} probabilities per row, but there "
+                f"are {len(classes)} classes ({classes}); give classes := [...] in the order of the probabilities"
+            )
+        return classes
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.labels:
+            out["class_counts"] = dict(sorted(self.labels.items(), key=lambda kv: _class_order(kv[0])))
+        return out
+
+
+def _class_order(name: str):
+    try:
+        return (0, float(name), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(name))
+
+
+def _leaf_values(column) -> np.ndarray:
+    import pyarrow as pa
+
+    flat = column
+    while pa.types.is_fixed_size_list(flat.type):
+        step = flat.type.list_size
+        flat = flat.values.slice(flat.offset * step, len(flat) * step)
+    return flat.to_numpy(zero_copy_only=False)
+
+
+def _bad_values(name: str, count: int, what: str) -> DataError:
+    return DataError(
+        f"feature column {name!r} has {count} {what} value(s) in the training data. Filter them "
+        f"(WHERE {name} IS NOT NULL) or fill them (coalesce({name}, 0)) in the training query.",
+        column=name,
+    )
