@@ -148,6 +148,63 @@ class CudaMover:
         self.drain()
 
 
+class SpillDevice:
+    """One compute device's spill memory, shared by every trainer placed on it.
+
+    The arena's slots hold shards of any trainer (a grid worker trains several models
+    through one device); ``owners[k]`` is ``(trainer, shard)`` or None. When a slot is
+    needed, a free one is taken first, then the least recently used slot of another
+    trainer (that model is not running now), and only then the trainer's own shard
+    used furthest in the future.
+    """
+
+    def __init__(self, device, budget: int, slot_bytes: int, grad_reserve: int, *, prefetch: bool = False, n_slots: int | None = None):
+        import torch
+
+        self.device = torch.device(device)
+        self.budget = int(budget)
+        self.grad_reserve = int(grad_reserve)
+        fit = (self.budget - self.grad_reserve) // slot_bytes if slot_bytes else 0
+        n_slots = fit if n_slots is None else min(n_slots, fit)
+        if n_slots < 1:
+            raise BudgetExceeded(f"device_memory {self.budget} holds no slot of {slot_bytes} bytes")
+        self.ledger = Ledger(self.budget)
+        self.arena = Arena(n_slots, slot_bytes, self.device)
+        self.prefetch = prefetch and n_slots >= 2
+        self.mover = make_mover(self.device, self.prefetch)
+        self.owners: list[tuple[object, int] | None] = [None] * n_slots
+        self.last_used = [0] * n_slots
+        self.clock = 0
+
+    @property
+    def n_slots(self) -> int:
+        return self.arena.n_slots
+
+    @property
+    def slot_bytes(self) -> int:
+        return self.arena.slot_bytes
+
+    def touch(self, slot: int) -> None:
+        self.clock += 1
+        self.last_used[slot] = self.clock
+
+    def free_slot(self, trainer, choose_own) -> int | None:
+        """A slot for ``trainer``: free, else another trainer's LRU slot, else ``choose_own()``'s victim."""
+        for k, owner in enumerate(self.owners):
+            if owner is None:
+                return k
+        others = [k for k, (t, _) in enumerate(self.owners) if t is not trainer]
+        if others:
+            k = min(others, key=self.last_used.__getitem__)
+            other, shard = self.owners[k]
+            other.evict(shard)
+            return k
+        return choose_own()
+
+    def close(self) -> None:
+        self.mover.close()
+
+
 def make_mover(device, prefetch: bool):
     import torch
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlml.training.large.layers import shard_layout
+from sqlml.training.large.optimizers import state_tensors_per_param
 from sqlml.training.large.sizes import format_bytes
 
 
@@ -165,7 +166,7 @@ def _measure(shards, optimizer, xs, small, large, batch_size, names, result) -> 
     import torch
 
     for k, shard in enumerate(shards):
-        layout = shard_layout(shard, optimizer.state_tensors_per_param)
+        layout = shard_layout(shard, state_tensors_per_param(optimizer))
         counts = {}
         for n, x in xs.items():
             inp = x.detach()

@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlml.errors import TrainingError
-from sqlml.training.large.arena import Arena, Ledger, make_mover
+from sqlml.training.large.arena import SpillDevice
 from sqlml.training.large.layers import sequential_layers, shard_layout
-from sqlml.training.large.optimizers import OptimizerSpec, per_param_state
+from sqlml.training.large.optimizers import per_param_state, state_tensors_per_param
 from sqlml.training.large.partition import ShardPlan
 from sqlml.training.large.sizes import format_bytes
 from sqlml.training.large.store import HostStore
@@ -55,7 +55,7 @@ class SpillTrainer:
         self,
         model,
         plan: ShardPlan,
-        optimizer: OptimizerSpec,
+        optimizer,
         *,
         device_memory: int,
         device="cpu",
@@ -83,24 +83,32 @@ class SpillTrainer:
             optimizer.build(s.parameters()) if any(p.requires_grad for p in s.parameters()) else None
             for s in self.shards
         ]
-        self.layouts = [shard_layout(s, optimizer.state_tensors_per_param) for s in self.shards]
+        self.layouts = [shard_layout(s, state_tensors_per_param(optimizer)) for s in self.shards]
         self.slot_bytes = max(max(lay.total_bytes for lay in self.layouts), 64)
         self.grad_reserve = max(lay.grad_bytes for lay in self.layouts)
-        self.budget = int(device_memory)
-        need = slots_needed(prefetch) * self.slot_bytes + self.grad_reserve
-        if need > self.budget:
-            raise TrainingError(self._does_not_fit(need))
-        n_slots = min(len(self.shards), (self.budget - self.grad_reserve) // self.slot_bytes)
-        self.prefetch = prefetch and n_slots >= 2
-        self.ledger = Ledger(self.budget)
-        self.arena = Arena(n_slots, self.slot_bytes, self.device)
+        self.owns_device = not isinstance(device_memory, SpillDevice)
+        if not self.owns_device:  # shared with other trainers (a grid worker)
+            self.shared = device_memory
+            self.budget = self.shared.budget
+            if self.slot_bytes > self.shared.slot_bytes or self.grad_reserve > self.shared.grad_reserve:
+                raise TrainingError(self._does_not_fit(self.slot_bytes + self.grad_reserve))
+        else:
+            self.budget = int(device_memory)
+            need = slots_needed(prefetch) * self.slot_bytes + self.grad_reserve
+            if need > self.budget:
+                raise TrainingError(self._does_not_fit(need))
+            self.shared = SpillDevice(self.device, self.budget, self.slot_bytes, self.grad_reserve,
+                                      prefetch=prefetch, n_slots=len(self.shards))
+        self.device = self.shared.device
+        self.prefetch = self.shared.prefetch
+        self.ledger = self.shared.ledger
+        self.arena = self.shared.arena
+        self.mover = self.shared.mover
         pin = self.device.type == "cuda" and tier == "ram"
         self.store = HostStore([lay.total_bytes for lay in self.layouts], tier=tier, directory=spill_dir, pin=pin)
         for i in range(len(self.shards)):
             self._adopt_weights(i)
-        self.mover = make_mover(self.device, self.prefetch)
         self.resident: dict[int, _Resident] = {}
-        self.slot_owner: list[int | None] = [None] * n_slots
         self.units = [(i, False) for i in range(len(self.shards) - 1)]
         self.units += [(i, True) for i in reversed(range(len(self.shards)))]
         self.bytes_moved = 0
@@ -198,19 +206,21 @@ class SpillTrainer:
         return n + 1
 
     def _free_slot(self, pos: int, keep: set[int]) -> int | None:
-        """A free slot, or the slot of the resident shard used furthest in the future."""
-        for k, owner in enumerate(self.slot_owner):
-            if owner is None:
-                return k
-        candidates = [s for s in self.resident if s not in keep]
-        if not candidates:
-            return None
-        victim = max(candidates, key=lambda s: self._next_use(s, pos))
-        slot = self.resident[victim].slot
-        self._evict(victim)
-        return slot
+        """A slot for a shard of this trainer (see ``SpillDevice.free_slot``)."""
 
-    def _evict(self, i: int) -> None:
+        def own_victim():
+            candidates = [s for s in self.resident if s not in keep]
+            if not candidates:
+                return None
+            victim = max(candidates, key=lambda s: self._next_use(s, pos))
+            slot = self.resident[victim].slot
+            self.evict(victim)
+            return slot
+
+        return self.shared.free_slot(self, own_victim)
+
+    def evict(self, i: int) -> None:
+        """Send shard ``i`` back to the host store (written back if it changed)."""
         import torch
 
         res = self.resident.pop(i)
@@ -226,7 +236,7 @@ class SpillTrainer:
             self.mover.submit(write_back)
             self.bytes_moved += end
         self._point(i, host, with_state=True)
-        self.slot_owner[res.slot] = None
+        self.shared.owners[res.slot] = None
         self.ledger.release(f"slot {res.slot}")
 
     def _load(self, i: int, slot: int, with_state: bool) -> None:
@@ -248,7 +258,7 @@ class SpillTrainer:
         res = self.resident.get(i)
         if res is None:
             res = self.resident[i] = _Resident(slot, with_state)
-            self.slot_owner[slot] = i
+            self.shared.owners[slot] = (self, i)
         res.with_state = res.with_state or with_state
         res.handle = handle or res.handle
         self.ledger.hold(f"slot {slot}", self._occupied_bytes(i, res.with_state))
@@ -272,6 +282,7 @@ class SpillTrainer:
         i, backward = self.units[pos]
         self._ensure(i, backward, pos, keep={i})
         res = self.resident[i]
+        self.shared.touch(res.slot)
         if res.handle is not None:
             res.handle.wait()
             res.handle = None
@@ -389,7 +400,7 @@ class SpillTrainer:
                 return t
             byte = t.storage_offset() * t.element_size()
             slot = byte // arena.slot_bytes
-            return ("arena", self.slot_owner[slot], byte - slot * arena.slot_bytes, t.dtype, t.size(), t.stride())
+            return ("arena", self.shared.owners[slot][1], byte - slot * arena.slot_bytes, t.dtype, t.size(), t.stride())
 
         def unpack(packed):
             if not isinstance(packed, tuple):
@@ -464,12 +475,13 @@ class SpillTrainer:
         self.flush()
         for i in list(self.resident):
             self.resident[i].dirty = False
-            self._evict(i)
+            self.evict(i)
         self.mover.drain()
 
     def close(self) -> None:
         self.release_device()
-        self.mover.close()
+        if self.owns_device:
+            self.shared.close()
         self.store.close()
 
     # -- checkpoints -----------------------------------------------------------------------
