@@ -19,6 +19,8 @@ from sqlml.errors import UnknownObjectError
 
 STRATEGIES: dict[str, str] = {
     "single": "sqlml.training.single:train",
+    "spill": "sqlml.training.large.strategy:train_spill",
+    "pipeline": "sqlml.training.large.strategy:train_pipeline",
 }
 
 

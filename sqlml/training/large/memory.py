@@ -74,22 +74,40 @@ class MemoryEstimate:
         return max(self.activation_peak(k) for k in range(len(self.shards)))
 
     @property
+    def state_peak(self) -> int:
+        """Weights, gradients and optimizer state on the device at once: what the ledger budgets."""
+        extra = 0
+        if self.prefetch and len(self.shards) > 1:
+            extra = max(x.weights + x.optimizer_state for x in self.shards)
+        return max(s.footprint for s in self.shards) + extra
+
+    @property
+    def state_fits(self) -> bool | None:
+        return None if self.device_memory is None else self.state_peak <= self.device_memory
+
+    @property
     def fits(self) -> bool | None:
+        """Whether activations fit too (the whole peak within ``device_memory``)."""
         return None if self.device_memory is None else self.peak <= self.device_memory
 
     def verdict(self) -> str:
+        at = f"at batch {self.batch_size}"
         if self.device_memory is None:
-            return f"peak {format_bytes(self.peak)} at batch {self.batch_size}"
-        if self.fits:
+            return f"peak {format_bytes(self.peak)} {at}"
+        budget = format_bytes(self.device_memory)
+        if not self.state_fits:
+            big = self.largest
             return (
-                f"fits: peak {format_bytes(self.peak)} of {format_bytes(self.device_memory)} "
-                f"at batch {self.batch_size}"
+                f"does not fit: shard {big.index} ({big.layers}) needs {format_bytes(big.footprint)} for weights, "
+                f"gradients and optimizer state{' plus a prefetched shard' if self.prefetch else ''}; "
+                f"device_memory is {budget}"
             )
-        big = self.largest
+        if self.fits:
+            return f"fits: peak {format_bytes(self.peak)} of {budget} {at}"
         return (
-            f"does not fit: peak {format_bytes(self.peak)} > {format_bytes(self.device_memory)} at "
-            f"batch {self.batch_size}; the largest shard is shard {big.index} ({big.layers}) with "
-            f"{format_bytes(big.footprint)} of weights, gradients and optimizer state"
+            f"weights, gradients and optimizer state fit ({format_bytes(self.state_peak)} of {budget}); "
+            f"activations {at} add {format_bytes(self.activation_reserve)}, a peak of {format_bytes(self.peak)}: "
+            f"use a smaller batch or checkpoint_activations := true to bring the whole step within {budget}"
         )
 
     def rows(self) -> list[dict]:

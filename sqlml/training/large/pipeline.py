@@ -33,16 +33,6 @@ def bubble_fraction(stages: int, micro_batches: int) -> float:
     return (stages - 1) / (micro_batches + stages - 1)
 
 
-def worker_context():
-    """A forkserver that has imported torch once: stage processes start in well under a
-    second after the first, and none inherits the owner's DuckDB or feed threads."""
-    import torch.multiprocessing as mp
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "torch.distributed.pipelining", "sqlml.training.large.pipeline_worker"])
-    return ctx
-
-
 class PipelineRunner:
     def __init__(
         self,
@@ -57,6 +47,7 @@ class PipelineRunner:
         device="cpu",
         threads: int = 1,
         timeout: float = 300.0,
+        scale_grads: bool = False,
     ):
         import torch
         from sqlml.training.large.pipeline_worker import serve
@@ -87,7 +78,9 @@ class PipelineRunner:
         self.history: list[dict] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="sqlml_pipe_")
         init_file = os.path.join(self._tmp.name, "rendezvous")
-        ctx = worker_context()
+        from sqlml.training.large import processes
+
+        ctx = processes.context()
         self.outbox = ctx.Queue()
         self.inboxes = []
         self.procs = []
@@ -101,10 +94,10 @@ class PipelineRunner:
                 "checkpoint_activations": checkpoint_activations,
                 "device": str(device),
                 "threads": threads,
+                "scale_grads": scale_grads,
             }
             inbox = ctx.Queue()
-            proc = ctx.Process(target=serve, args=(rank, plan.n_shards, init_file, spec, inbox, self.outbox), daemon=True)
-            proc.start()
+            proc = processes.start(ctx, serve, (rank, plan.n_shards, init_file, spec, inbox, self.outbox))
             self.inboxes.append(inbox)
             self.procs.append(proc)
         self._gather("ready")
@@ -144,19 +137,27 @@ class PipelineRunner:
             inbox.put((command, payloads[rank]))
 
     # -- training ----------------------------------------------------------------------------
-    def step(self, x, target, *, update: bool = True) -> float:
-        """One step over batch ``x`` (split into M micro-batches); returns the batch's mean loss."""
+    def step(self, x, target, *, weight_total: float | None = None, update: bool = True) -> dict:
+        """One step over batch ``x`` (split into M micro-batches).
+
+        Returns the last stage's report: ``loss`` (the sum of the micro-batch losses: the
+        batch loss when the loss function divides by the batch's weight) and, with a
+        ``PipelineLoss``, ``weighted`` (the sum of weight x loss)."""
         rows = int(x.shape[0])
-        if rows < self.micro_batches:
-            raise TrainingError(f"a batch of {rows} rows cannot be split into {self.micro_batches} micro-batches")
         last = self.n_stages - 1
-        payloads = [(rows, x if r == 0 else None, target if r == last else None, update) for r in range(self.n_stages)]
+        total = float(rows if weight_total is None else weight_total)
+        payloads = [(rows, x if r == 0 else None, target if r == last else None, total, update) for r in range(self.n_stages)]
         self._send_all("step", payloads)
         replies = self._gather("step")
         wall = max(r["wall"] for r in replies.values())
         self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in range(self.n_stages)]})
         self.steps += 1
-        return replies[last]["loss"]
+        return replies[last]
+
+    def seed(self, seed: int) -> None:
+        """Seed every stage's RNG (stage r gets ``seed + r``): dropout in the stages."""
+        self._send_all("seed", [int(seed)] * self.n_stages)
+        self._gather("seed")
 
     def gradients(self) -> list:
         """Every parameter's gradient after the last step, in the model's parameter order."""
@@ -175,6 +176,19 @@ class PipelineRunner:
             a, b = self.plan.ranges()[rank]
             for layer, layer_state in zip(self.layers[a:b], state["layers"]):
                 layer.load_state_dict(layer_state)
+
+    def push_model(self) -> None:
+        """Send the owner's model weights to the stages (their optimizer state stays)."""
+        self.load_stage_states(
+            {"layers": [layer.state_dict() for layer in self.layers[a:b]], "optimizer": None}
+            for a, b in self.plan.ranges()
+        )
+
+    def load_stage_states(self, states) -> None:
+        """Load ``{"layers": [...], "optimizer": ...}`` per stage, one stage at a time."""
+        for rank, state in enumerate(states):
+            self.inboxes[rank].put(("load", state))
+            self._gather("load", [rank])
 
     def stats(self) -> dict:
         steady = self.history[1:] or self.history
@@ -211,10 +225,10 @@ class PipelineRunner:
             raise TrainingError(
                 f"the checkpoint in {directory} has {meta['shards']} stages, this pipeline has {self.n_stages}"
             )
-        for rank in range(self.n_stages):
-            state = checkpoint.load_shard(directory, rank)
-            self.inboxes[rank].put(("load", {"layers": state["weights"], "optimizer": state["optimizer"]}))
-            self._gather("load", [rank])
+        self.load_stage_states(
+            {"layers": state["weights"], "optimizer": state["optimizer"]}
+            for state in (checkpoint.load_shard(directory, rank) for rank in range(self.n_stages))
+        )
         self.steps = meta["step"]
         rng = checkpoint.load_rng(directory)
         if rng is not None:

@@ -37,23 +37,51 @@ def _stage_module(layers, checkpoint_activations: bool):
     return Stage()
 
 
-class ScaledLoss:
-    """The user's loss on a micro-batch, weighted so micro-batch means average to the batch mean.
+class PipelineLoss:
+    """The training core's loss on one micro-batch, as a picklable callable for the last stage.
 
-    The schedule divides the summed micro-batch gradients by M. Scaling micro-batch k's
-    mean loss by M * n_k / N makes that equal to the mean over all N rows even when N is
-    not a multiple of M (the factor is exactly 1.0 when it is).
+    ``target`` packs a micro-batch's label, row weight and soft labels as columns of one
+    float tensor (the schedule splits it with the inputs). Each micro-batch contributes
+    ``sum(w * loss) / W`` where ``W`` is the weight of the whole batch, and the schedule
+    runs with ``scale_grads=False``, so the micro-batch gradients add up to the gradient
+    of the whole batch's weighted mean loss: the same loss one process computes.
     """
 
-    def __init__(self, loss_fn, n_microbatches: int):
-        self.loss_fn = loss_fn
-        self.m = n_microbatches
-        self.rows = 1
+    def __init__(self, task: str, has_soft: bool):
+        self.task = task
+        self.has_soft = has_soft
+        self.weight_total = 1.0
+        self.weighted = 0.0  # sum of w * loss over the step's micro-batches (for reporting)
 
     def __call__(self, output, target):
-        loss = self.loss_fn(output, target)
-        factor = self.m * output.shape[0] / self.rows
-        return loss if factor == 1.0 else loss * factor
+        from sqlml.training.feed import Batch
+        from sqlml.training.job import row_losses
+
+        y = target[:, 0].long() if self.task == "classification" else target[:, 0]
+        soft = target[:, 2:] if self.has_soft else None
+        batch = Batch(None, y, target[:, 1], soft, self.weight_total)
+        weighted = (row_losses(self.task, output, batch) * batch.weight).sum()
+        self.weighted += float(weighted.detach())
+        return weighted * (1.0 / max(self.weight_total, 1e-12))
+
+
+def pack_target(batch):
+    """Label, weight and soft labels of a ``Batch`` as one float tensor ``[n, 2 (+k)]``."""
+    import torch
+
+    columns = [batch.y.reshape(len(batch), 1).float(), batch.weight.reshape(len(batch), 1).float()]
+    if batch.soft is not None:
+        columns.append(batch.soft.float())
+    return torch.cat(columns, dim=1)
+
+
+def micro_batches_for(rows: int, wanted: int) -> int:
+    """The most micro-batches, at most ``wanted``, that split ``rows`` evenly.
+
+    A stage sizes its receive buffers from the first micro-batch, so every micro-batch
+    of a step must have the same rows; a short last batch gets fewer micro-batches.
+    """
+    return max(m for m in range(1, min(wanted, rows) + 1) if rows % m == 0)
 
 
 def serve(rank: int, world: int, init_file: str, spec: dict, inbox, outbox) -> None:
@@ -83,7 +111,7 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
     ) else None
     is_first, is_last = rank == 0, rank == world - 1
     # every stage needs the loss: a schedule without one runs forward only
-    loss = ScaledLoss(spec["loss_fn"], spec["micro_batches"])
+    loss = spec["loss_fn"]
     schedule_cls = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[spec["schedule"]]
     schedules = {}  # batch rows -> (stage, schedule): shapes are fixed per stage object
     busy = [0.0]
@@ -93,14 +121,16 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
             stage = PipelineStage(module, rank, world, device)
             for name in ("forward_one_chunk", "backward_one_chunk"):
                 setattr(stage, name, _timed(getattr(stage, name), busy))
-            schedules[rows] = schedule_cls(stage, n_microbatches=spec["micro_batches"], loss_fn=loss)
+            m = micro_batches_for(rows, spec["micro_batches"])
+            cls = schedule_cls if (schedule_cls is ScheduleGPipe or m >= world) else ScheduleGPipe
+            schedules[rows] = cls(stage, n_microbatches=m, loss_fn=loss, scale_grads=spec.get("scale_grads", False))
         return schedules[rows]
 
     outbox.put(("ready", rank, None))
     while True:
         command, payload = inbox.get()
         if command == "step":
-            rows, x, target, update = payload
+            rows, x, target, weight_total, update = payload
             module.zero_grad(set_to_none=True)
             sched = schedule_for(rows)
             busy[0] = 0.0
@@ -111,17 +141,22 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
             if is_first:
                 sched.step(x.to(device))
             elif is_last:
-                loss.rows = rows
+                if hasattr(loss, "weight_total"):
+                    loss.weight_total, loss.weighted = weight_total, 0.0
                 sched.step(target=target.to(device), losses=losses)
             else:
                 sched.step()
             wall = time.perf_counter() - start
             if update and optimizer is not None:
                 optimizer.step()
-            mean_loss = None
+            reply = {"wall": wall, "busy": busy[0]}
             if is_last:
-                mean_loss = float(sum(float(v.detach()) for v in losses) / len(losses))
-            outbox.put(("step", rank, {"loss": mean_loss, "wall": wall, "busy": busy[0]}))
+                reply["loss"] = float(sum(float(v.detach()) for v in losses))
+                reply["weighted"] = getattr(loss, "weighted", None)
+            outbox.put(("step", rank, reply))
+        elif command == "seed":
+            torch.manual_seed(payload + rank)
+            outbox.put(("seed", rank, None))
         elif command == "grads":
             outbox.put(("grads", rank, [None if p.grad is None else p.grad.detach().cpu().clone()
                                         for p in module.parameters()]))

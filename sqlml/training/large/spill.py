@@ -340,6 +340,24 @@ class SpillTrainer:
         self.steps += 1
         return loss.detach()
 
+    def infer(self, x):
+        """Forward only, shard by shard through the device (evaluation, prediction)."""
+        import torch
+
+        with torch.no_grad():
+            for i in range(len(self.shards)):
+                pos = i if i < len(self.shards) - 1 else len(self.shards) - 1
+                self._ensure(i, False, pos, keep={i})
+                res = self.resident[i]
+                self.shared.touch(res.slot)
+                if res.handle is not None:
+                    res.handle.wait()
+                    res.handle = None
+                x = self.shards[i](x)
+                if self._has_buffers(i):
+                    res.dirty = True
+        return x
+
     def _as_input(self, act, i: int):
         inp = act.detach()
         if i > 0 and inp.is_floating_point():
@@ -478,6 +496,17 @@ class SpillTrainer:
             self.evict(i)
         self.mover.drain()
 
+    def detach_model(self):
+        """The trained model on CPU with memory of its own (no longer views of the host store)."""
+        import torch
+
+        self.release_device()
+        with torch.no_grad():
+            for i in range(len(self.shards)):
+                for t in self._tensors(i):
+                    t.data = t.data.clone()
+        return self.model
+
     def close(self) -> None:
         self.release_device()
         if self.owns_device:
@@ -492,6 +521,15 @@ class SpillTrainer:
             weights = {k: v.detach().clone() for k, v in shard.state_dict().items()}
             opt = self.optimizers[i].state_dict() if self.optimizers[i] is not None else None
             yield {"weights": weights, "optimizer": _clone_state(opt)}
+
+    def restore_shards(self, states) -> None:
+        """Load per-shard ``{"weights", "optimizer"}`` dicts (from ``shard_states``) into the host store."""
+        self.release_device()
+        for i, state in zip(range(len(self.shards)), states, strict=True):
+            self.shards[i].load_state_dict(state["weights"])  # copies into the host views
+            if self.optimizers[i] is not None and state["optimizer"] is not None:
+                self.optimizers[i].load_state_dict(state["optimizer"])
+                self._adopt_state(i, self.store[i])
 
     def save(self, directory, *, cursor: dict | None = None, extra: dict | None = None):
         from sqlml.training.large import checkpoint
@@ -512,13 +550,7 @@ class SpillTrainer:
                 f"the checkpoint in {directory} has {meta['shards']} shards, this run has {len(self.shards)}; "
                 f"resume with the same shard options"
             )
-        self.release_device()
-        for i, shard in enumerate(self.shards):
-            state = checkpoint.load_shard(directory, i)
-            shard.load_state_dict(state["weights"])  # copies into the host views
-            if self.optimizers[i] is not None and state["optimizer"] is not None:
-                self.optimizers[i].load_state_dict(state["optimizer"])
-                self._adopt_state(i, self.store[i])
+        self.restore_shards(checkpoint.load_shard(directory, i) for i in range(len(self.shards)))
         self.steps = meta["step"]
         rng = checkpoint.load_rng(directory)
         if restore_rng and rng is not None:
