@@ -130,6 +130,9 @@ class SpillEngine:
         self.trainer.step(batch.x, loss_of)
         return box["weighted"]
 
+    def prefetch_first(self) -> None:
+        self.trainer.prefetch_first()
+
     def eval_module(self):
         return self.view
 

@@ -207,7 +207,7 @@ class ModelRun:
             "early_stopping": self.stopper.state_dict() if self.stopper else None,
             "cursor": None,
         }
-        if mid_epoch:
+        if mid_epoch and self._sums is not None and self.batch > 0:
             loss_sum, weight_sum, rows, before = self._sums
             state["cursor"] = {
                 "batch": self.batch,
@@ -216,7 +216,8 @@ class ModelRun:
                 "rows": rows,
                 "seconds": before + time.perf_counter() - self._started,
             }
-            state["rng"] = torch.get_rng_state()
+            # between units of an interleaved run the model's RNG is parked in self._rng
+            state["rng"] = self._rng if self._rng is not None else torch.get_rng_state()
         return state
 
     # -- the result ------------------------------------------------------------------------

@@ -340,6 +340,11 @@ class SpillTrainer:
         self.steps += 1
         return loss.detach()
 
+    def prefetch_first(self) -> None:
+        """Start copying the first unit's shard in (the scheduler predicts this model runs next)."""
+        if self.prefetch:
+            self._ensure(self.units[0][0], self.units[0][1], 0, keep={self.units[0][0]})
+
     def infer(self, x):
         """Forward only, shard by shard through the device (evaluation, prediction)."""
         import torch
