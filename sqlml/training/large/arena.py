@@ -173,6 +173,7 @@ class SpillDevice:
         self.prefetch = prefetch and n_slots >= 2
         self.mover = make_mover(self.device, self.prefetch)
         self.owners: list[tuple[object, int] | None] = [None] * n_slots
+        self.trainers: list = []  # every trainer placed here (the audit sums them)
         self.last_used = [0] * n_slots
         self.clock = 0
 

@@ -77,8 +77,29 @@ class Entry:
     shape: tuple
 
     def view(self, flat):
-        """This tensor as a view of ``flat`` (a 1-D uint8 tensor)."""
-        return flat[self.offset : self.offset + self.nbytes].view(self.dtype).view(self.shape)
+        """This tensor inside ``flat`` (a 1-D uint8 tensor), aliasing its memory.
+
+        Made with ``set_`` rather than slicing, so it has a version counter of its own:
+        slices of one buffer share their base's counter, and then copying another shard
+        into another slot of the arena (or a batch-norm update) would look to autograd
+        like an in-place change of every weight saved for backward.
+        """
+        import torch
+
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        start = flat.storage_offset() + self.offset
+        out = torch.empty((0,), dtype=self.dtype, device=flat.device)
+        numel = self.nbytes // itemsize
+        out.set_(flat.untyped_storage(), start // itemsize, self.shape, _contiguous_strides(self.shape) if numel else None)
+        return out
+
+
+def _contiguous_strides(shape) -> tuple:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def pack_entries(tensors, start: int = 0) -> tuple[list[Entry], int]:

@@ -66,26 +66,36 @@ def layer_footprints(layers, state_tensors_per_param: int) -> list[int]:
 
 
 def measure_layer_times(layers, sample, repeats: int = 3) -> list[float]:
-    """Median forward+backward seconds per layer on ``sample`` (the batch flows through in order)."""
+    """Median forward+backward seconds per layer on ``sample`` (the batch flows through in order).
+
+    The probe leaves no trace: the RNG stream (dropout), batch-norm statistics and
+    gradients are as they were.
+    """
     import torch
 
+    buffers = [[b.detach().clone() for b in layer.buffers()] for layer in layers]
     times = []
-    x = sample
-    for layer in layers:
-        runs = []
-        for _ in range(repeats):
-            inp = x.detach()
-            if inp.is_floating_point():
-                inp.requires_grad_(True)
-            start = time.perf_counter()
-            out = layer(inp)
-            if out.requires_grad:
-                out.backward(torch.ones_like(out))
-            runs.append(time.perf_counter() - start)
-        layer.zero_grad(set_to_none=True)
-        times.append(statistics.median(runs))
-        with torch.no_grad():
-            x = layer(x)
+    with torch.random.fork_rng(devices=[]):
+        x = sample
+        for layer in layers:
+            runs = []
+            for _ in range(repeats):
+                inp = x.detach()
+                if inp.is_floating_point():
+                    inp.requires_grad_(True)
+                start = time.perf_counter()
+                out = layer(inp)
+                if out.requires_grad:
+                    out.backward(torch.ones_like(out))
+                runs.append(time.perf_counter() - start)
+            times.append(statistics.median(runs))
+            with torch.no_grad():
+                x = layer(x)
+    with torch.no_grad():
+        for layer, saved in zip(layers, buffers):
+            layer.zero_grad(set_to_none=True)
+            for b, value in zip(layer.buffers(), saved):
+                b.copy_(value)
     return times
 
 

@@ -100,6 +100,7 @@ class SpillTrainer:
             self.shared = SpillDevice(self.device, self.budget, self.slot_bytes, self.grad_reserve,
                                       prefetch=prefetch, n_slots=len(self.shards))
         self.device = self.shared.device
+        self.shared.trainers.append(self)
         self.prefetch = self.shared.prefetch
         self.ledger = self.shared.ledger
         self.arena = self.shared.arena
@@ -320,13 +321,13 @@ class SpillTrainer:
         loss = None
         for pos in range(S - 1, 2 * S - 1):
             i = self._acquire(pos)
-            if i == S - 1 or self.recompute:
+            undo = None
+            if i == S - 1:
                 inp = self._as_input(acts[i], i)
-                if i < S - 1:
-                    out = self._recompute(i, inp, rng[i])
-                else:
-                    with self._saved_tensor_hooks() if not self.recompute else _nullcontext():
-                        out = self.shards[i](inp)
+                out = self.shards[i](inp)  # the last shard's forward happens only here
+            elif self.recompute:
+                inp = self._as_input(acts[i], i)
+                out, undo = self._recompute(i, inp, rng[i])
             else:
                 inp, out = graphs[i]
             if i == S - 1:
@@ -334,6 +335,8 @@ class SpillTrainer:
                 loss.backward()
             else:
                 torch.autograd.backward(out, grad)
+            if undo is not None:
+                undo()
             grad = inp.grad if inp.requires_grad else None
             self._step_shard(i)
             self._audit(pos)
@@ -379,7 +382,12 @@ class SpillTrainer:
         return torch.get_rng_state(), cuda
 
     def _recompute(self, i: int, inp, rng):
-        """The shard's forward again, with the RNG and buffers (BatchNorm statistics) of the first pass."""
+        """The shard's forward again, with the RNG of the first pass; returns (output, undo).
+
+        Batch norm updated its running statistics in the first pass; the recompute updates
+        them again, so ``undo()`` puts the first pass's values back — after the backward,
+        since batch norm saves those tensors for it.
+        """
         import torch
 
         now = self._rng_state()
@@ -388,14 +396,17 @@ class SpillTrainer:
             torch.cuda.set_rng_state(rng[1], self.device)
         buffers = [b.clone() for b in self.shards[i].buffers()] if self._has_buffers(i) else None
         out = self.shards[i](inp)
-        if buffers is not None:
-            with torch.no_grad():
-                for b, saved in zip(self.shards[i].buffers(), buffers):
-                    b.copy_(saved)
         torch.set_rng_state(now[0])
         if now[1] is not None:
             torch.cuda.set_rng_state(now[1], self.device)
-        return out
+
+        def undo():
+            if buffers is not None:
+                with torch.no_grad():
+                    for b, saved in zip(self.shards[i].buffers(), buffers):
+                        b.copy_(saved)
+
+        return out, undo
 
     def _step_shard(self, i: int) -> None:
         opt = self.optimizers[i]
@@ -467,7 +478,7 @@ class SpillTrainer:
     def _audit_now(self) -> None:
         if not self.audit_every_unit:
             return
-        found = self.device_bytes()
+        found = sum(t.device_bytes() for t in self.shared.trainers)
         if found != self.ledger.current or found > self.budget:
             raise AssertionError(
                 f"resident bytes on the device {found} != ledger {self.ledger.current} (budget {self.budget})"
@@ -514,6 +525,8 @@ class SpillTrainer:
 
     def close(self) -> None:
         self.release_device()
+        if self in self.shared.trainers:
+            self.shared.trainers.remove(self)
         if self.owns_device:
             self.shared.close()
         self.store.close()
@@ -587,11 +600,3 @@ def _clone_state(state):
     if isinstance(state, torch.Tensor):
         return state.detach().clone()
     return state
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
