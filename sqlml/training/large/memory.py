@@ -107,7 +107,8 @@ class MemoryEstimate:
         return (
             f"weights, gradients and optimizer state fit ({format_bytes(self.state_peak)} of {budget}); "
             f"activations {at} add {format_bytes(self.activation_reserve)}, a peak of {format_bytes(self.peak)}: "
-            f"use a smaller batch or checkpoint_activations := true to bring the whole step within {budget}"
+            + ("use a smaller batch" if self.checkpoint_activations else "use a smaller batch or checkpoint_activations := true")
+            + f" to bring the whole step within {budget}"
         )
 
     def rows(self) -> list[dict]:

@@ -16,6 +16,7 @@ batches as well as at every epoch's end.
 
 from __future__ import annotations
 
+import itertools
 import time
 from contextlib import ExitStack
 from itertools import islice
@@ -138,6 +139,14 @@ class ModelRun:
                 self.batch += 1
                 ran += 1
                 self._bar.update(1)
+                if self.batch >= self.batches_per_epoch:
+                    # the epoch's last batch: close the epoch now, so a caller that ran exactly
+                    # the remaining batches sees the run done (report, validation, checkpoint)
+                    extra = next(self._iterator, None)
+                    if extra is None:
+                        self._end_epoch()
+                        continue
+                    self._iterator = itertools.chain([extra], self._iterator)
                 if self.checkpoint_every and self.batch % self.checkpoint_every == 0 and self.on_checkpoint:
                     self.on_checkpoint(self.checkpoint_state(mid_epoch=True))
         finally:
@@ -202,7 +211,7 @@ class ModelRun:
             "format": FORMAT,
             "engine": self.engine.kind,
             "epoch": self.epoch,
-            "shards": self.engine.shard_states(),
+            "shards": _snapshot(self.engine.shard_states()),  # a copy: training goes on after this
             "history": [r.to_json() for r in self.history],
             "early_stopping": self.stopper.state_dict() if self.stopper else None,
             "cursor": None,
@@ -235,6 +244,19 @@ class ModelRun:
             best_epoch=stopper.best_epoch if best else None,
             extra=dict(extra or {}),
         )
+
+
+def _snapshot(value):
+    """A deep copy of nested dicts/lists of tensors (checkpoints must not follow later steps)."""
+    import torch
+
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(v) for v in value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return value
 
 
 class _NoBar:

@@ -65,7 +65,11 @@ class HostStore:
                 os.close(fd)
 
     def close(self) -> None:
+        """Drop the buffers; the disk tier deletes its shard files (the folder stays if it was given)."""
         self.buffers = []
+        if self.tier == "disk" and self._tempdir is None:
+            for i in range(len(self.sizes)):
+                self.path(i).unlink(missing_ok=True)
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
