@@ -75,6 +75,36 @@ class FeatureSpec:
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def numeric(self) -> list[int]:
+        """Positions of the numeric features (argument order)."""
+        return [i for i, f in enumerate(self.features) if f.kind == "numeric"]
+
+    @property
+    def offsets(self) -> list[int]:
+        """Where each feature starts in an encoded row.
+
+        Numeric features come first, as one contiguous block (the training data is staged
+        with them packed in one array, so a batch needs no column shuffling), then the
+        others in argument order.
+        """
+        out, at = [0] * len(self.features), 0
+        for numeric_first in (True, False):
+            for i, f in enumerate(self.features):
+                if (f.kind == "numeric") == numeric_first:
+                    out[i] = at
+                    at += f.width
+        return out
+
+    def scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(means, stds) of the numeric block, or None when features are not standardised."""
+        numeric = [self.features[i] for i in self.numeric]
+        if not numeric or numeric[0].mean is None:
+            return None
+        means = np.array([f.mean for f in numeric], dtype=np.float32)
+        stds = np.array([f.std or 1.0 for f in numeric], dtype=np.float32)
+        return means, stds
+
     def to_json(self) -> dict[str, Any]:
         return {"features": [asdict(f) for f in self.features], "input_shape": self.input_shape, "target": asdict(self.target)}
 
@@ -83,12 +113,12 @@ class FeatureSpec:
         return cls([Feature(**f) for f in data["features"]], list(data["input_shape"]), Target(**data["target"]))
 
     # -- encoding ------------------------------------------------------------------
-    def encode(self, columns, *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, columns, *, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Arrow columns (one per feature, in spec order) -> (float32 ``[n, *input_shape]``, valid rows).
 
-        A row is invalid when a numeric or array input is NULL or NaN; ``strict`` raises
-        ``DataError`` naming the column instead (training), otherwise invalid rows are
-        reported in the mask (prediction returns NULL for them).
+        A row is invalid when a numeric or array input is NULL or NaN (prediction returns
+        NULL for it). ``out`` (float32 ``[n, width]``) receives the values; without it a
+        lone float array column comes back as a zero-copy view.
         """
         if len(columns) != len(self.features):
             raise DataError(
@@ -96,39 +126,31 @@ class FeatureSpec:
             )
         n = len(columns[0]) if columns else 0
         if len(self.features) == 1 and self.features[0].kind == "array":
-            matrix, valid = _float_matrix(columns[0], self.features[0], n)
-        else:
-            matrix = np.empty((n, self.width), dtype=np.float32)
-            valid = np.ones(n, dtype=bool)
-            at = 0
-            for feature, column in zip(self.features, columns, strict=True):
-                block = matrix[:, at : at + feature.width]
-                at += feature.width
-                if feature.kind == "categorical":
-                    _one_hot(column, feature, block)
-                    continue
-                values, ok = _float_matrix(column, feature, n)
-                if feature.kind == "numeric" and feature.mean is not None:
-                    values = (values - np.float32(feature.mean)) / np.float32(feature.std or 1.0)
-                block[:] = values
-                valid &= ok
-                if strict and not ok.all():
-                    raise _invalid(feature, int((~ok).sum()))
-        if strict and not valid.all():
-            raise _invalid(self.features[0], int((~valid).sum()))
+            matrix, valid = float_matrix(columns[0], self.features[0], n)
+            if out is not None:
+                np.copyto(out, matrix)
+                matrix = out
+            return matrix.reshape((n, *self.input_shape)), valid
+        matrix = out if out is not None else np.empty((n, self.width), dtype=np.float32)
+        valid = np.ones(n, dtype=bool)
+        scaling = self.scaling()
+        numeric = self.numeric
+        for feature, column, at in zip(self.features, columns, self.offsets, strict=True):
+            block = matrix[:, at : at + feature.width]
+            if feature.kind == "categorical":
+                one_hot(column, feature, block)
+                continue
+            values, ok = float_matrix(column, feature, n)
+            block[:] = values
+            valid &= ok
+        if numeric and scaling is not None:
+            head = matrix[:, : len(numeric)]
+            head -= scaling[0]
+            head /= scaling[1]
         return matrix.reshape((n, *self.input_shape)), valid
 
 
-def _invalid(feature: Feature, count: int) -> DataError:
-    return DataError(
-        f"feature column {feature.name!r} has {count} NULL or NaN value(s) in the training data. "
-        f"Filter them (WHERE {feature.name} IS NOT NULL AND NOT isnan({feature.name})) or fill them "
-        f"(coalesce({feature.name}, 0)) in the training query.",
-        column=feature.name,
-    )
-
-
-def _float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarray]:
+def float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A numeric or (nested) array column as float32 ``[n, width]`` plus its valid-row mask."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -137,7 +159,9 @@ def _float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndar
     if feature.kind == "numeric":
         if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
             raise DataError(f"feature {feature.name!r} is a number, but an array was given", column=feature.name)
-        values = _to_numpy(pc.cast(column, pa.float32(), safe=False)).reshape(n, 1)
+        if not pa.types.is_float32(column.type):
+            column = pc.cast(column, pa.float32(), safe=False)
+        values = _to_numpy(column).reshape(n, 1)
     else:
         values = _array_values(column, feature, n)
     valid = ~np.isnan(values).any(axis=1) if values.size else np.ones(n, dtype=bool)
@@ -188,7 +212,8 @@ def _leaf(array):
     return array
 
 
-def _one_hot(column, feature: Feature, block: np.ndarray) -> None:
+def one_hot(column, feature: Feature, block: np.ndarray) -> None:
+    """Write the one-hot encoding of a categorical column into ``block`` ([n, categories + 1])."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

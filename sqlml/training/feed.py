@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlml.training.features import as_tensor
+from sqlml.training.features import as_tensor, float_matrix, one_hot
 from sqlml.training.staging import TrainingSet
 
 
@@ -87,108 +87,185 @@ class Feed:
 
     def rows(self) -> int:
         """Rows this feed visits per epoch (all ranks together)."""
-        return int(sum(len(ix) for ix in self._block_rows()))
+        return int(sum(self._plan()[1]))
 
     def n_batches(self) -> int:
         """Global batches per epoch (windows cut separately, so partial ones at window ends)."""
-        total, sizes = 0, [len(ix) for ix in self._block_rows()]
-        for start in range(0, len(sizes), max(1, self.window)):
-            total += -(-sum(sizes[start : start + self.window]) // self.batch_size)
-        return total
+        counts, step = self._plan()[1], max(1, self.window)
+        return sum(-(-sum(counts[i : i + step]) // self.batch_size) for i in range(0, len(counts), step))
 
-    def _block_rows(self) -> list[np.ndarray]:
-        """Per block: positions (within the block) of the rows this part keeps."""
-        cached = getattr(self, "_kept", None)
+    def _plan(self) -> tuple[list[np.ndarray | None], list[int], list[int]]:
+        """Per block: the kept row positions (None: all), the kept count, the block size."""
+        cached = getattr(self, "_planned", None)
         if cached is None:
             reader = _open(self.path)
-            cached, first = [], 0
+            kept, counts, sizes, first = [], [], [], 0
             for i in range(reader.num_record_batches):
                 n = reader.get_batch(i).num_rows
-                cached.append(self._keep(first, n))
+                keep = self._keep(first, n)
+                kept.append(keep)
+                counts.append(n if keep is None else len(keep))
+                sizes.append(n)
                 first += n
-            self._kept = cached
+            cached = self._planned = (kept, counts, sizes)
         return cached
 
-    def _keep(self, first: int, n: int) -> np.ndarray:
+    def _keep(self, first: int, n: int) -> np.ndarray | None:
         fraction = self.training.validation_fraction
         if not fraction or self.path != self.training.path:
-            return np.arange(n)
+            return None
         held_out = unit_hash(np.arange(first, first + n, dtype=np.uint64), self.training.seed) < fraction
         return np.flatnonzero(held_out if self.part == "validation" else ~held_out)
 
     # -- producing ---------------------------------------------------------------------
     def _windows(self, epoch: int) -> Iterator[tuple]:
-        """The epoch's shuffle windows, each encoded whole (this runs on the prefetch thread)."""
-        import pyarrow as pa
+        """The epoch's shuffle windows, each encoded whole (this runs on the prefetch thread).
 
+        A window's blocks are encoded in block order into one matrix (zero-copy views when
+        nothing needs gathering); one row gather then applies the validation split, the
+        permutation and this rank's slices at once.
+        """
         reader = _open(self.path)
-        kept = self._block_rows()
+        kept, counts, sizes = self._plan()
         rng = np.random.default_rng([self.training.seed, epoch, 0x5EED])
         order = rng.permutation(len(kept)) if self.shuffle else np.arange(len(kept))
         step = max(1, self.window)
         for start in range(0, len(order), step):
-            blocks = order[start : start + step]
-            tables = [pa.Table.from_batches([reader.get_batch(int(b))]).take(pa.array(kept[b])) for b in blocks]
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            if table.num_rows == 0:
+            blocks = [int(b) for b in order[start : start + step]]
+            n = sum(counts[b] for b in blocks)
+            if n == 0:
                 continue
-            index = rng.permutation(table.num_rows) if self.shuffle else np.arange(table.num_rows)
-            yield from self._cut(table, index)
+            batches = [reader.get_batch(b) for b in blocks]
+            index = None
+            if any(kept[b] is not None for b in blocks):
+                offsets = np.cumsum([0] + [sizes[b] for b in blocks])
+                index = np.concatenate(
+                    [o + (np.arange(sizes[b]) if kept[b] is None else kept[b]) for o, b in zip(offsets, blocks, strict=False)]
+                )
+            if self.shuffle:
+                permutation = rng.permutation(n)
+                index = permutation if index is None else index[permutation]
+            yield self._cut(batches, index, n)
 
-    def _cut(self, table, index: np.ndarray) -> Iterator[tuple]:
-        """Global batches of ``index``; this rank's slice of each, encoded in one go."""
-        import pyarrow as pa
-
+    def _cut(self, batches, index: np.ndarray | None, n: int) -> tuple:
+        """This rank's rows of each global batch of ``index`` (None: rows in order), gathered once."""
         spec = self.training.spec
-        weights = table.column("weight").to_numpy() if spec.target.weight else None
-        bounds = list(range(0, len(index), self.batch_size)) + [len(index)]
-        mine, sizes, totals = [], [], []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            glob = index[a:b]
-            totals.append(float(weights[glob].sum()) if weights is not None else float(len(glob)))
-            part = np.array_split(glob, self.world)[self.rank] if self.world > 1 else glob
-            mine.append(part)
-            sizes.append(len(part))
-        chosen = table.take(pa.array(np.concatenate(mine))) if mine else table.slice(0, 0)
-        yield (*encode_rows(spec, chosen), sizes, totals)
+        starts = np.arange(0, n, self.batch_size)
+        ends = np.minimum(starts + self.batch_size, n)
+        if spec.target.weight:
+            weights = _concat([b.column("weight").to_numpy() for b in batches])
+            ordered = weights if index is None else weights[index]
+            totals = np.add.reduceat(ordered.astype(np.float64), starts).tolist()
+        else:
+            totals = (ends - starts).astype(np.float64).tolist()
+        if self.world == 1:
+            sizes = (ends - starts).tolist()
+            mine = index
+        else:
+            length = ends - starts
+            q, r = np.divmod(length, self.world)
+            first = starts + self.rank * q + np.minimum(self.rank, r)
+            sizes = (q + (self.rank < r)).tolist()
+            positions = np.concatenate([np.arange(a, a + k) for a, k in zip(first.tolist(), sizes, strict=True)])
+            mine = positions if index is None else index[positions]
+        return (*encode_window(spec, batches, mine), sizes, totals)
 
 
-def encode_rows(spec, table):
-    """A staged table (columns f0.., label, weight, soft) -> tensors (x, y, weight, soft)."""
+def encode_window(spec, batches, index: np.ndarray | None):
+    """Staged record batches -> tensors (x, y, weight, soft) of the rows ``index`` picks (None: all).
+
+    Each staged column is concatenated across the window's blocks and gathered once
+    (``np.take``); the packed numeric block is then standardised in place, so a table of
+    numbers costs one gather and one pass. With nothing to gather from a single block,
+    the inputs are a view of the memory-mapped file.
+    """
+    import torch
+
+    def take(arrays: list[np.ndarray]) -> np.ndarray:
+        joined = _concat(arrays)
+        return joined if index is None else np.take(joined, index, axis=0)
+
+    n = sum(b.num_rows for b in batches) if index is None else len(index)
+    k = len(spec.numeric)
+    scaling = spec.scaling()
+    numeric = None
+    if k:
+        numeric = take([_fixed_values(b.column("num"), k) for b in batches])
+        if scaling is not None:
+            if numeric.flags.writeable:
+                numeric -= scaling[0]
+            else:  # a view of the staged file: standardise into a new array
+                numeric = numeric - scaling[0]
+            numeric /= scaling[1]
+    if k == spec.width:
+        matrix = numeric
+    elif k == 0 and len(spec.features) == 1:
+        feature = spec.features[0]
+        matrix = take([float_matrix(b.column("f0"), feature, b.num_rows)[0] for b in batches])
+    else:
+        matrix = np.empty((n, spec.width), dtype=np.float32)
+        if k:
+            matrix[:, :k] = numeric
+        for i, (feature, at) in enumerate(zip(spec.features, spec.offsets, strict=True)):
+            block = matrix[:, at : at + feature.width]
+            if feature.kind == "array":
+                block[:] = take([float_matrix(b.column(f"f{i}"), feature, b.num_rows)[0] for b in batches])
+            elif feature.kind == "categorical":
+                one_hot(_take_arrow([b.column(f"f{i}") for b in batches], index), feature, block)
+    x = as_tensor(matrix.reshape((n, *spec.input_shape)))
+    y, soft = _targets(spec.target, batches, take)
+    if spec.target.weight:
+        w = torch.from_numpy(take([b.column("weight").to_numpy() for b in batches]).astype(np.float32))
+    else:
+        w = torch.ones(n, dtype=torch.float32)
+    return x, y, w, soft
+
+
+def _targets(target, batches, take):
+    """(y, soft): class indices (and probabilities) or standardised regression targets."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import torch
 
-    n = table.num_rows
-    matrix, _ = spec.encode([table.column(f"f{i}") for i in range(len(spec.features))])
-    x = as_tensor(matrix)
-    target = spec.target
-    names = table.schema.names
+    names = batches[0].schema.names
+    if target.task == "regression":
+        values = take([b.column("label").to_numpy() for b in batches]).astype(np.float32)
+        return torch.from_numpy((values - np.float32(target.mean)) / np.float32(target.std)), None
+    classes = pa.array(target.classes, pa.string())
+    if "label" in names:
+        labels = take(
+            [pc.fill_null(pc.index_in(b.column("label"), value_set=classes), -1).to_numpy(zero_copy_only=False) for b in batches]
+        ).astype(np.int64)
+    else:
+        labels = take([np.full(b.num_rows, -1, dtype=np.int64) for b in batches])
     soft = None
-    if target.task == "classification":
-        k = len(target.classes)
-        if "label" in names:
-            index = pc.index_in(table.column("label"), value_set=pa.array(target.classes, pa.string()))
-            labels = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        else:
-            labels = np.full(n, -1, dtype=np.int64)
-        if "soft" in names:
-            probs, has = _soft_matrix(table.column("soft"), k)
-            missing = ~has
-            if missing.any():
-                probs[missing] = 0.0
-                probs[missing, labels[missing]] = 1.0
-            labels = np.where(labels < 0, probs.argmax(axis=1), labels)
-            soft = torch.from_numpy(probs)
-        y = torch.from_numpy(labels)
-    else:
-        values = table.column("label").to_numpy().astype(np.float32)
-        y = torch.from_numpy((values - np.float32(target.mean)) / np.float32(target.std))
-    if "weight" in names:
-        w = torch.from_numpy(table.column("weight").to_numpy().astype(np.float32))
-    else:
-        w = torch.ones(n, dtype=torch.float32)
-    return x, y, w, soft
+    if "soft" in names:
+        parts = [_soft_matrix(b.column("soft"), len(target.classes)) for b in batches]
+        probs, has = take([p for p, _ in parts]), take([h for _, h in parts])
+        missing = ~has
+        if missing.any():
+            probs[missing] = 0.0
+            probs[missing, labels[missing]] = 1.0
+        labels = np.where(labels < 0, probs.argmax(axis=1), labels)
+        soft = torch.from_numpy(np.ascontiguousarray(probs))
+    return torch.from_numpy(labels), soft
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _fixed_values(column, k: int) -> np.ndarray:
+    """A ``FLOAT[k]`` column as a zero-copy float32 ``[n, k]`` view."""
+    child = column.values.slice(column.offset * k, len(column) * k)
+    return child.to_numpy(zero_copy_only=True).reshape(-1, k)
+
+
+def _take_arrow(columns: list, index: np.ndarray | None):
+    import pyarrow as pa
+
+    joined = pa.chunked_array(columns).combine_chunks() if len(columns) > 1 else columns[0]
+    return joined if index is None else joined.take(pa.array(index))
 
 
 def _soft_matrix(column, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -189,6 +189,9 @@ def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
             if problem:
                 raise InvalidOptionError(WHERE, key, f"{problem}, got {value!r}")
         elif key not in extra and arch.options is not None:
+            owner = None if importing else _strategy_owning(key)
+            if owner:
+                raise InvalidOptionError(WHERE, key, f"belongs to strategy {owner!r}; add strategy := '{owner}'")
             raise InvalidOptionError(WHERE, key, allowed=[*table, *extra])
         settled[key] = value
     for key, option in table.items():
@@ -200,6 +203,10 @@ def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
             if settled.get(required) is None:
                 raise InvalidOptionError(WHERE, required, f"importing weights needs {required} := ...")
         return settled
+    if settled["lr"] is None:
+        from sqlml.training.job import OPTIMIZERS
+
+        settled["lr"] = OPTIMIZERS[settled["optimizer"]]
     if settled["early_stopping"] is True:
         settled["early_stopping"] = 3
     if settled["early_stopping"] and not (settled["validation_split"] or settled["validation_query"]):
@@ -209,6 +216,19 @@ def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     if settled["validation_split"] and settled["validation_query"]:
         raise InvalidOptionError(WHERE, "validation_split", "give validation_split or validation_query, not both")
     return settled
+
+
+def _strategy_owning(key: str) -> str | None:
+    """The strategy that declares option ``key``, if any (for a helpful error)."""
+    from sqlml.training.strategies import STRATEGIES, strategy_options
+
+    for name in STRATEGIES:
+        try:
+            if key in strategy_options(name):
+                return name
+        except Exception:  # noqa: BLE001 - a strategy that fails to import declares nothing
+            continue
+    return None
 
 
 #: options that change nothing about the trained weights (left out of the resume fingerprint)

@@ -333,11 +333,22 @@ def build_module(record: ModelRecord, state_dict: dict, device=None, *, strict: 
 
 
 def resolve_device(setting: str = "auto"):
+    """'auto' -> CUDA when present, else CPU; an unavailable device is refused clearly."""
     import torch
+
+    from sqlml.errors import InvalidOptionError
 
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    try:
+        device = torch.device(setting)
+    except RuntimeError:
+        raise InvalidOptionError("device", "device", f"{setting!r} is not a torch device") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise InvalidOptionError("device", "device", f"{setting!r} requested, but this machine has no such CUDA device; use 'auto' or 'cpu'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidOptionError("device", "device", "'mps' requested, but it is not available here; use 'auto' or 'cpu'")
+    return device
 
 
 def load_model(session, name: str, version: int | None = None, *, device: str = "auto") -> LoadedModel:

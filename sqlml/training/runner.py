@@ -25,7 +25,7 @@ from sqlml.training.features import Feature, FeatureSpec, Target, array_type
 from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
 from sqlml.training.options import settle
 from sqlml.training.progress import progress_factory
-from sqlml.training.staging import TrainingSet, scratch_directory, stage
+from sqlml.training.staging import TrainingSet, class_name, scratch_directory, stage
 from sqlml.training.strategies import resolve
 
 
@@ -200,7 +200,7 @@ def import_weights(duck, name: str, given: dict[str, Any], *, replace: bool = Fa
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(f"weights file {path!r} does not hold a state dict (a mapping of names to tensors)")
     shape = list(options["input_shape"])
-    classes = [str(c) for c in options["classes"]] if options["classes"] else None
+    classes = [class_name(c) for c in options["classes"]] if options["classes"] else None
     task = options["task"]
     n_outputs = len(classes) if classes else options["n_outputs"] or (1 if task == "regression" else None)
     if n_outputs is None:

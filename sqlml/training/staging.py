@@ -123,7 +123,7 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
         )
     kinds = {c: feature_kind(c, types[c]) for c in cols.features}
 
-    select = [f"{staging_expression(kind, dims, quote_ident(c))} AS f{i}" for i, (c, (kind, dims)) in enumerate(kinds.items())]
+    select = staged_features([(c, kind, dims) for c, (kind, dims) in kinds.items()])
     where = []
     if cols.label:
         target_type = "DOUBLE" if task == "regression" else "VARCHAR"
@@ -168,9 +168,7 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         raise DataError(
             f"the validation query lacks the training column(s) {', '.join(map(repr, missing))} (it has: {', '.join(names)})"
         )
-    select = [
-        f"{staging_expression(f.kind, f.shape, quote_ident(f.name))} AS f{i}" for i, f in enumerate(spec.features)
-    ]
+    select = staged_features([(f.name, f.kind, f.shape) for f in spec.features])
     if target.label:
         select.append(f"CAST({quote_ident(target.label)} AS {'DOUBLE' if target.task == 'regression' else 'VARCHAR'}) AS label")
     if target.weight:
@@ -184,6 +182,19 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
     if rows == 0:
         raise DataError("the validation query returned no rows with a label")
     return path
+
+
+def staged_features(features: list[tuple[str, str, list[int]]]) -> list[str]:
+    """SELECT items staging features: numeric ones packed in one ``FLOAT[k]`` column ``num``
+    (row-major, what the network reads), the others as ``f{i}`` by argument position."""
+    numeric = [quote_ident(name) for name, kind, _ in features if kind == "numeric"]
+    items = [f"[{', '.join(f'CAST({c} AS FLOAT)' for c in numeric)}]::FLOAT[{len(numeric)}] AS num"] if numeric else []
+    items += [
+        f"{staging_expression(kind, dims, quote_ident(name))} AS f{i}"
+        for i, (name, kind, dims) in enumerate(features)
+        if kind != "numeric"
+    ]
+    return items
 
 
 # -- internals ----------------------------------------------------------------------------
@@ -219,30 +230,22 @@ def _auto_block_rows(kinds: dict[str, tuple[str, list[int]]]) -> int:
 
 
 def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
-    """Stream ``sql`` into an Arrow IPC file of ``block_rows``-row record batches."""
+    """Stream ``sql`` into an Arrow IPC file of ``block_rows``-row record batches.
+
+    DuckDB is asked for batches of a multiple of ``block_rows``, so blocks are zero-copy
+    slices of what it hands over; only a block that spans two batches is concatenated.
+    """
     import duckdb
     import pyarrow as pa
 
+    read_rows = block_rows * max(1, READ_BATCH_ROWS // block_rows)
     try:
-        reader = duck.sql(sql).to_arrow_reader(READ_BATCH_ROWS)
+        reader = duck.sql(sql).to_arrow_reader(read_rows)
     except duckdb.Error as error:
         raise DataError(f"the training query failed: {error}") from None
-    rows, pending, pending_rows = 0, [], 0
+    rows = 0
+    carry = None  # rows read but not yet written (fewer than a block)
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-
-        def flush(final: bool) -> None:
-            nonlocal pending, pending_rows
-            if not pending:
-                return
-            table = pa.Table.from_batches(pending)
-            start = 0
-            while pending_rows - start >= block_rows or (final and start < pending_rows):
-                size = min(block_rows, pending_rows - start)
-                writer.write_batch(table.slice(start, size).combine_chunks().to_batches()[0])
-                start += size
-            pending = [b for b in table.slice(start).combine_chunks().to_batches() if b.num_rows] if start < pending_rows else []
-            pending_rows -= start
-
         try:
             for batch in reader:
                 if not batch.num_rows:
@@ -250,13 +253,19 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
                 if observe is not None:
                     observe(batch)
                 rows += batch.num_rows
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= block_rows:
-                    flush(False)
+                if carry is not None:
+                    batch = pa.Table.from_batches([carry, batch]).combine_chunks().to_batches()[0]
+                    carry = None
+                start = 0
+                while batch.num_rows - start >= block_rows:
+                    writer.write_batch(batch.slice(start, block_rows))
+                    start += block_rows
+                if start < batch.num_rows:
+                    carry = batch.slice(start)
         except duckdb.Error as error:
             raise DataError(f"the training query failed: {error}") from None
-        flush(True)
+        if carry is not None:
+            writer.write_batch(carry)
     return rows
 
 
@@ -265,7 +274,10 @@ class _Stats:
 
     def __init__(self, cols: Columns, kinds, task: str, max_categories: int):
         self.cols, self.kinds, self.task, self.max_categories = cols, kinds, task, max_categories
-        self.sums = {c: [0.0, 0.0, 0] for c, (k, _) in kinds.items() if k == "numeric"}
+        self.numeric = [c for c, (k, _) in kinds.items() if k == "numeric"]
+        self.sums = np.zeros(len(self.numeric))
+        self.squares = np.zeros(len(self.numeric))
+        self.count = 0
         self.categories: dict[str, dict[str, int]] = {c: {} for c, (k, _) in kinds.items() if k == "categorical"}
         self.labels: dict[str, int] = {}
         self.label_sums = [0.0, 0.0, 0]
@@ -275,23 +287,20 @@ class _Stats:
     def update(self, batch) -> None:
         import pyarrow.compute as pc
 
+        if self.numeric:
+            self._numeric(batch.column("num"))
         for i, (name, (kind, _)) in enumerate(self.kinds.items()):
+            if kind == "numeric":
+                continue
             column = batch.column(f"f{i}")
             if kind == "categorical":
                 self._count(self.categories[name], column, name)
                 continue
             if column.null_count:
                 raise _bad_values(name, column.null_count, "NULL")
-            values = column.to_numpy(zero_copy_only=False) if kind == "numeric" else _leaf_values(column)
-            nans = int(np.isnan(values).sum())
+            nans = int(np.isnan(_leaf_values(column)).sum())
             if nans:
                 raise _bad_values(name, nans, "NaN")
-            if kind == "numeric":
-                s = self.sums[name]
-                v = values.astype(np.float64)
-                s[0] += float(v.sum())
-                s[1] += float((v * v).sum())
-                s[2] += len(v)
         names = batch.schema.names
         if "label" in names:
             label = batch.column("label")
@@ -329,6 +338,23 @@ class _Stats:
                         column=self.cols.soft_label,
                     )
 
+    def _numeric(self, column) -> None:
+        """NULL / NaN checks and running sums of the packed numeric block."""
+        k = len(self.numeric)
+        child = column.values.slice(column.offset * k, len(column) * k)
+        if child.null_count:
+            nulls = child.is_null().to_numpy(zero_copy_only=False).reshape(-1, k).sum(axis=0)
+            j = int(np.flatnonzero(nulls)[0])
+            raise _bad_values(self.numeric[j], int(nulls[j]), "NULL")
+        values = child.to_numpy(zero_copy_only=False).reshape(-1, k)
+        sums = values.sum(axis=0, dtype=np.float64)
+        if np.isnan(sums).any():  # a column's sum is NaN exactly when it holds a NaN (or +inf and -inf)
+            j = int(np.flatnonzero(np.isnan(sums))[0])
+            raise _bad_values(self.numeric[j], int(np.isnan(values[:, j]).sum()), "NaN")
+        self.sums += sums
+        self.squares += np.einsum("ij,ij->j", values, values, dtype=np.float64)
+        self.count += len(values)
+
     def _count(self, into: dict[str, int], column, name: str, limit: int | None = None) -> None:
         import pyarrow.compute as pc
 
@@ -354,9 +380,9 @@ class _Stats:
         features = []
         for name, (kind, dims) in self.kinds.items():
             if kind == "numeric":
-                total, squares, count = self.sums[name]
-                mean = total / count
-                std = math.sqrt(max(squares / count - mean * mean, 0.0))
+                j = self.numeric.index(name)
+                mean = float(self.sums[j] / self.count)
+                std = math.sqrt(max(float(self.squares[j] / self.count) - mean * mean, 0.0))
                 features.append(Feature(name, kind, "FLOAT", 1, [], None, mean if normalize else None, (std or 1.0) if normalize else None))
             elif kind == "array":
                 features.append(Feature(name, kind, array_type(dims), math.prod(dims), list(dims)))
@@ -380,7 +406,7 @@ class _Stats:
         if given is not None:
             if not isinstance(given, list) or len(given) < 2 or len(set(map(str, given))) != len(given):
                 raise DataError(f"classes must be a list of at least two distinct names, got {given!r}")
-            given = [str(c) for c in given]
+            given = [class_name(c) for c in given]
             unknown = [c for c in seen if c not in given]
             if unknown:
                 raise DataError(
@@ -408,6 +434,11 @@ class _Stats:
         if self.labels:
             out["class_counts"] = dict(sorted(self.labels.items(), key=lambda kv: _class_order(kv[0])))
         return out
+
+
+def class_name(value) -> str:
+    """A class as the text DuckDB gives for it: true -> 'true', 3 -> '3'."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _class_order(name: str):

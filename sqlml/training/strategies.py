@@ -19,6 +19,7 @@ from sqlml.errors import UnknownObjectError
 
 STRATEGIES: dict[str, str] = {
     "single": "sqlml.training.single:train",
+    "data_parallel": "sqlml.training.ddp:train",
     "spill": "sqlml.training.large.strategy:train_spill",
     "pipeline": "sqlml.training.large.strategy:train_pipeline",
 }

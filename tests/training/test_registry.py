@@ -69,7 +69,7 @@ def test_categorical_round_trip_and_unseen_values(trained):
     x, valid = loaded.encode_valid(columns)
     assert valid.tolist() == [True, True, True]  # categorical NULL and unseen values are fine
     one_hot = x[:, 2:6].tolist()
-    assert one_hot == [[0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1]]  # blue, green, red, unseen/NULL
+    assert one_hot == [[0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1]]  # blue, green, red, unseen/NULL (after the numeric block and pair)
     # standardised numerics use the training mean and std
     feature = loaded.spec.features[0]
     assert x[0, 0].item() == pytest.approx((0.5 - feature.mean) / feature.std, abs=1e-6)
