@@ -131,7 +131,7 @@ def not_sequential(input_shape, n_outputs, options):
         ("strategy := 'spill', device_memory := '1MB', shards := 2, boundaries := [2]", InvalidOptionError, "shards or boundaries"),
         ("strategy := 'spill', device_memory := '1MB', boundaries := [99]", TrainingError, "between 1 and"),
         ("strategy := 'spill', device_memory := '1MB', spill_tier := 'tape'", InvalidOptionError, "spill_tier"),
-        ("strategy := 'spill', device_memory := '1MB', micro_batches := 4", InvalidOptionError, "unknown option 'micro_batches'"),
+        ("strategy := 'spill', device_memory := '1MB', micro_batches := 4", InvalidOptionError, "belongs to strategy 'pipeline'"),
         ("strategy := 'pipeline', micro_batches := 3", InvalidOptionError, "must divide batch_size"),
         ("strategy := 'pipeline', schedule := '1f1b', micro_batches := 2, stages := 4", InvalidOptionError, "1F1B"),
         ("strategy := 'pipeline', stages := 1", InvalidOptionError, "stages"),
