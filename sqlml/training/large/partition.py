@@ -180,13 +180,12 @@ def budget_plan(layers, capacity: int, *, state_tensors_per_param: int, optimize
     sizes = layer_footprints(layers, state_tensors_per_param)
     biggest = max(range(len(sizes)), key=sizes.__getitem__)
     if sizes[biggest] > capacity:
+        what = f"weights, gradients and {optimizer} state" if optimizer else "weights and gradients"
         raise TrainingError(
-            f"layer {biggest} ({describe_layer(layers[biggest])}) alone needs "
-            f"{format_bytes(sizes[biggest])} on the device for its weights, gradients"
-            f"{' and ' + optimizer + ' state' if optimizer else ''}, more than the "
-            f"{format_bytes(capacity)} a shard may use under this device_memory. A layer is the "
-            f"smallest unit a model can be cut into: raise device_memory, turn prefetch off, or "
-            f"use an optimizer with less state (SGD)."
+            f"layer {biggest} ({describe_layer(layers[biggest])}) alone needs {format_bytes(sizes[biggest])} "
+            f"on the device for its {what}, more than the {format_bytes(capacity)} a shard may use under this "
+            f"device_memory. A layer is the smallest unit a model can be cut into: raise device_memory, turn "
+            f"prefetch off, or use an optimizer with less state (SGD)."
         )
     starts = min_parts([float(s) for s in sizes], float(capacity))
     balanced = balance([float(s) for s in sizes], len(starts))

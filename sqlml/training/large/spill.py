@@ -84,6 +84,8 @@ class SpillTrainer:
             for s in self.shards
         ]
         self.layouts = [shard_layout(s, state_tensors_per_param(optimizer)) for s in self.shards]
+        self._tensor_lists: dict[int, list] = {}
+        self._view_cache: dict[tuple, tuple] = {}
         self.slot_bytes = max(max(lay.total_bytes for lay in self.layouts), 64)
         self.grad_reserve = max(lay.grad_bytes for lay in self.layouts)
         self.owns_device = not isinstance(device_memory, SpillDevice)
@@ -136,17 +138,33 @@ class SpillTrainer:
 
     # -- pointing a shard's tensors at a flat buffer --------------------------------------
     def _tensors(self, i: int):
-        shard = self.shards[i]
-        return list(shard.parameters()) + list(shard.buffers())
+        """The shard's parameters then buffers (the order of its layout)."""
+        cached = self._tensor_lists.get(i)
+        if cached is None:
+            shard = self.shards[i]
+            cached = self._tensor_lists[i] = list(shard.parameters()) + list(shard.buffers())
+        return list(cached)
 
-    def _point(self, i: int, flat, with_state: bool = True) -> None:
-        for t, entry in zip(self._tensors(i), self.layouts[i].weights):
-            t.data = entry.view(flat)
+    def _views(self, i: int, flat, key, with_state: bool):
+        """Shard ``i``'s weight (and state) views into ``flat``, made once per (shard, place)."""
+        layout = self.layouts[i]
+        cache_key = (i, key, len(layout.state) if with_state else -1)
+        views = self._view_cache.get(cache_key)
+        if views is None:
+            weights = [entry.view(flat) for entry in layout.weights]
+            state = [entry.view(flat) for _, _, entry in layout.state] if with_state else []
+            views = self._view_cache[cache_key] = (weights, state)
+        return views
+
+    def _point(self, i: int, flat, with_state: bool = True, key=None) -> None:
+        weights, state_views = self._views(i, flat, key if key is not None else ("host", id(flat)), with_state)
+        for t, view in zip(self._tensors(i), weights):
+            t.data = view
         if with_state and self.optimizers[i] is not None:
-            params = list(self.shards[i].parameters())
+            params = self._tensor_lists[i]
             state = self.optimizers[i].state
-            for index, key, entry in self.layouts[i].state:
-                state[params[index]][key] = entry.view(flat)
+            for (index, key_, _), view in zip(self.layouts[i].state, state_views):
+                state[params[index]][key_] = view
 
     def _adopt_weights(self, i: int) -> None:
         """Copy the shard's tensors into its host buffer and make them views of it."""
@@ -236,7 +254,7 @@ class SpillTrainer:
 
             self.mover.submit(write_back)
             self.bytes_moved += end
-        self._point(i, host, with_state=True)
+        self._point(i, host, with_state=True, key=("host", i))
         self.shared.owners[res.slot] = None
         self.ledger.release(f"slot {res.slot}")
 
@@ -263,7 +281,7 @@ class SpillTrainer:
         res.with_state = res.with_state or with_state
         res.handle = handle or res.handle
         self.ledger.hold(f"slot {slot}", self._occupied_bytes(i, res.with_state))
-        self._point(i, self.arena.slots[slot], with_state=res.with_state)
+        self._point(i, self.arena.slots[slot], with_state=res.with_state, key=("slot", slot))
 
     def _ensure(self, i: int, with_state: bool, pos: int, keep: set[int]) -> bool:
         """Start bringing shard ``i`` in (weights, and state if asked); False if no slot is free."""
@@ -443,7 +461,7 @@ class SpillTrainer:
             res = self.resident[shard]
             if dtype not in elem_flat:
                 elem_flat[dtype] = arena.flat.view(dtype)
-            itemsize = torch.empty((), dtype=dtype).element_size()
+            itemsize = _itemsize(dtype)
             offset = (res.slot * arena.slot_bytes + rel) // itemsize
             return elem_flat[dtype].as_strided(size, stride, offset)
 
@@ -600,3 +618,15 @@ def _clone_state(state):
     if isinstance(state, torch.Tensor):
         return state.detach().clone()
     return state
+
+
+_ITEMSIZE: dict = {}
+
+
+def _itemsize(dtype) -> int:
+    size = _ITEMSIZE.get(dtype)
+    if size is None:
+        import torch
+
+        size = _ITEMSIZE[dtype] = torch.empty((), dtype=dtype).element_size()
+    return size
