@@ -8,4 +8,5 @@ from __future__ import annotations
 CHAPTERS: tuple[str, ...] = (
     "sqlml.demo.ch0_load",
     "sqlml.demo.ch3_training",
+    "sqlml.demo.ch4_large_models",
 )
