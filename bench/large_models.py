@@ -156,6 +156,7 @@ def bench_spill(args) -> dict:
                 "shards": len(trainer.shards),
                 "slots": trainer.n_slots,
                 "moved_mb_per_step": round(trainer.bytes_moved / trainer.steps / 1e6, 1),
+                "copy_share": round(trainer.mover.seconds / trainer.steps / wall, 3),
             }
         for _, _, trainer in runners.values():
             if trainer is not None:

@@ -10,6 +10,7 @@ proof the budget held; ``SpillTrainer.audit`` cross-checks it against the tensor
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlml.errors import TrainingError
@@ -71,8 +72,13 @@ class _Done:
 class SyncMover:
     """Copies run at once on the caller's thread (no prefetch)."""
 
+    def __init__(self):
+        self.seconds = 0.0  # time spent copying (the benchmark's movement share)
+
     def submit(self, fn) -> _Done:
+        start = time.perf_counter()
         fn()
+        self.seconds += time.perf_counter() - start
         return _Done()
 
     def drain(self) -> None:
@@ -97,9 +103,15 @@ class ThreadMover:
     def __init__(self):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="sqlml-spill-io")
         self.last: Future | None = None
+        self.seconds = 0.0  # time the copy thread spent copying (overlapped or not)
 
     def submit(self, fn) -> _FutureHandle:
-        self.last = self.pool.submit(fn)
+        def timed():
+            start = time.perf_counter()
+            fn()
+            self.seconds += time.perf_counter() - start
+
+        self.last = self.pool.submit(timed)
         return _FutureHandle(self.last)
 
     def drain(self) -> None:
@@ -129,6 +141,7 @@ class CudaMover:
 
         self.device = torch.device(device)
         self.stream = torch.cuda.Stream(device=self.device)
+        self.seconds = 0.0  # not measured on CUDA (copies are asynchronous): see bench/gpu_check.py
 
     def submit(self, fn) -> _EventHandle:
         import torch

@@ -601,6 +601,7 @@ class SpillTrainer:
             "device_memory": self.budget,
             "peak_resident_bytes": self.ledger.peak,
             "bytes_moved": self.bytes_moved,
+            "copy_seconds": round(self.mover.seconds, 4),
             "steps": self.steps,
             "tier": self.store.tier,
             "prefetch": self.prefetch,
