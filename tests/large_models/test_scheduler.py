@@ -44,10 +44,24 @@ def test_measured_speed_changes_the_order():
 
 
 def test_prediction_for_prefetch_does_not_change_state():
-    alt = ShardAlternator(tasks(30, 29, 5))
+    alt = ShardAlternator(tasks(30, 29, 5), unit=8)
     current = alt.pick(0)
+    assert current.id == 0 and current.queued == 8 and current.unassigned == 22
     following = alt.next_after(0, current, 8)
-    assert following.id == 1 and current.running and alt.last[0] == current.id and current.remaining == 30
+    assert following.id == 1  # m1 (29 left) is now well ahead of m0's unassigned 22
+    assert current.queued == 8 and alt.last[0] == current.id and current.remaining == 30 and not following.running
+
+
+def test_a_worker_can_queue_a_second_unit():
+    alt = ShardAlternator(tasks(40, 10), unit=8)
+    first = alt.pick(0)
+    second = alt.pick(0)  # queued behind the first on the same worker: the same model goes on
+    assert first is second and first.queued == 16 and first.worker == 0
+    assert alt.pick(1).id == 1  # another worker cannot take a model queued elsewhere
+    alt.finished_unit(first, 0, 8, 1.0, 32, requested=8)
+    assert first.queued == 8 and first.running
+    alt.finished_unit(first, 0, 8, 1.0, 24, requested=8)
+    assert not first.running and first.worker is None and first.home == 0
 
 
 def test_simulated_makespan_is_near_ideal():

@@ -46,6 +46,7 @@ STAGING_KEYS = (
 )
 
 LOWER_IS_BETTER = ("loss", "rmse", "mae")
+DEPTH = 2  # units queued per worker process
 MEMBER_STRATEGIES = ("single", "spill")
 
 
@@ -295,9 +296,12 @@ class GridExecutor:
         # a model that finished before an interruption still goes to a worker once (0 batches
         # to run) to rebuild its result from its last checkpoint
         tasks = [Task(m.index, m.name, max(1, self._remaining(m, runs[m.index]))) for m in self.members]
-        alternator = ShardAlternator(tasks)
+        alternator = ShardAlternator(tasks, unit=self.unit)
         transport = _Inline(self) if self.workers == 1 else _Processes(self)
         threads = _Threads(self.threads) if self.workers == 1 else None
+        # each worker keeps DEPTH units queued, so it never waits for the owner between units
+        depth = 1 if self.workers == 1 else DEPTH
+        queued: dict[int, list] = {w: [] for w in range(self.workers)}
         homes: dict[int, int] = {}
         placed: dict[int, int] = {}
         results: dict[int, dict] = {}
@@ -305,30 +309,30 @@ class GridExecutor:
         job0 = self.members[0].job
         try:
             with job0.progress(total, f"grid of {len(self.members)} models") as bar:
-                busy = set()
                 while len(results) < len(self.members):
                     for worker in range(self.workers):
-                        if worker in busy:
-                            continue
-                        task = alternator.pick(worker)
-                        if task is None:
-                            continue
-                        if task.id not in placed:
-                            transport.send(worker, "add", (task.id, runs[task.id]))
-                        elif placed[task.id] != worker:  # migration: state moves to this worker
-                            state = transport.export(placed[task.id], task.id)
-                            transport.send(worker, "add", (task.id, {**runs[task.id], "resume": state}))
-                        placed[task.id] = worker
-                        following = alternator.next_after(worker, task, self.unit)
-                        hint = following.id if following is not None and following.id != task.id else None
-                        transport.send(worker, "run", (task.id, self.unit, hint))
-                        busy.add(worker)
+                        while len(queued[worker]) < depth:
+                            task = alternator.pick(worker)
+                            if task is None:
+                                break
+                            if task.id not in placed:
+                                transport.send(worker, "add", (task.id, runs[task.id]))
+                            elif placed[task.id] != worker:  # migration: state moves to this worker
+                                state = transport.export(placed[task.id], task.id)
+                                transport.send(worker, "add", (task.id, {**runs[task.id], "resume": state}))
+                            placed[task.id] = worker
+                            following = alternator.next_after(worker, task, self.unit)
+                            hint = following.id if following is not None and following.id != task.id else None
+                            requested = task.claimed
+                            transport.send(worker, "run", (task.id, requested, hint))
+                            queued[worker].append((task.id, requested))
                     kind, worker, model_id, payload = transport.receive()
                     member = self.members[model_id]
                     if kind == "ran":
-                        alternator.finished_unit(tasks[model_id], worker, payload["batches"], payload["seconds"], payload["remaining"])
+                        _, requested = queued[worker].pop(0)
+                        alternator.finished_unit(tasks[model_id], worker, payload["batches"], payload["seconds"],
+                                                 payload["remaining"], requested=requested)
                         homes[model_id] = worker
-                        busy.discard(worker)
                         bar.update(payload["batches"])
                     elif kind == "epoch":
                         member.job.on_epoch_end(EpochReport(**payload))

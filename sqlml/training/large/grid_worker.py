@@ -125,10 +125,11 @@ class Worker:
             prefetch = getattr(self.runs[hint].engine, "prefetch_first", None)
             if prefetch is not None:
                 prefetch()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ran = run.run(batches)
         seconds = time.perf_counter() - started
-        self.emit(("ran", self.id, model_id, {"batches": ran, "seconds": seconds, "remaining": run.remaining_batches()}))
+        self.emit(("ran", self.id, model_id, {"batches": ran, "seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+                                              "remaining": run.remaining_batches()}))
         if run.done:
             result = run.result()
             self.emit(("done", self.id, model_id, {

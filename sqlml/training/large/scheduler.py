@@ -28,11 +28,21 @@ from dataclasses import dataclass
 class Task:
     id: int
     name: str
-    remaining: int  # batches
+    remaining: int  # batches, as of the last report
     seconds_per_batch: float | None = None
     home: int | None = None  # worker that holds its state
-    running: bool = False
+    worker: int | None = None  # worker its queued units run on (while any are queued)
+    queued: int = 0  # batches handed out and not yet reported
+    claimed: int = 0  # batches the last ``pick`` handed out
     done: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.queued > 0
+
+    @property
+    def unassigned(self) -> int:
+        return max(0, self.remaining - self.queued)
 
     def record(self, batches: int, seconds: float) -> None:
         """Fold a finished unit into the per-batch time (exponential average)."""
@@ -43,10 +53,15 @@ class Task:
 
 
 class ShardAlternator:
-    def __init__(self, tasks: list[Task], *, tolerance: float = 0.2):
+    """Hands out units of ``unit`` batches. A worker may hold more than one unit (the owner
+    queues the next one before the current one ends, so no worker waits for the owner);
+    a model's queued units all run on one worker, in order."""
+
+    def __init__(self, tasks: list[Task], *, tolerance: float = 0.2, unit: int = 1):
         self.tasks = tasks
         self.tolerance = tolerance
-        self.last: dict[int, int] = {}  # worker -> id of the task it ran last
+        self.unit = unit
+        self.last: dict[int, int] = {}  # worker -> id of the task it was given last
 
     def _per_batch(self, task: Task) -> float:
         if task.seconds_per_batch is not None:
@@ -55,19 +70,22 @@ class ShardAlternator:
         return sum(known) / len(known) if known else 1.0
 
     def remaining_time(self, task: Task) -> float:
-        return task.remaining * self._per_batch(task)
+        return task.unassigned * self._per_batch(task)
 
-    def runnable(self) -> list[Task]:
-        return [t for t in self.tasks if not t.running and not t.done and t.remaining > 0]
+    def runnable(self, worker: int | None = None) -> list[Task]:
+        return [
+            t for t in self.tasks
+            if not t.done and t.unassigned > 0 and (not t.running or t.worker == worker)
+        ]
 
     def pick(self, worker: int, *, claim: bool = True) -> Task | None:
-        candidates = self.runnable()
+        candidates = self.runnable(worker)
         if not candidates:
             return None
         key = lambda t: (self.remaining_time(t), -t.id)  # noqa: E731 - ties go to the earlier model
         longest = max(candidates, key=key)
         previous = next((t for t in candidates if t.id == self.last.get(worker)), None)
-        near = [t for t in candidates if t.home in (None, worker)]
+        near = [t for t in candidates if t.home in (None, worker) or t.worker == worker]
         best_near = max(near, key=key) if near else None
         close = lambda t: t is not None and self.remaining_time(t) >= (1 - self.tolerance) * self.remaining_time(longest)  # noqa: E731
         if close(previous):
@@ -77,29 +95,26 @@ class ShardAlternator:
         else:
             chosen = longest
         if claim:
-            chosen.running = True
+            chosen.claimed = min(self.unit, chosen.unassigned)
+            chosen.queued += chosen.claimed
+            chosen.worker = worker
             self.last[worker] = chosen.id
         return chosen
 
     def next_after(self, worker: int, task: Task, batches: int) -> Task | None:
-        """What ``pick(worker)`` would choose once ``task`` has run ``batches`` more (for prefetch)."""
-        saved = (task.remaining, task.running, self.last.get(worker))
-        task.remaining = max(0, task.remaining - batches)
-        task.running = False
-        try:
-            return self.pick(worker, claim=False)
-        finally:
-            task.remaining, task.running = saved[0], saved[1]
-            if saved[2] is None:
-                self.last.pop(worker, None)
-            else:
-                self.last[worker] = saved[2]
+        """What ``pick(worker)`` would choose next (for prefetch), without claiming it."""
+        return self.pick(worker, claim=False)
 
-    def finished_unit(self, task: Task, worker: int, batches: int, seconds: float, remaining: int) -> None:
+    def finished_unit(self, task: Task, worker: int, batches: int, seconds: float, remaining: int, *, requested: int | None = None) -> None:
+        """A unit of ``requested`` batches (``unit`` when not given) ran ``batches``; ``remaining`` are left."""
         task.record(batches, seconds)
+        task.queued = max(0, task.queued - (self.unit if requested is None else requested))
+        if remaining <= 0:
+            task.queued = 0
         task.remaining = remaining
-        task.running = False
         task.home = worker
+        if not task.running:
+            task.worker = None
         if remaining <= 0:
             task.done = True
 
@@ -118,7 +133,7 @@ def simulate(durations: list[list[float]], workers: int, *, swap_cost: float = 0
     import heapq
 
     tasks = [Task(i, f"m{i}", len(d), seconds_per_batch=sum(d) / max(len(d), 1)) for i, d in enumerate(durations)]
-    alternator = ShardAlternator(tasks, tolerance=tolerance)
+    alternator = ShardAlternator(tasks, tolerance=tolerance, unit=1)
     position = [0] * len(tasks)
     clock, swaps, events = 0.0, 0, []
     free = list(range(workers))
