@@ -27,12 +27,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 import uuid
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from sqlml.errors import InvalidOptionError, ObjectExistsError, TrainingError
+from sqlml.errors import InvalidOptionError, ObjectExistsError
 
 WHERE = "CREATE MODELS"
 
@@ -143,14 +142,13 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
         for member in names:
             if registry.latest_version(duck, member) is not None:
                 raise ObjectExistsError(registry.KIND, member)
-    started = time.perf_counter()
     members, groups = _prepare(duck, names, configs, settled, query, replace)
     side = duck.cursor()
     try:
         for member in members:
             member.make_job(side)
         outcome = GridExecutor(members, own).run()
-        return _register(ctx, name, members, outcome, own, replace, time.perf_counter() - started)
+        return _register(ctx, name, members, outcome, own, replace)
     finally:
         side.close()
         for prepared in groups.values():
@@ -212,7 +210,7 @@ def lower_is_better(metric: str) -> bool:
     return any(word in metric for word in LOWER_IS_BETTER)
 
 
-def _register(ctx, name, members, outcome, own, replace, seconds):
+def _register(ctx, name, members, outcome, own, replace):
     import pyarrow as pa
 
     from sqlml.training import registry
@@ -290,6 +288,7 @@ class GridExecutor:
 
     def run(self) -> dict:
         from sqlml.training.job import EpochReport, TrainResult
+        from sqlml.training.large.grid_transport import Inline, Processes, Threads
         from sqlml.training.large.scheduler import ShardAlternator, Task
 
         runs = {m.index: self._payload(m) for m in self.members}
@@ -297,8 +296,8 @@ class GridExecutor:
         # to run) to rebuild its result from its last checkpoint
         tasks = [Task(m.index, m.name, max(1, self._remaining(m, runs[m.index]))) for m in self.members]
         alternator = ShardAlternator(tasks, unit=self.unit)
-        transport = _Inline(self) if self.workers == 1 else _Processes(self)
-        threads = _Threads(self.threads) if self.workers == 1 else None
+        transport = Inline(self) if self.workers == 1 else Processes(self)
+        threads = Threads(self.threads) if self.workers == 1 else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
         queued: dict[int, list] = {w: [] for w in range(self.workers)}
@@ -432,128 +431,3 @@ def _spill_settings(members: list[Member]) -> dict | None:
     if len(budgets) > 1 or len(prefetch) > 1:
         raise InvalidOptionError(WHERE, "device_memory", "spilled grid members share their worker's device: give one device_memory and spill_prefetch for all")
     return {"options": options, "slot_bytes": slot_bytes, "grad_reserve": grad_reserve}
-
-
-# -- transports: one worker in this process, or worker processes ------------------------------------
-
-
-class _Threads:
-    """torch CPU threads for an in-process worker (one per worker: the workers are the parallelism)."""
-
-    def __init__(self, count: int):
-        import torch
-
-        self.before = torch.get_num_threads()
-        torch.set_num_threads(count)
-
-    def restore(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.before)
-
-
-class _Inline:
-    """One worker, run in the owner's process (no process start, same code path)."""
-
-    def __init__(self, executor: GridExecutor):
-        from sqlml.training.large.grid_worker import Worker
-
-        self.messages: list = []
-        settings = {"device": executor.device_names[0], "spill": executor.spill, "threads": executor.threads}
-        self.worker = Worker(0, settings, self.messages.append)
-
-    def send(self, worker: int, command: str, payload) -> None:
-        self.worker.handle(command, payload)
-
-    def export(self, worker: int, model_id: int):
-        self.worker.handle("export", model_id)
-        return self._take("exported", model_id)
-
-    def _take(self, kind, model_id):
-        for k, message in enumerate(self.messages):
-            if message[0] == kind and message[2] == model_id:
-                return self.messages.pop(k)[3]
-        raise TrainingError(f"grid worker sent no {kind!r} for model {model_id}")
-
-    def receive(self):
-        if not self.messages:
-            raise TrainingError("the grid worker has nothing more to report")
-        return self.messages.pop(0)
-
-    def close(self) -> None:
-        self.worker.handle("stop", None)
-
-
-class _Processes:
-    """Worker processes from the forkserver; messages over queues."""
-
-    def __init__(self, executor: GridExecutor, timeout: float = 600.0):
-        from sqlml.training.large import processes
-        from sqlml.training.large.grid_worker import serve
-
-        ctx = processes.context()
-        self.outbox = ctx.Queue()
-        self.inboxes = []
-        self.procs = []
-        self.pending: list = []
-        self.timeout = timeout
-        for w in range(executor.workers):
-            inbox = ctx.Queue()
-            settings = {"device": executor.device_names[w], "spill": executor.spill, "threads": executor.threads}
-            self.procs.append(processes.start(ctx, serve, (w, settings, inbox, self.outbox)))
-            self.inboxes.append(inbox)
-        for _ in range(executor.workers):
-            self._next(expect="ready")
-
-    def send(self, worker: int, command: str, payload) -> None:
-        self.inboxes[worker].put((command, payload))
-
-    def export(self, worker: int, model_id: int):
-        self.send(worker, "export", model_id)
-        while True:
-            message = self._next()
-            if message[0] == "exported" and message[2] == model_id:
-                return message[3]
-            self.pending.append(message)
-
-    def receive(self):
-        if self.pending:
-            return self.pending.pop(0)
-        return self._next()
-
-    def _next(self, expect: str | None = None):
-        import queue
-
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                message = self.outbox.get(timeout=1.0)
-            except queue.Empty:
-                dead = [w for w, p in enumerate(self.procs) if not p.is_alive()]
-                if dead or time.monotonic() > deadline:
-                    self._kill()
-                    raise TrainingError(
-                        f"grid worker(s) {dead} exited unexpectedly" if dead else f"grid workers silent for {self.timeout:.0f}s"
-                    ) from None
-                continue
-            if message[0] == "error":
-                self._kill()
-                raise TrainingError(f"grid worker {message[1]} failed: {message[3]}")
-            if expect is not None and message[0] != expect:
-                self._kill()
-                raise TrainingError(f"grid worker {message[1]} sent {message[0]!r} before {expect!r}")
-            return message
-
-    def close(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put(("stop", None))
-        for proc in self.procs:
-            proc.join(timeout=30)
-        self._kill()
-
-    def _kill(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in self.procs:
-            proc.join(timeout=5)

@@ -36,6 +36,7 @@ from sqlml.training.large.optimizers import per_param_state, state_tensors_per_p
 from sqlml.training.large.partition import ShardPlan
 from sqlml.training.large.sizes import format_bytes
 from sqlml.training.large.store import HostStore
+from sqlml.training.large.views import ShardViews
 
 
 @dataclass
@@ -50,7 +51,7 @@ def slots_needed(prefetch: bool) -> int:
     return 2 if prefetch else 1
 
 
-class SpillTrainer:
+class SpillTrainer(ShardViews):
     def __init__(
         self,
         model,
@@ -135,81 +136,6 @@ class SpillTrainer:
     @property
     def n_slots(self) -> int:
         return self.arena.n_slots
-
-    # -- pointing a shard's tensors at a flat buffer --------------------------------------
-    def _tensors(self, i: int):
-        """The shard's parameters then buffers (the order of its layout)."""
-        cached = self._tensor_lists.get(i)
-        if cached is None:
-            shard = self.shards[i]
-            cached = self._tensor_lists[i] = list(shard.parameters()) + list(shard.buffers())
-        return list(cached)
-
-    def _views(self, i: int, flat, key, with_state: bool):
-        """Shard ``i``'s weight (and state) views into ``flat``, made once per (shard, place)."""
-        layout = self.layouts[i]
-        cache_key = (i, key, len(layout.state) if with_state else -1)
-        views = self._view_cache.get(cache_key)
-        if views is None:
-            weights = [entry.view(flat) for entry in layout.weights]
-            state = [entry.view(flat) for _, _, entry in layout.state] if with_state else []
-            views = self._view_cache[cache_key] = (weights, state)
-        return views
-
-    def _point(self, i: int, flat, with_state: bool = True, key=None) -> None:
-        weights, state_views = self._views(i, flat, key if key is not None else ("host", id(flat)), with_state)
-        for t, view in zip(self._tensors(i), weights):
-            t.data = view
-        if with_state and self.optimizers[i] is not None:
-            params = self._tensor_lists[i]
-            state = self.optimizers[i].state
-            for (index, key_, _), view in zip(self.layouts[i].state, state_views):
-                state[params[index]][key_] = view
-
-    def _adopt_weights(self, i: int) -> None:
-        """Copy the shard's tensors into its host buffer and make them views of it."""
-        import torch
-
-        flat = self.store[i]
-        with torch.no_grad():
-            for t, entry in zip(self._tensors(i), self.layouts[i].weights):
-                entry.view(flat).copy_(t.data)
-                t.data = entry.view(flat)
-
-    def _adopt_state(self, i: int, flat) -> None:
-        """Move optimizer state tensors that live elsewhere (new after a first step, or just
-        loaded from a checkpoint) into ``flat`` (a slot or the host buffer), fixing the layout
-        the first time each one appears."""
-        import torch
-
-        from sqlml.training.large.layers import pack_entries
-
-        opt, layout = self.optimizers[i], self.layouts[i]
-        known = {(index, key): entry for index, key, entry in layout.state}
-        params = list(self.shards[i].parameters())
-        fresh = []
-        for index, p in enumerate(params):
-            for key, value in per_param_state(opt, p):
-                entry = known.get((index, key))
-                if entry is None:
-                    fresh.append((index, key, value))
-                elif value.data_ptr() != entry.view(flat).data_ptr():
-                    with torch.no_grad():
-                        entry.view(flat).copy_(value)
-                    opt.state[p][key] = entry.view(flat)
-        if not fresh:
-            return
-        start = max([layout.weights_bytes] + [e.offset + e.nbytes for e in known.values()])
-        entries, end = pack_entries([v for _, _, v in fresh], start)
-        if end > layout.total_bytes:
-            raise TrainingError(
-                f"the {self.optimizer_spec.name} optimizer keeps more state than reserved for shard {i}"
-            )
-        for (index, key, value), entry in zip(fresh, entries):
-            with torch.no_grad():
-                entry.view(flat).copy_(value)
-            opt.state[params[index]][key] = entry.view(flat)
-            layout.state.append((index, key, entry))
 
     # -- residency ------------------------------------------------------------------------
     def _occupied_bytes(self, i: int, with_state: bool) -> int:
