@@ -261,17 +261,28 @@ def bench_grid(args) -> dict:
     common = ("architecture := 'mlp', hidden := [256, 256], epochs := 2, batch_size := 256, optimizer := 'sgd', "
               "momentum := 0, checkpoint := false, threads := 1")
     out = {"rows": rows, "model": "mlp [256, 256], 2 epochs, batch 256", "grids": []}
+    started = time.perf_counter()  # the first worker processes pay for the forkserver importing torch
+    con.sql(f"CREATE MODELS warmup FOR (lr IN (0.1, 0.2)) WITH ({common}, workers := 2) AS SELECT * FROM t LIMIT 512")
+    out["first_worker_start_seconds"] = round(time.perf_counter() - started, 2)
     sizes = [4] if args.quick else [4, 8]
     for n in sizes:
         lrs = ", ".join(str(round(0.01 * (k + 1), 4)) for k in range(n))
         head = f"FOR (lr IN ({lrs}))"
         timings = {"two_workers": [], "one_worker": [], "sequential_create_model": []}
+        usage = []
         for r in range(args.grid_rounds):
             for label, extra in (("two_workers", "workers := 2, unit_batches := 16"), ("one_worker", "workers := 1, unit_batches := 16")):
                 name = f"g{n}_{label}_{r}"
                 t = time.perf_counter()
                 con.sql(f"CREATE MODELS {name} {head} WITH ({common}, {extra}) AS {query}")
-                timings[label].append(time.perf_counter() - t)
+                wall = time.perf_counter() - t
+                timings[label].append(wall)
+                if label == "two_workers":
+                    unit, cpu = con.sql(
+                        "SELECT sum(json_extract(metrics, '$.grid_unit_seconds')::DOUBLE), "
+                        "sum(json_extract(metrics, '$.grid_unit_cpu_seconds')::DOUBLE) FROM sqlml.models "
+                        "WHERE json_extract_string(metrics, '$.grid') = ?", params=[name]).fetchall()[0]
+                    usage.append({"workers_busy": round(unit / (2 * wall), 3), "cpu_per_busy_second": round(cpu / unit, 3)})
             t = time.perf_counter()
             for k in range(n):
                 con.sql(f"CREATE MODEL s{n}_{r}_{k} WITH ({common}, lr := {round(0.01 * (k + 1), 4)}) AS {query}")
@@ -284,11 +295,13 @@ def bench_grid(args) -> dict:
             "models_per_second": {k: round(n / v, 3) for k, v in best.items()},
             "speedup_vs_sequential_create_model": round(best["sequential_create_model"] / best["two_workers"], 3),
             "speedup_vs_one_worker_grid": round(best["one_worker"] / best["two_workers"], 3),
+            "two_worker_usage": usage,
         }
         out["grids"].append(row)
         print(f"grid of {n}: 2 workers {best['two_workers']:.1f}s, 1 worker {best['one_worker']:.1f}s, "
               f"sequential CREATE MODEL {best['sequential_create_model']:.1f}s -> "
-              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x", flush=True)
+              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x; "
+              f"workers busy / CPU they got: {usage}", flush=True)
     con.close()
     return out
 

@@ -304,6 +304,7 @@ class GridExecutor:
         homes: dict[int, int] = {}
         placed: dict[int, int] = {}
         results: dict[int, dict] = {}
+        unit_time: dict[int, list] = {}  # model -> [wall, cpu] seconds inside its units
         total = sum(t.remaining for t in tasks)
         job0 = self.members[0].job
         try:
@@ -329,6 +330,9 @@ class GridExecutor:
                     member = self.members[model_id]
                     if kind == "ran":
                         _, requested = queued[worker].pop(0)
+                        busy = unit_time.setdefault(model_id, [0.0, 0.0])
+                        busy[0] += payload["seconds"]
+                        busy[1] += payload.get("cpu_seconds", 0.0)
                         alternator.finished_unit(tasks[model_id], worker, payload["batches"], payload["seconds"],
                                                  payload["remaining"], requested=requested)
                         homes[model_id] = worker
@@ -356,7 +360,8 @@ class GridExecutor:
                 epochs_run=len(payload["history"]),
                 stopped_early=payload["stopped_early"],
                 best_epoch=payload["best_epoch"],
-                extra=payload["extra"],
+                extra={**payload["extra"], "grid_unit_seconds": round(unit_time.get(member.index, [0, 0])[0], 3),
+                       "grid_unit_cpu_seconds": round(unit_time.get(member.index, [0, 0])[1], 3)},
             )
         return {"homes": homes, "workers": self.workers}
 
