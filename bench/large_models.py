@@ -322,11 +322,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller models, fewer rounds (a minute or two)")
     parser.add_argument("--only", default="spill,pipeline,grid")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--grid-rounds", type=int, default=None)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_models.json"))
     args = parser.parse_args()
-    args.rounds = args.rounds or (2 if args.quick else 4)
+    args.rounds = args.rounds or (2 if args.quick else 6)
     args.grid_rounds = args.grid_rounds or (1 if args.quick else 2)
     parts = args.only.split(",")
     results = {"machine": parallel_capacity(), "quick": args.quick}
