@@ -145,3 +145,42 @@ def test_two_worker_processes_give_the_same_models(table):
     assert {r[8] for r in rows} == {0, 1}  # both workers trained models
     con.sql(f"CREATE MODEL solo WITH ({COMMON}, lr := 0.003, hidden := [32]) AS {QUERY}")
     assert same_weights(weights(con, "p_4"), weights(con, "solo")) == 0.0
+
+
+def test_models_on_a_worker_share_one_decoded_pass():
+    from dataclasses import dataclass, field
+
+    from sqlml.training.large.grid_worker import FeedCache
+
+    @dataclass
+    class Training:
+        path: str = "staged.arrow"
+        seed: int = 0
+        validation_fraction: float = 0.0
+
+    @dataclass
+    class FakeFeed:
+        training: Training = field(default_factory=Training)
+        part: str = "train"
+        batch_size: int = 8
+        shuffle: bool = True
+        window: int = 4
+        rank: int = 0
+        world: int = 1
+
+        def __call__(self, epoch):
+            return iter([(epoch, k) for k in range(10)])
+
+    cache = FeedCache(keep=4)
+    a, b = cache.source(FakeFeed(), 0, 0), cache.source(FakeFeed(), 0, 0)
+    seen_a, seen_b = [], []
+    for _ in range(10):  # two models alternating batch by batch, as the alternator interleaves them
+        seen_a.append(next(a))
+        seen_b.append(next(b))
+    assert seen_a == seen_b == [(0, k) for k in range(10)]
+    assert cache.decoded == 10 and cache.served == 20  # one decoded pass served both models
+    # a model behind the kept window (batches 6-9) decodes what it misses, then rejoins the kept batches
+    late = list(cache.source(FakeFeed(), 0, 2))
+    assert late == [(0, k) for k in range(2, 10)] and cache.decoded == 10 + 4
+    other = list(cache.source(FakeFeed(batch_size=16), 0, 0))  # other batching: a pass of its own
+    assert other == [(0, k) for k in range(10)] and cache.decoded == 10 + 4 + 10
