@@ -165,3 +165,32 @@ def test_memory_estimate_before_training(table):
         "$$hidden := [256, 256], device_memory := '300KB'$$)"
     ).fetchall()
     assert any(f is False for f, _ in tight) and "does not fit: shard" in tight[0][1] and "Linear(256->256)" in tight[0][1]
+
+
+@pytest.mark.slow
+def test_interrupted_pipeline_resumes_mid_epoch(table, monkeypatch):
+    from sqlml.training.large import engines
+
+    con = table
+    statement = ("CREATE MODEL pm WITH (architecture := 'mlp', hidden := [32, 32], epochs := 2, batch_size := 100, "
+                 "optimizer := 'sgd', momentum := 0.9, strategy := 'pipeline', micro_batches := 4, checkpoint_every := 5) AS " + QUERY)
+    con.sql(statement)
+    reference = weights(con, "pm")
+    con.sql("DROP MODEL pm")
+    real_step, calls = engines.PipelineEngine.step, [0]
+
+    def dying_step(self, batch):
+        calls[0] += 1
+        if calls[0] > 17:  # 12 batches an epoch: dies in epoch 2 after its checkpoint at batch 5
+            raise Interrupt()
+        return real_step(self, batch)
+
+    monkeypatch.setattr(engines.PipelineEngine, "step", dying_step)
+    with pytest.raises(Interrupt):
+        con.sql(statement)
+    assert con.sql("SELECT epoch FROM sqlml.checkpoints WHERE model = 'pm'").fetchall() == [(1,)]
+    monkeypatch.setattr(engines.PipelineEngine, "step", real_step)
+    con.sql(statement)
+    assert same_weights(weights(con, "pm"), reference) < 1e-6
+    assert con.sql("SELECT epoch, resumed_from FROM sqlml.training_runs WHERE model = 'pm' AND version = 2 "
+                   "ORDER BY epoch").fetchall() == [(1, None), (2, 1)]

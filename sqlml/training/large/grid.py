@@ -188,7 +188,7 @@ def _prepare(duck, names, configs, settled, query, replace):
         for k, (member, config, opts) in enumerate(zip(names, configs, settled)):
             key = _staging_key(opts)
             if key not in groups:
-                groups[key] = prepare(duck, member, {**{o: v for o, v in opts.items()}}, query, replace=True)
+                groups[key] = prepare(duck, member, dict(opts), query, replace=True)  # names were checked above
             members.append(Member(k, member, config, opts, dc_replace(groups[key], name=member, options=opts)))
     except BaseException:
         for prepared in groups.values():
