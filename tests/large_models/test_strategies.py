@@ -105,6 +105,7 @@ def test_pipeline_trains_close_to_single(table):
     create(con, "solo", plain)
     create(con, "piped", plain + ", strategy := 'pipeline', micro_batches := 4, schedule := '1f1b'")
     assert same_weights(weights(con, "solo"), weights(con, "piped")) < 1e-5  # fp32 summation order only
+    assert metrics(con, "piped")["train_loss"] == pytest.approx(metrics(con, "solo")["train_loss"], rel=1e-5)
     pipe = metrics(con, "piped")["pipeline"]
     assert pipe["stages"] == 2 and pipe["micro_batches"] == 4 and pipe["schedule"] == "1f1b"
     assert pipe["bubble_theory"] == pytest.approx(0.2) and 0 <= pipe["bubble_measured"] <= 1

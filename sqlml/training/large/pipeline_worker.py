@@ -51,7 +51,6 @@ class PipelineLoss:
         self.task = task
         self.has_soft = has_soft
         self.weight_total = 1.0
-        self.weighted = 0.0  # sum of w * loss over the step's micro-batches (for reporting)
 
     def __call__(self, output, target):
         from sqlml.training.feed import Batch
@@ -61,7 +60,6 @@ class PipelineLoss:
         soft = target[:, 2:] if self.has_soft else None
         batch = Batch(None, y, target[:, 1], soft, self.weight_total)
         weighted = (row_losses(self.task, output, batch) * batch.weight).sum()
-        self.weighted += float(weighted.detach())
         return weighted * (1.0 / max(self.weight_total, 1e-12))
 
 
@@ -142,7 +140,7 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
                 sched.step(x.to(device))
             elif is_last:
                 if hasattr(loss, "weight_total"):
-                    loss.weight_total, loss.weighted = weight_total, 0.0
+                    loss.weight_total = weight_total
                 sched.step(target=target.to(device), losses=losses)
             else:
                 sched.step()
@@ -151,8 +149,10 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
                 optimizer.step()
             reply = {"wall": wall, "busy": busy[0]}
             if is_last:
+                # the schedule's per-micro-batch losses (its first step also calls the loss on
+                # placeholder tensors to infer shapes, so nothing is accumulated inside the loss)
                 reply["loss"] = float(sum(float(v.detach()) for v in losses))
-                reply["weighted"] = getattr(loss, "weighted", None)
+                reply["weighted"] = reply["loss"] * weight_total
             outbox.put(("step", rank, reply))
         elif command == "seed":
             torch.manual_seed(payload + rank)
