@@ -183,8 +183,6 @@ class SpillDevice:
             raise BudgetExceeded(f"device_memory {self.budget} holds no slot of {slot_bytes} bytes")
         self.ledger = Ledger(self.budget)
         self.arena = Arena(n_slots, slot_bytes, self.device)
-        # the active shard's gradients: preallocated, so backward never allocates them
-        self.grads = torch.empty(max(self.grad_reserve, 64), dtype=torch.uint8, device=self.device)
         self.prefetch = prefetch and n_slots >= 2
         self.mover = make_mover(self.device, self.prefetch)
         self.owners: list[tuple[object, int] | None] = [None] * n_slots

@@ -60,8 +60,7 @@ def param_bytes(module) -> int:
 
 
 def grad_bytes(module) -> int:
-    """Bytes of the module's gradients packed at aligned offsets (the device's gradient area)."""
-    return sum(align(p.numel() * p.element_size()) for p in module.parameters() if trainable(p))
+    return sum(p.numel() * p.element_size() for p in module.parameters() if trainable(p))
 
 
 def buffer_bytes(module) -> int:
@@ -125,7 +124,6 @@ class ShardLayout:
     weights_bytes: int
     state_capacity: int
     grad_bytes: int
-    grads: list[tuple[int, Entry]] = field(default_factory=list)  # (param index, entry in the gradient area)
     state: list[tuple[int, str, Entry]] = field(default_factory=list)  # (param index, key, entry)
 
     @property
@@ -146,7 +144,4 @@ def shard_layout(module, state_tensors_per_param: int) -> ShardLayout:
     if state_tensors_per_param:
         capacity = sum(align(p.numel() * p.element_size()) * state_tensors_per_param
                        for p in module.parameters() if trainable(p))
-    params = list(module.parameters())
-    learnable = [k for k, p in enumerate(params) if trainable(p)]
-    grad_entries, grad_end = pack_entries([params[k] for k in learnable])
-    return ShardLayout(entries, end, capacity, grad_end, list(zip(learnable, grad_entries)))
+    return ShardLayout(entries, end, capacity, grad_bytes(module))

@@ -113,11 +113,6 @@ class SpillTrainer(ShardViews):
         for i in range(len(self.shards)):
             self._adopt_weights(i)
         self.resident: dict[int, _Resident] = {}
-        self._touched: set[int] = set()  # parameters autograd accumulated into during a backward
-        self._hooks = [
-            p.register_post_accumulate_grad_hook(lambda p, touched=self._touched: touched.add(id(p)))
-            for shard in self.shards for p in shard.parameters() if p.requires_grad
-        ]
         self.units = [(i, False) for i in range(len(self.shards) - 1)]
         self.units += [(i, True) for i in reversed(range(len(self.shards)))]
         self.bytes_moved = 0
@@ -279,13 +274,11 @@ class SpillTrainer(ShardViews):
                 out, undo = self._recompute(i, inp, rng[i])
             else:
                 inp, out = graphs[i]
-            self._prepare_grads(i)
             if i == S - 1:
                 loss = loss_fn(out)
                 loss.backward()
             else:
                 torch.autograd.backward(out, grad)
-            self._prune_grads(i)
             if undo is not None:
                 undo()
             grad = inp.grad if inp.requires_grad else None
@@ -359,49 +352,18 @@ class SpillTrainer(ShardViews):
 
         return out, undo
 
-    def _grad_views(self, i: int):
-        """(parameter, its gradient's view in the device's gradient area), made once per shard."""
-        key = ("grads", i)
-        views = self._view_cache.get(key)
-        if views is None:
-            params = self._tensors(i)
-            views = self._view_cache[key] = [(params[k], entry.view(self.shared.grads)) for k, entry in self.layouts[i].grads]
-        return views
-
-    def _prepare_grads(self, i: int) -> None:
-        """Point the shard's gradients at the preallocated area, filled with -0.0.
-
-        Autograd then accumulates into them in place, and -0.0 + g is g bit for bit (the
-        sign of a zero gradient included), so the result is what a fresh gradient would
-        be; but no backward allocates (and page-faults) gradient memory.
-        """
-        views = self._grad_views(i)
-        for p, view in views:
-            view.fill_(-0.0)
-            p.grad = view
-        self._touched.clear()
-        self.ledger.hold("gradients", sum(v.numel() * v.element_size() for _, v in views))
-
-    def _prune_grads(self, i: int) -> None:
-        """Parameters the backward did not reach have no gradient (the optimizer skips them)."""
-        alive = 0
-        for p, view in self._grad_views(i):
-            if id(p) not in self._touched:
-                p.grad = None
-            else:
-                alive += view.numel() * view.element_size()
-        self.ledger.hold("gradients", alive)
-
     def _step_shard(self, i: int) -> None:
         opt = self.optimizers[i]
         res = self.resident[i]
         if opt is not None:
+            grads = sum(p.grad.numel() * p.grad.element_size() for p in self.shards[i].parameters() if p.grad is not None)
+            self.ledger.hold("gradients", grads)
             opt.step()
             self._adopt_state(i, self.arena.slots[res.slot])
             self.ledger.hold(f"slot {res.slot}", self._occupied_bytes(i, True))
             self._audit_now()
             opt.zero_grad(set_to_none=True)
-        self.ledger.release("gradients")
+            self.ledger.release("gradients")
         res.dirty = True
 
     def _saved_tensor_hooks(self):
@@ -494,17 +456,11 @@ class SpillTrainer(ShardViews):
             self.evict(i)
         self.mover.drain()
 
-    def _remove_hooks(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
-
     def detach_model(self):
         """The trained model on CPU with memory of its own (no longer views of the host store)."""
         import torch
 
         self.release_device()
-        self._remove_hooks()
         with torch.no_grad():
             for i in range(len(self.shards)):
                 for t in self._tensors(i):
@@ -513,7 +469,6 @@ class SpillTrainer(ShardViews):
 
     def close(self) -> None:
         self.release_device()
-        self._remove_hooks()
         if self in self.shared.trainers:
             self.shared.trainers.remove(self)
         if self.owns_device:
