@@ -173,3 +173,32 @@ def test_trainers_share_one_device():
     assert device.ledger.peak <= device.budget
     for t in trainers:
         t.close()
+
+
+class WithUnused(nn.Module):
+    """A layer with a parameter no forward reaches: it must get no gradient and no optimizer state."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.unused = nn.Parameter(torch.ones(width))
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_parameters_without_gradients_are_skipped_like_resident():
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(32, 32), nn.ReLU(), WithUnused(32), nn.ReLU(), nn.Linear(32, 3))
+
+    spec, data = OPTIMIZERS["adamw"], batches(n=3)
+    reference = resident(build(), spec, data)
+    model = build()
+    trainer = spilled(model, spec, data, shards=3)
+    trainer.flush()
+    assert max_diff(reference, model) == 0.0
+    unused = model[2].unused
+    assert unused.grad is None and torch.equal(unused.detach(), torch.ones(32))  # AdamW's decay never touched it
+    assert not any(unused is p for opt in trainer.optimizers if opt for p in opt.state)
+    trainer.close()
