@@ -177,10 +177,13 @@ def run_method(args) -> dict:
                 memory.phase("epochs")
             else:  # per-sample indexing + default collate, on the first rows only
                 subset = TensorDataset(x[:PER_SAMPLE_ROWS], y[:PER_SAMPLE_ROWS])
-                begun = time.perf_counter()
+                begun, used = time.perf_counter(), time.process_time()
                 rows, _ = consume((b[0] for b in DataLoader(subset, batch_size=1024, shuffle=True)), args.device)
                 elapsed = time.perf_counter() - begun
-                result.update(rows=rows, epoch_s=[elapsed], rows_per_s=rows / elapsed, note=f"iteration over the first {rows:,} rows")
+                result.update(
+                    rows=rows, epoch_s=[elapsed], epoch_cpu_s=[time.process_time() - used], rows_per_s=rows / elapsed,
+                    note=f"iteration over the first {rows:,} rows",
+                )
     if "epoch_cpu_s" in result:
         result["rows_per_cpu_s"] = result["rows"] / min(result["epoch_cpu_s"])
     result["peak_anon_mb"] = max([round(memory.peak, 1), *memory.phases.values()])
@@ -219,8 +222,6 @@ def in_fresh_process(args, method: str) -> dict:
 
 def training_runs(args) -> dict:
     """single vs data_parallel on the same CREATE MODEL, same process."""
-    import io
-
     import torch
 
     import sqlml
@@ -229,6 +230,8 @@ def training_runs(args) -> dict:
     con = sqlml.connect()
     cols = ", ".join(f"(hash(i, {k}) % 1000) / 1000.0 AS f{k}" for k in range(COLUMNS))
     con.sql(f"CREATE TABLE d AS SELECT {cols}, (f0 + f1 > 1)::INT AS label FROM range({args.train_rows}) r(i)")
+    if args.device == "cuda" and torch.cuda.device_count() < 2:
+        return {"skipped": "data_parallel on CUDA needs 2 GPUs; this machine has " + str(torch.cuda.device_count())}
     options = (
         f"epochs := {args.epochs}, batch_size := 512, optimizer := 'sgd', lr := 0.1, momentum := 0.0, "
         f"hidden := [256, 256], device := '{args.device}', progress := false, threads := 1"
@@ -242,14 +245,28 @@ def training_runs(args) -> dict:
         total = time.perf_counter() - started
         epochs = [r[0] for r in con.sql("SELECT seconds FROM sqlml.training_runs WHERE model = ? ORDER BY epoch", [strategy]).fetchall()]
         out[strategy] = {"total_s": total, "epoch_s": epochs, "median_epoch_s": sorted(epochs)[len(epochs) // 2]}
-    weights = {}
-    for name in ("single", "data_parallel"):
-        blob = con.sql("SELECT weights FROM sqlml.models WHERE name = ?", [name]).fetchall()[0][0]
-        weights[name] = torch.load(io.BytesIO(blob), weights_only=True)
-    out["max_abs_weight_difference"] = max((weights["single"][k] - weights["data_parallel"][k]).abs().max().item() for k in weights["single"])
+    out["max_abs_weight_difference_after_training"] = _weight_difference(con, "single", "data_parallel")
+    # one global batch, SGD with lr 1: the weight difference is the gradient difference
+    check = "epochs := 1, batch_size := 4096, optimizer := 'sgd', lr := 1.0, momentum := 0.0, hidden := [256, 256], progress := false"
+    gradient_query = "SELECT * FROM d LIMIT 4096"
+    con.sql(f"CREATE MODEL grad_single WITH ({check}) AS {gradient_query}")
+    con.sql(f"CREATE MODEL grad_ddp WITH ({check}, strategy := 'data_parallel', workers := 2) AS {gradient_query}")
+    out["max_abs_gradient_difference_one_step"] = _weight_difference(con, "grad_single", "grad_ddp")
     out["ddp_over_single_epoch"] = out["data_parallel"]["median_epoch_s"] / out["single"]["median_epoch_s"]
     out["ddp_over_single_total"] = out["data_parallel"]["total_s"] / out["single"]["total_s"]
     return out
+
+
+def _weight_difference(con, a: str, b: str) -> float:
+    import io
+
+    import torch
+
+    weights = {}
+    for name in (a, b):
+        blob = con.sql("SELECT weights FROM sqlml.models WHERE name = ?", [name]).fetchall()[0][0]
+        weights[name] = torch.load(io.BytesIO(blob), weights_only=True)
+    return max((weights[a][k] - weights[b][k]).abs().max().item() for k in weights[a])
 
 
 def main() -> None:
@@ -260,13 +277,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temp folder)")
-    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--only", choices=["feed", "training"], help="run one part, keeping the other's results in --out")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
     parser.add_argument("--method", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
         print(json.dumps(run_method(args)))
         return
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if args.only and out.exists() else {}
+    if args.only != "training":
+        results.update(feed_runs(args))
+    if args.only != "feed":
+        print(f"training: single vs data_parallel, {args.train_rows:,} rows, {args.epochs} epochs", flush=True)
+        results["training"] = t = training_runs(args)
+        if "skipped" in t:
+            print("  " + t["skipped"])
+        else:
+            print(
+                f"  single {t['single']['median_epoch_s']:.2f} s/epoch, data_parallel {t['data_parallel']['median_epoch_s']:.2f} s/epoch "
+                f"({t['ddp_over_single_epoch']:.2f}x), total {t['ddp_over_single_total']:.2f}x; max gradient difference "
+                f"{t['max_abs_gradient_difference_one_step']:.1e}, weights after training {t['max_abs_weight_difference_after_training']:.1e}"
+            )
+    results["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+def feed_runs(args) -> dict:
     args.work_dir = args.work_dir or tempfile.mkdtemp(prefix="sqlml-bench-training-")
     os.makedirs(args.work_dir, exist_ok=True)
     print(f"feed table: {args.rows:,} rows x {COLUMNS} FLOAT in {args.work_dir}", flush=True)
@@ -274,39 +313,26 @@ def main() -> None:
     methods = ["sqlml_shuffled", "sqlml_sequential", "duckdb_arrow_stream", "pandas_batched", "pandas_batched_shuffled", "per_sample_dataloader"]
     feed = {}
     for method in methods:
-        feed[method] = in_fresh_process(args, method)
-        r = feed[method]
+        feed[method] = r = in_fresh_process(args, method)
         phases = ", ".join(f"{k} {v:.0f}" for k, v in r["peak_anon_mb_by_phase"].items())
         print(
             f"  {method:<26} {r['rows_per_s'] / 1e6:6.2f} M rows/s   peak anon {r['peak_anon_mb']:6.0f} MB ({phases or 'one phase'})",
             flush=True,
         )
+    ratio = lambda a, b, key="rows_per_s": feed[a][key] / feed[b][key]  # noqa: E731
     ratios = {
-        "sqlml_shuffled_vs_pandas_batched_shuffled": feed["sqlml_shuffled"]["rows_per_s"] / feed["pandas_batched_shuffled"]["rows_per_s"],
-        "sqlml_sequential_vs_pandas_batched": feed["sqlml_sequential"]["rows_per_s"] / feed["pandas_batched"]["rows_per_s"],
-        "sqlml_shuffled_vs_per_sample": feed["sqlml_shuffled"]["rows_per_s"] / feed["per_sample_dataloader"]["rows_per_s"],
+        "sqlml_shuffled_vs_pandas_batched_shuffled": ratio("sqlml_shuffled", "pandas_batched_shuffled"),
+        "sqlml_sequential_vs_pandas_batched": ratio("sqlml_sequential", "pandas_batched"),
+        "sqlml_shuffled_vs_per_sample": ratio("sqlml_shuffled", "per_sample_dataloader"),
         "sqlml_first_epoch_with_staging_vs_pandas_first_epoch_with_load": feed["sqlml_shuffled"]["rows_per_s_first_epoch_with_staging"]
         / feed["pandas_batched_shuffled"]["rows_per_s_first_epoch_with_load"],
+        "cpu_time_sqlml_shuffled_vs_pandas_batched_shuffled": ratio("sqlml_shuffled", "pandas_batched_shuffled", "rows_per_cpu_s"),
+        "cpu_time_sqlml_sequential_vs_pandas_batched": ratio("sqlml_sequential", "pandas_batched", "rows_per_cpu_s"),
+        "cpu_time_sqlml_shuffled_vs_per_sample": ratio("sqlml_shuffled", "per_sample_dataloader", "rows_per_cpu_s"),
     }
-    ratios["cpu_time_sqlml_shuffled_vs_pandas_batched_shuffled"] = (
-        feed["sqlml_shuffled"]["rows_per_cpu_s"] / feed["pandas_batched_shuffled"]["rows_per_cpu_s"]
-    )
-    ratios["cpu_time_sqlml_sequential_vs_pandas_batched"] = feed["sqlml_sequential"]["rows_per_cpu_s"] / feed["pandas_batched"]["rows_per_cpu_s"]
     for name, value in ratios.items():
         print(f"  {name}: {value:.2f}x")
-    results = {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios}
-    if not args.skip_training:
-        print(f"training: single vs data_parallel, {args.train_rows:,} rows, {args.epochs} epochs", flush=True)
-        results["training"] = training_runs(args)
-        t = results["training"]
-        print(
-            f"  single {t['single']['median_epoch_s']:.2f} s/epoch, data_parallel {t['data_parallel']['median_epoch_s']:.2f} s/epoch "
-            f"({t['ddp_over_single_epoch']:.2f}x), total {t['ddp_over_single_total']:.2f}x, max weight diff {t['max_abs_weight_difference']:.1e}"
-        )
-    results["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    return {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios}
 
 
 if __name__ == "__main__":

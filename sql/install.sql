@@ -16,3 +16,366 @@ CREATE OR REPLACE MACRO ml_objects(object_kind) AS TABLE
     FROM sqlml.objects
     WHERE kind = object_kind
     ORDER BY name;
+
+-- ===== 10_labeling.sql =====
+-- Weak supervision: LF analysis over the votes tables, in plain SQL (runs in the DuckDB shell).
+-- A labeled table T keeps its votes in sqlml.votes_<h> (key, lf, label) and its labeled rows
+-- in sqlml.rows_<h> (key), <h> = left(md5(name), 16) of T's lower-case name without 'main.'.
+
+-- The canonical name of a labeled table, as sqlml.label_sets stores it.
+CREATE OR REPLACE MACRO ml_labeled_table(tbl) AS regexp_replace(lower(tbl), '^main\.', '');
+
+-- The table name quoted for query_table: 'my "odd" table' becomes '"my ""odd"" table"', 's.t' becomes '"s"."t"'.
+CREATE OR REPLACE MACRO ml_quoted_table(tbl) AS
+    CASE WHEN contains(tbl, '.')
+         THEN '"' || replace(split_part(tbl, '.', 1), '"', '""') || '"."'
+              || replace(substr(tbl, strpos(tbl, '.') + 1), '"', '""') || '"'
+         ELSE '"' || replace(tbl, '"', '""') || '"' END;
+
+-- Where the votes and labeled rows of a table live.
+CREATE OR REPLACE MACRO ml_votes_table(tbl) AS 'sqlml.votes_' || left(md5(ml_labeled_table(tbl)), 16);
+CREATE OR REPLACE MACRO ml_rows_table(tbl) AS 'sqlml.rows_' || left(md5(ml_labeled_table(tbl)), 16);
+
+-- Class index (0-based) of a gold value: a declared class name, else an integer index in range.
+CREATE OR REPLACE MACRO ml_class_index(classes, value) AS (
+    CASE
+        WHEN value IS NULL THEN NULL
+        WHEN list_position(classes, CAST(value AS VARCHAR)) IS NOT NULL
+            THEN list_position(classes, CAST(value AS VARCHAR)) - 1
+        WHEN TRY_CAST(CAST(value AS VARCHAR) AS INTEGER) BETWEEN 0 AND len(classes) - 1
+            THEN TRY_CAST(CAST(value AS VARCHAR) AS INTEGER)
+    END
+);
+
+-- The votes of a table with names: key column (as in the table), labeling function, class.
+CREATE OR REPLACE MACRO ml_votes(tbl) AS TABLE
+    SELECT COLUMNS(* EXCLUDE (lf, label, lf_id, name, classes)), name AS labeling_function, classes[label + 1] AS label
+    FROM query_table(ml_votes_table(tbl))
+    JOIN (SELECT lf_id, name FROM sqlml.labeling_functions WHERE table_name = ml_labeled_table(tbl)) ON lf_id = lf
+    CROSS JOIN (SELECT classes FROM sqlml.label_sets WHERE table_name = ml_labeled_table(tbl));
+
+-- Table-level coverage, overlap and conflict (Snorkel's label_coverage / label_overlap /
+-- label_conflict): fractions of all labeled rows with >= 1 vote, >= 2 votes, >= 2 distinct labels.
+CREATE OR REPLACE MACRO ml_label_stats(tbl) AS TABLE
+    WITH per_row AS (
+        SELECT COLUMNS(* EXCLUDE (lf, label)), count(*) AS n_votes, count(DISTINCT label) AS n_labels
+        FROM query_table(ml_votes_table(tbl)) GROUP BY ALL
+    ), n AS (SELECT count(*) AS n FROM query_table(ml_rows_table(tbl)))
+    SELECT n.n AS rows,
+           count(per_row.n_votes) / greatest(n.n, 1) AS coverage,
+           count(per_row.n_votes) FILTER (WHERE per_row.n_votes >= 2) / greatest(n.n, 1) AS overlap,
+           count(per_row.n_votes) FILTER (WHERE per_row.n_labels >= 2) / greatest(n.n, 1) AS conflict
+    FROM n LEFT JOIN per_row ON true
+    GROUP BY n.n;
+
+-- Per labeling function, Snorkel's LFAnalysis.lf_summary definitions (fractions of all labeled
+-- rows n): coverage = rows where the LF votes; overlap = rows where it votes and >= 2 LFs vote;
+-- conflict = rows where it votes and the row's votes hold >= 2 distinct labels. With gold :=
+-- column, over the rows whose gold value is a declared class: correct / incorrect votes and
+-- emp_accuracy = correct / (correct + incorrect) (0 when it never votes there), i.e.
+-- lf_summary(Y) on the gold rows. learned_accuracy: from label model `label_model`, or the latest
+-- label model fitted on the table that learns accuracies (majority vote does not).
+CREATE OR REPLACE MACRO ml_lf_summary(tbl, gold := NULL, label_model := NULL) AS TABLE
+    WITH ls AS (
+        SELECT classes FROM sqlml.label_sets WHERE table_name = ml_labeled_table(tbl)
+    ), n AS (
+        SELECT count(*) AS n FROM query_table(ml_rows_table(tbl))
+    ), votes AS (
+        SELECT * FROM query_table(ml_votes_table(tbl)) NATURAL JOIN (
+            SELECT COLUMNS(lambda c: c = coalesce(gold, '__sqlml_no_gold')) AS __gold,
+                   COLUMNS(lambda c: c NOT IN ('lf', 'label', '__sqlml_no_gold'))
+            FROM (SELECT NULL AS __sqlml_no_gold, * FROM query_table(ml_quoted_table(tbl)))
+        )
+    ), per_row AS (
+        SELECT COLUMNS(* EXCLUDE (lf, label)), count(*) AS n_votes, count(DISTINCT label) AS n_labels
+        FROM query_table(ml_votes_table(tbl)) GROUP BY ALL
+    ), marked AS (
+        SELECT v.lf, v.label, r.n_votes, r.n_labels, ml_class_index(ls.classes, v.__gold) AS gold_index
+        FROM votes AS v NATURAL JOIN per_row AS r CROSS JOIN ls
+    ), per_lf AS (
+        SELECT lf,
+               list(DISTINCT label ORDER BY label) AS labels,
+               count(*) AS n_votes,
+               count(*) FILTER (WHERE n_votes >= 2) AS overlaps,
+               count(*) FILTER (WHERE n_labels >= 2) AS conflicts,
+               count(*) FILTER (WHERE gold_index = label) AS correct,
+               count(*) FILTER (WHERE gold_index IS NOT NULL AND gold_index <> label) AS incorrect
+        FROM marked GROUP BY lf
+    ), learned AS (
+        SELECT a.lf, a.learned_accuracy FROM sqlml.label_model_lfs AS a
+        WHERE a.table_name = ml_labeled_table(tbl)
+          AND a.model = coalesce(label_model, (SELECT arg_max(m.model, m.fitted_at) FROM sqlml.label_model_lfs AS m
+                                               WHERE m.table_name = ml_labeled_table(tbl)
+                                                 AND m.learned_accuracy IS NOT NULL))
+    )
+    SELECT f.lf_id AS j,
+           f.name AS lf,
+           f.kind,
+           coalesce(list_transform(p.labels, lambda i: ls.classes[i + 1]), []) AS polarity,
+           coalesce(p.n_votes, 0) / greatest(n.n, 1) AS coverage,
+           coalesce(p.overlaps, 0) / greatest(n.n, 1) AS overlap,
+           coalesce(p.conflicts, 0) / greatest(n.n, 1) AS conflict,
+           CASE WHEN gold IS NOT NULL THEN coalesce(p.correct, 0) END AS correct,
+           CASE WHEN gold IS NOT NULL THEN coalesce(p.incorrect, 0) END AS incorrect,
+           CASE WHEN gold IS NOT NULL THEN
+               coalesce(p.correct / nullif(p.correct + p.incorrect, 0), 0.0) END AS emp_accuracy,
+           l.learned_accuracy
+    FROM sqlml.labeling_functions AS f
+    CROSS JOIN n
+    CROSS JOIN ls
+    LEFT JOIN per_lf AS p ON p.lf = f.lf_id
+    LEFT JOIN learned AS l ON l.lf = f.name
+    WHERE f.table_name = ml_labeled_table(tbl)
+    ORDER BY f.lf_id;
+
+-- Labeling functions (of one table, or all) with their state.
+CREATE OR REPLACE MACRO ml_labeling_functions(tbl := NULL) AS TABLE
+    SELECT name, table_name, kind, definition, inputs, output, faults,
+           applied_fingerprint IS NOT DISTINCT FROM fingerprint AS up_to_date, applied_at, created_at
+    FROM sqlml.labeling_functions
+    WHERE tbl IS NULL OR table_name = ml_labeled_table(tbl)
+    ORDER BY table_name, lf_id;
+
+-- Majority vote in plain SQL: per row with votes, the class with most votes (ties: the lower
+-- class index) and how many of the row's votes it got. The label model's table is richer.
+CREATE OR REPLACE MACRO ml_majority_vote(tbl) AS TABLE
+    WITH counts AS (
+        SELECT COLUMNS(* EXCLUDE (lf)), count(*) AS n
+        FROM query_table(ml_votes_table(tbl)) GROUP BY ALL
+    ), best AS (
+        SELECT COLUMNS(* EXCLUDE (label, n)), arg_max(label, n * 65536 - label) AS top, max(n) AS votes,
+               CAST(sum(n) AS BIGINT) AS all_votes
+        FROM counts GROUP BY ALL
+    )
+    SELECT COLUMNS(* EXCLUDE (top, votes, all_votes, classes)), classes[top + 1] AS label, votes, all_votes
+    FROM best CROSS JOIN (SELECT classes FROM sqlml.label_sets WHERE table_name = ml_labeled_table(tbl));
+
+-- ===== 20_validation.sql =====
+-- Data validation readers: data schemas, their history and diffs, stored statistics.
+-- Pure SQL over the sqlml catalog, so they run in a plain DuckDB shell too.
+-- (ml_statistics, ml_validate and ml_drift scan data and live in Python: udfs/validation.py.)
+
+-- The current (highest) version number of a data schema.
+CREATE OR REPLACE MACRO ml_schema_current_version(data_schema) AS (
+    SELECT max(version) FROM sqlml.data_schema_versions WHERE schema_name = data_schema
+);
+
+-- The columns of a data schema and their constraints (current version, or schema_version := n).
+CREATE OR REPLACE MACRO ml_schema(data_schema, schema_version := NULL) AS TABLE
+    SELECT c.column_name, c.data_type, c.kind, c.min_fraction, c.domain, c.min_domain_mass,
+           c.min_value, c.max_value, c.min_range_mass, c.allow_nan, c.allow_inf, c.is_unique,
+           c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.notes, c.version
+    FROM sqlml.data_schema_columns AS c
+    WHERE c.schema_name = data_schema
+      AND c.version = coalesce(schema_version, ml_schema_current_version(data_schema))
+    ORDER BY c.position;
+
+-- Every version of a data schema: its parent, what made it, from which data, and why.
+CREATE OR REPLACE MACRO ml_schema_history(data_schema) AS TABLE
+    SELECT v.version, v.parent_version, v.created_at, v.action, v.source, v.reason,
+           (SELECT count(*) FROM sqlml.data_schema_columns AS c
+             WHERE c.schema_name = v.schema_name AND c.version = v.version) AS columns,
+           (SELECT count(*) FROM sqlml.data_schema_checks AS k
+             WHERE k.schema_name = v.schema_name AND k.version = v.version) AS checks,
+           v.min_rows, v.max_rows, v.significance
+    FROM sqlml.data_schema_versions AS v
+    WHERE v.schema_name = data_schema
+    ORDER BY v.version;
+
+-- The custom checks of a data schema version ('row' checks every row, 'statistics' the batch).
+CREATE OR REPLACE MACRO ml_schema_checks(data_schema, schema_version := NULL) AS TABLE
+    SELECT k.check_name, k.scope, k.expression, k.version
+    FROM sqlml.data_schema_checks AS k
+    WHERE k.schema_name = data_schema
+      AND k.version = coalesce(schema_version, ml_schema_current_version(data_schema))
+    ORDER BY k.check_name;
+
+-- What changed between two versions: one row per changed property (column NULL: the dataset).
+CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
+    WITH a AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v1),
+         b AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v2),
+         joined AS (
+            SELECT coalesce(b.column_name, a.column_name) AS column_name,
+                   coalesce(b.position, a.position) AS position,
+                   CASE
+                     WHEN a.column_name IS NULL THEN [{'property': 'column', 'before': NULL, 'after': 'added: ' || b.data_type}]
+                     WHEN b.column_name IS NULL THEN [{'property': 'column', 'before': a.data_type, 'after': 'removed'}]
+                     ELSE [
+                       {'property': 'data_type', 'before': a.data_type, 'after': b.data_type},
+                       {'property': 'min_fraction', 'before': CAST(a.min_fraction AS VARCHAR), 'after': CAST(b.min_fraction AS VARCHAR)},
+                       {'property': 'domain_size', 'before': CAST(len(a.domain) AS VARCHAR), 'after': CAST(len(b.domain) AS VARCHAR)},
+                       {'property': 'domain_added',
+                        'before': NULL,
+                        'after': nullif(array_to_string(list_filter(coalesce(b.domain, []), lambda x: NOT list_contains(coalesce(a.domain, []), x)), ', '), '')},
+                       {'property': 'domain_removed',
+                        'before': nullif(array_to_string(list_filter(coalesce(a.domain, []), lambda x: NOT list_contains(coalesce(b.domain, []), x)), ', '), ''),
+                        'after': NULL},
+                       {'property': 'min_domain_mass', 'before': CAST(a.min_domain_mass AS VARCHAR), 'after': CAST(b.min_domain_mass AS VARCHAR)},
+                       {'property': 'min_value', 'before': CAST(a.min_value AS VARCHAR), 'after': CAST(b.min_value AS VARCHAR)},
+                       {'property': 'max_value', 'before': CAST(a.max_value AS VARCHAR), 'after': CAST(b.max_value AS VARCHAR)},
+                       {'property': 'min_range_mass', 'before': CAST(a.min_range_mass AS VARCHAR), 'after': CAST(b.min_range_mass AS VARCHAR)},
+                       {'property': 'allow_nan', 'before': CAST(a.allow_nan AS VARCHAR), 'after': CAST(b.allow_nan AS VARCHAR)},
+                       {'property': 'allow_inf', 'before': CAST(a.allow_inf AS VARCHAR), 'after': CAST(b.allow_inf AS VARCHAR)},
+                       {'property': 'is_unique', 'before': CAST(a.is_unique AS VARCHAR), 'after': CAST(b.is_unique AS VARCHAR)},
+                       {'property': 'min_length', 'before': CAST(a.min_length AS VARCHAR), 'after': CAST(b.min_length AS VARCHAR)},
+                       {'property': 'max_length', 'before': CAST(a.max_length AS VARCHAR), 'after': CAST(b.max_length AS VARCHAR)},
+                       {'property': 'environments', 'before': CAST(a.environments AS VARCHAR), 'after': CAST(b.environments AS VARCHAR)},
+                       {'property': 'drift_jsd', 'before': CAST(a.drift_jsd AS VARCHAR), 'after': CAST(b.drift_jsd AS VARCHAR)},
+                       {'property': 'drift_linf', 'before': CAST(a.drift_linf AS VARCHAR), 'after': CAST(b.drift_linf AS VARCHAR)}
+                     ]
+                   END AS changes
+            FROM a FULL OUTER JOIN b ON a.column_name = b.column_name
+         ),
+         column_changes AS (
+            SELECT column_name, position, t.change.property AS property, t.change.before AS before, t.change.after AS after
+            FROM joined, unnest(joined.changes) AS t(change)
+            WHERE t.change.before IS DISTINCT FROM t.change.after
+         ),
+         va AS (SELECT * FROM sqlml.data_schema_versions WHERE schema_name = data_schema AND version = v1),
+         vb AS (SELECT * FROM sqlml.data_schema_versions WHERE schema_name = data_schema AND version = v2),
+         dataset_changes AS (
+            SELECT NULL AS column_name, -1 AS position, t.change.property AS property, t.change.before AS before, t.change.after AS after
+            FROM va, vb, unnest([
+                {'property': 'min_rows', 'before': CAST(va.min_rows AS VARCHAR), 'after': CAST(vb.min_rows AS VARCHAR)},
+                {'property': 'max_rows', 'before': CAST(va.max_rows AS VARCHAR), 'after': CAST(vb.max_rows AS VARCHAR)},
+                {'property': 'significance', 'before': CAST(va.significance AS VARCHAR), 'after': CAST(vb.significance AS VARCHAR)}
+            ]) AS t(change)
+            WHERE t.change.before IS DISTINCT FROM t.change.after
+         ),
+         ka AS (SELECT * FROM sqlml.data_schema_checks WHERE schema_name = data_schema AND version = v1),
+         kb AS (SELECT * FROM sqlml.data_schema_checks WHERE schema_name = data_schema AND version = v2),
+         check_changes AS (
+            SELECT NULL AS column_name, 1000000 AS position,
+                   'check ' || coalesce(kb.check_name, ka.check_name) AS property,
+                   CASE WHEN ka.check_name IS NULL THEN NULL ELSE ka.scope || ': ' || ka.expression END AS before,
+                   CASE WHEN kb.check_name IS NULL THEN NULL ELSE kb.scope || ': ' || kb.expression END AS after
+            FROM ka FULL OUTER JOIN kb ON ka.check_name = kb.check_name
+            WHERE ka.check_name IS NULL OR kb.check_name IS NULL OR ka.expression <> kb.expression OR ka.scope <> kb.scope
+         )
+    SELECT column_name, property, before, after
+    FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM check_changes)
+    ORDER BY position, column_name, property;
+
+-- Stored statistics sets: which datasets and spans have statistics, and how big they were.
+CREATE OR REPLACE MACRO ml_statistics_sets() AS TABLE
+    SELECT stats_id, dataset, span, source, row_count, merged_from, created_at
+    FROM sqlml.statistics
+    ORDER BY dataset, span NULLS FIRST, stats_id;
+
+-- The newest stored statistics of each span of a dataset (or of one span), per column.
+CREATE OR REPLACE MACRO ml_stored_statistics(dataset_name, span_name := NULL) AS TABLE
+    WITH sets AS (
+        SELECT * FROM sqlml.statistics
+        WHERE dataset = dataset_name AND (span_name IS NULL OR span = span_name)
+        QUALIFY row_number() OVER (PARTITION BY span ORDER BY stats_id DESC) = 1
+    ),
+    tops AS (
+        SELECT stats_id, column_name,
+               list({'value': value, 'count': count} ORDER BY count DESC, value)[1:10] AS top_values
+        FROM sqlml.statistics_values WHERE stats_id IN (SELECT stats_id FROM sets)
+        GROUP BY ALL
+    )
+    SELECT s.dataset, s.span, c.column_name, c.data_type, c.kind, s.row_count, c.count, c.missing,
+           c.missing / nullif(s.row_count, 0) AS missing_fraction, c.distinct_count, c.distinct_exact,
+           c.min, c.max, c.mean, c.std, c.quantiles[7] AS median, c.zeros, c.nan, c.pos_inf + c.neg_inf AS inf,
+           c.min_value, c.max_value, t.top_values,
+           c.sum_length / nullif(c.count, 0) AS avg_length, c.stats_id
+    FROM sets AS s
+    JOIN sqlml.statistics_columns AS c USING (stats_id)
+    LEFT JOIN tops AS t ON t.stats_id = c.stats_id AND t.column_name = c.column_name
+    ORDER BY s.span NULLS FIRST, c.position;
+
+-- Statistics of a dataset's spans merged without rescanning any data: counts add, means and
+-- variances merge (Chan et al.), quantiles come from the summed sketch buckets.
+CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
+    WITH newest AS (
+        SELECT * FROM sqlml.statistics WHERE dataset = dataset_name
+        QUALIFY row_number() OVER (PARTITION BY span ORDER BY stats_id DESC) = 1
+    ),
+    sets AS (
+        SELECT * FROM newest
+        WHERE span IS NOT NULL OR NOT EXISTS (SELECT 1 FROM newest WHERE span IS NOT NULL)
+    ),
+    cols AS (SELECT c.* FROM sqlml.statistics_columns AS c WHERE c.stats_id IN (SELECT stats_id FROM sets)),
+    rows_total AS (SELECT sum(row_count) AS row_count, count(*) AS spans FROM sets),
+    first_pass AS (
+        SELECT column_name, min(position) AS position, any_value(data_type) AS data_type, any_value(kind) AS kind,
+               sum(count) AS count, sum(finite) AS finite, sum(nan) AS nan, sum(pos_inf + neg_inf) AS inf,
+               sum(zeros) AS zeros, min(min) AS min, max(max) AS max, min(min_value) AS min_value, max(max_value) AS max_value,
+               sum(finite * mean) / nullif(sum(finite), 0) AS mean,
+               bool_and(distinct_exact AND values_exact) AS exact_values, max(distinct_count) AS max_distinct,
+               sum(sum_length) AS sum_length
+        FROM cols GROUP BY column_name
+    ),
+    moments AS (
+        SELECT c.column_name, sum(c.m2 + c.finite * (c.mean - f.mean) * (c.mean - f.mean)) AS m2
+        FROM cols AS c JOIN first_pass AS f USING (column_name)
+        WHERE c.finite > 0
+        GROUP BY c.column_name
+    ),
+    buckets AS (
+        SELECT column_name, bucket, sum(count) AS n
+        FROM sqlml.statistics_sketches WHERE stats_id IN (SELECT stats_id FROM sets)
+        GROUP BY ALL
+    ),
+    running AS (
+        SELECT column_name, bucket,
+               sum(n) OVER (PARTITION BY column_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS upto,
+               sum(n) OVER (PARTITION BY column_name) AS total
+        FROM buckets
+    ),
+    median_buckets AS (
+        SELECT column_name, min(bucket) FILTER (WHERE upto > 0.5 * (total - 1)) AS bucket FROM running GROUP BY 1
+    ),
+    medians AS (  -- the bucket's representative value (0.5% relative error), clipped to [min, max]
+        SELECT m.column_name,
+               CASE WHEN m.bucket = 0 THEN 0.0
+                    ELSE least(greatest(sign(m.bucket) * 2 * pow(1.005 / 0.995, abs(m.bucket) - 3000) / (1.005 / 0.995 + 1), f.min), f.max)
+               END AS value
+        FROM median_buckets AS m JOIN first_pass AS f USING (column_name)
+    ),
+    merged_values AS (
+        SELECT column_name, value, sum(count) AS count
+        FROM sqlml.statistics_values WHERE stats_id IN (SELECT stats_id FROM sets)
+        GROUP BY ALL
+    ),
+    value_summary AS (
+        SELECT column_name, count(*) AS distinct_values,
+               list({'value': value, 'count': count} ORDER BY count DESC, value)[1:10] AS top_values
+        FROM merged_values GROUP BY 1
+    )
+    SELECT dataset_name AS dataset, r.spans, f.column_name, f.data_type, f.kind, r.row_count, f.count,
+           r.row_count - f.count AS missing, (r.row_count - f.count) / nullif(r.row_count, 0) AS missing_fraction,
+           CASE WHEN f.exact_values AND v.distinct_values IS NOT NULL THEN v.distinct_values ELSE f.max_distinct END AS distinct_count,
+           coalesce(f.exact_values AND v.distinct_values IS NOT NULL, false) AS distinct_exact,
+           f.min, f.max, f.mean,
+           sqrt(m.m2 / nullif(f.finite - 1, 0)) AS std,
+           CASE WHEN f.kind = 'integer' AND abs(round(md.value) - md.value) <= 0.006 * abs(md.value) THEN round(md.value)
+                ELSE md.value END AS median,
+           f.zeros, f.nan, f.inf, f.min_value, f.max_value, v.top_values,
+           CASE WHEN f.kind IN ('string', 'list') THEN f.sum_length / nullif(f.count, 0) END AS avg_length
+    FROM first_pass AS f
+    CROSS JOIN rows_total AS r
+    LEFT JOIN moments AS m USING (column_name)
+    LEFT JOIN medians AS md USING (column_name)
+    LEFT JOIN value_summary AS v USING (column_name)
+    ORDER BY f.position;
+
+-- ===== 40_training.sql =====
+-- Training macros: the model registry and training runs, readable from any DuckDB shell.
+
+-- Every version of every model, newest first, without the weights.
+CREATE OR REPLACE MACRO ml_model_versions() AS TABLE
+    SELECT name, version, version = max(version) OVER (PARTITION BY name) AS latest, architecture, task,
+           label, classes, input_shape, n_outputs, status, created_at, octet_length(weights) AS weight_bytes,
+           metrics
+    FROM sqlml.models
+    ORDER BY name, version DESC;
+
+-- The epochs of a model's training runs (a run that failed or was interrupted keeps its epochs).
+CREATE OR REPLACE MACRO ml_training_runs(model_name) AS TABLE
+    SELECT run_id, model, version, strategy, epoch, train_loss, val_loss, metrics, rows, seconds,
+           resumed_from, created_at
+    FROM sqlml.training_runs
+    WHERE model = model_name
+    ORDER BY created_at, epoch;

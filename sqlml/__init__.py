@@ -36,6 +36,11 @@ _LAZY = {
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
     "register_architecture": "sqlml.training.architectures:register_architecture",
+    "labeling_function": "sqlml.labeling.lf:labeling_function",
+    "keyword_lf": "sqlml.labeling.lf:keyword_lf",
+    "regex_lf": "sqlml.labeling.lf:regex_lf",
+    "threshold_lf": "sqlml.labeling.lf:threshold_lf",
+    "lookup_lf": "sqlml.labeling.lf:lookup_lf",
 }
 
 

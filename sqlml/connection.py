@@ -96,6 +96,16 @@ class Connection:
                     self._pending_description = relation.description
         return self
 
+    def sql_many(self, statements: list[str]) -> list[Relation | None]:
+        """Run statements in order, computing model calls they share only once.
+
+        One result per statement, as ``sql`` gives it (see sqlml.serving.mqo).
+        """
+        from sqlml.serving.mqo import sql_many
+
+        self._pending = None
+        return sql_many(self, list(statements))
+
     def optimize(self, statement: str) -> str:
         """The statement after the optimizer rules for model calls (see sqlml.optimizer)."""
         from sqlml import optimizer

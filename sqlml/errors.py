@@ -133,3 +133,42 @@ class TrainingError(SqlmlError, RuntimeError):
 
 class ServingError(SqlmlError, RuntimeError):
     """Loading or calling a model for inference failed."""
+
+
+# -- incremental inference and video --------------------------------------------------
+
+
+class VideoError(SqlmlError, ValueError):
+    """A video file is missing, cannot be decoded, or a frame cannot be used as model input."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
+# -- data validation ---------------------------------------------------------------------
+
+
+class DataAnomalyError(ValidationError):
+    """Data failed validation against a data schema (error-level anomalies found).
+
+    ``anomalies`` holds every anomaly at or above the severity asked for (each has
+    ``column_name``, ``anomaly_type``, ``severity``, ``description``, ...).
+    """
+
+    def __init__(self, source: str, schema: str, version: int | None, anomalies: list, *, action: str = ""):
+        self.source = source
+        self.schema = schema
+        self.version = version
+        self.anomalies = list(anomalies)
+        shown = "; ".join(
+            f"{a.column_name + ': ' if a.column_name else ''}{a.anomaly_type} ({a.description})" for a in self.anomalies[:5]
+        )
+        more = f"; and {len(self.anomalies) - 5} more" if len(self.anomalies) > 5 else ""
+        where = f"data schema {schema!r}" + (f" version {version}" if version is not None else "")
+        lead = f"{action}: " if action else ""
+        super().__init__(
+            f"{lead}{source!r} fails {where} with {len(self.anomalies)} anomal{'y' if len(self.anomalies) == 1 else 'ies'}: "
+            f"{shown}{more}. See them with SELECT * FROM ml_validate({source!r}, {schema!r}); fix the data, or "
+            f"evolve the schema with ALTER DATA SCHEMA {schema} ACCEPT ..."
+        )

@@ -9,31 +9,34 @@ predicts NULL.
 from sqlml.udf import scalar_function, table_function
 
 
-def _by_model(session, model, features, fn):
-    """Score a chunk; rows may name different models. ``fn(loaded, x) -> list`` per row group."""
+def _by_model(session, model, features, score, null):
+    """Score one chunk. ``score(loaded, x, valid) -> pyarrow.Array``; rows may name different models.
+
+    ``null`` is a pyarrow type: the result type, for rows whose model name is NULL.
+    """
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from sqlml.training.registry import load_model
 
-    names = model.to_pylist() if model.null_count or len(pc.unique(model)) > 1 else None
-    if names is None:
-        loaded = load_model(session, model[0].as_py())
+    names = pc.unique(model)
+    if model.null_count == 0 and len(names) == 1:
+        loaded = load_model(session, names[0].as_py())
         x, valid = loaded.encode_valid(features)
-        return fn(loaded, x, valid)
-    out = [None] * len(model)
-    for name in {n for n in names if n is not None}:
-        rows = np.flatnonzero(np.array([n == name for n in names]))
+        return score(loaded, x, valid)
+    parts, positions = [], []
+    for name in names.drop_null().to_pylist():
+        rows = np.flatnonzero(pc.equal(model, name).fill_null(False).to_numpy(zero_copy_only=False))
         loaded = load_model(session, name)
-        picked = [pc.take(f, rows) for f in features]
-        x, valid = loaded.encode_valid(picked)
-        for row, value in zip(rows, fn(loaded, x, valid), strict=True):
-            out[row] = value
-    return out
-
-
-def _masked(values, valid):
-    return [v if ok else None for v, ok in zip(values, valid, strict=True)]
+        x, valid = loaded.encode_valid([pc.take(f, rows) for f in features])
+        parts.append(score(loaded, x, valid))
+        positions.append(rows)
+    missing = np.flatnonzero(model.is_null().to_numpy(zero_copy_only=False))
+    parts.append(pa.nulls(len(missing), null))
+    positions.append(missing)
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return pa.concat_arrays([p.cast(null) for p in parts]).take(pa.array(order))
 
 
 @scalar_function("ml_predict", returns="VARCHAR", params=None, vectorized=True)
@@ -43,10 +46,11 @@ def ml_predict(session, model, *features):
 
     def score(loaded, x, valid):
         if loaded.record.task == "classification":
-            return _masked(loaded.predict(x).tolist(), valid)
-        return _masked([repr(float(v)) for v in loaded.predict_value(x)], valid)
+            index = pa.array(loaded.predict_index(x), mask=~valid)
+            return pa.array(loaded.record.classes, pa.string()).take(index)
+        return pa.array(loaded.predict_value(x), mask=~valid).cast(pa.string())
 
-    return pa.array(_by_model(session, model, features, score), pa.string())
+    return _by_model(session, model, features, score, pa.string())
 
 
 @scalar_function("ml_predict_value", returns="DOUBLE", params=None, vectorized=True)
@@ -54,16 +58,22 @@ def ml_predict_value(session, model, *features):
     """ml_predict_value(model, features...): a regression model's prediction as DOUBLE."""
     import pyarrow as pa
 
-    return pa.array(_by_model(session, model, features, lambda m, x, valid: _masked(m.predict_value(x).tolist(), valid)), pa.float64())
+    return _by_model(session, model, features, lambda m, x, valid: pa.array(m.predict_value(x), mask=~valid), pa.float64())
 
 
 @scalar_function("ml_predict_proba", returns="FLOAT[]", params=None, vectorized=True)
 def ml_predict_proba(session, model, *features):
     """ml_predict_proba(model, features...): class probabilities in the order of the model's classes."""
+    import numpy as np
     import pyarrow as pa
 
-    rows = _by_model(session, model, features, lambda m, x, valid: _masked(m.predict_proba(x).tolist(), valid))
-    return pa.array(rows, pa.list_(pa.float32()))
+    def score(loaded, x, valid):
+        probs = loaded.predict_proba(x).astype(np.float32, copy=False)
+        n, k = probs.shape
+        offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)), mask=pa.array(~valid))
+
+    return _by_model(session, model, features, score, pa.list_(pa.float32()))
 
 
 @scalar_function("ml_model_classes", returns="VARCHAR[]", params=["VARCHAR"])

@@ -77,6 +77,9 @@ WHERE f.arr_delay IS NOT NULL
         )
     )
     tour.facts["training"] = {r[0]: {"rows": r[1], "accuracy": r[2], "f1": r[3], "log_loss": r[4]} for r in rows}
+    tour.say("\nHow far weak labels beat a few hundred expert labels depends on how good the labeling functions")
+    tour.say("are; what holds either way is that hard majority votes, every row counted alike, teach the model")
+    tour.say("overconfident probabilities (the highest log-loss), while the label model's weighted probabilities do not.")
     tour.say("\nMost flights arrive on time, so always saying 'on_time' already scores high accuracy (with a macro")
     tour.say("F1 near 0.45); log-loss measures the probabilities. Probabilities are what a delay alert uses:")
     tour.say("flag the flights with P(late) above 0.3, and see how many of them really were late.")

@@ -122,6 +122,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
         return _plain(connection, text, params, mode)
     spans = split_statements(text)
     result: Any = None if mode == "sql" else ("duck", None)
+    shared: dict[int, str] = {}  # statements whose model calls were planned together
     for i, (start, end) in enumerate(spans):
         statement = text[start:end].strip()
         lead = len(text[start:end]) - len(text[start:end].lstrip())
@@ -142,7 +143,11 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             result = value if mode == "sql" else ("relation", value)
             continue
         if _ML_CALL.search(statement):
-            statement = connection.optimize(statement)
+            if len(spans) > 1 and not shared:
+                from sqlml.serving.mqo import share_script
+
+                shared = share_script(connection, text, spans, i)
+            statement = shared.pop(i, None) or connection.optimize(statement)
         result = _plain(connection, statement, params if last else None, mode)
     return result
 

@@ -26,6 +26,8 @@ STATEMENTS: dict[str, str] = {
     "DROP MODEL": "sqlml.training.statements:drop_model",
     # serving
     "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",
+    # incremental inference / video
+    "LOAD VIDEO": "sqlml.incremental.statements:load_video",
 }
 
 #: Statements that only read, and so run on read-only connections too.

@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from sqlml.errors import InvalidOptionError, TrainingError

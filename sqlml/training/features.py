@@ -157,8 +157,9 @@ def float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarr
 
     column = _as_array(column)
     if feature.kind == "numeric":
-        if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
-            raise DataError(f"feature {feature.name!r} is a number, but an array was given", column=feature.name)
+        t = column.type
+        if not any(check(t) for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean, pa.types.is_null)):
+            raise DataError(f"feature {feature.name!r} is a number, but a {column.type} value was given", column=feature.name)
         if not pa.types.is_float32(column.type):
             column = pc.cast(column, pa.float32(), safe=False)
         values = _to_numpy(column).reshape(n, 1)

@@ -7,9 +7,9 @@ the seed and the epoch, never on timing, so an epoch is the same every time it r
 resumed run sees exactly the data the interrupted one would have seen, and
 data-parallel ranks can each take their slice of the same global batch.
 
-Blocks are read zero-copy; the only copies are the row gather of the shuffle and packing
-columns into the row-major matrix the model reads. Memory stays bounded by ``prefetch``
-windows in flight, whatever the size of the data.
+Blocks are read zero-copy (staging already packed the numeric features row-major); the
+copies are joining a window's blocks and one row gather. Memory stays bounded by
+``prefetch`` windows in flight, whatever the size of the data.
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ class Feed:
 
     # -- producing ---------------------------------------------------------------------
     def _windows(self, epoch: int) -> Iterator[tuple]:
-        """The epoch's shuffle windows, each encoded whole (this runs on the prefetch thread).
+        """The epoch's shuffle windows, encoded (this runs on the prefetch thread).
 
-        A window's blocks are encoded in block order into one matrix (zero-copy views when
-        nothing needs gathering); one row gather then applies the validation split, the
-        permutation and this rank's slices at once.
+        A window is ``window`` blocks of the epoch's block order; its row index combines
+        the validation split and a permutation, and ``_cut`` gathers this rank's rows of
+        every global batch from it in one go.
         """
         reader = _open(self.path)
         kept, counts, sizes = self._plan()

@@ -1,11 +1,15 @@
 """The CREATE MODEL pipeline: settle options, stage the data, build the job, train, register.
 
-    prepare(duck, name, options, query)   -> Prepared (staged data, spec, settled options)
-    make_job(duck, prepared, ...)         -> TrainJob plus the side connection it writes through
-    train_and_register(duck, ...)         -> (ModelRecord, TrainResult)
+    prepare(duck, name, options, query)      -> Prepared (staged data, spec, settled options)
+    make_job(prepared, side, version, run_id) -> TrainJob (checkpoints and run rows via ``side``)
+    run(duck, prepared)                      -> TrainResult (the strategy's)
+    register(duck, prepared, result, ...)    -> ModelRecord (a new version; checkpoint dropped)
+    train_and_register(duck, name, options, query) does all four.
 
-Split this way so that callers that train several models over one query (``CREATE
-MODELS``) stage once and build one job per configuration.
+Split this way so that callers training several models over one query (``CREATE
+MODELS``) stage once, then vary ``Prepared.options`` (``settle``d) per configuration;
+only data options (label, weight, features, normalize, ...) must stay those it was
+staged with. The caller removes the staged files with ``prepared.training.cleanup()``.
 """
 
 from __future__ import annotations
@@ -110,25 +114,44 @@ def train_and_register(duck, name: str, given: dict[str, Any], query: str, *, re
     """Train ``name`` on ``query`` and store it as a new version; returns (record, result)."""
     started = time.perf_counter()
     prepared = prepare(duck, name, given, query, replace=replace)
-    side = duck.cursor()
     try:
-        version = registry.next_version(duck, name)
-        job = make_job(prepared, side, version=version, run_id=uuid.uuid4().hex[:12])
-        with _threads(prepared.options["threads"]):
-            result = resolve(prepared.options["strategy"])(job)
-        if not result.history and result.epochs_run == 0:
-            raise TrainingError(f"model {name!r}: the strategy finished without training an epoch")
-        record = _record(prepared, result, time.perf_counter() - started)
-        registry.save_model(duck, record, result.module.state_dict(), replace=replace)
-        if prepared.options["checkpoint"]:
-            CheckpointStore(side, name, "").clear()
+        result = run(duck, prepared)
+        record = register(duck, prepared, result, seconds=time.perf_counter() - started, replace=replace)
         return record, result
     finally:
-        side.close()
         prepared.training.cleanup()
 
 
-def _record(prepared: Prepared, result: TrainResult, seconds: float) -> registry.ModelRecord:
+def run(duck, prepared: Prepared, *, run_id: str | None = None) -> TrainResult:
+    """Build the job and run its strategy; checkpoints and run rows go through a side connection."""
+    side = duck.cursor()
+    try:
+        version = registry.next_version(duck, prepared.name)
+        job = make_job(prepared, side, version=version, run_id=run_id or uuid.uuid4().hex[:12])
+        with _threads(prepared.options["threads"]):
+            result = resolve(prepared.options["strategy"])(job)
+    finally:
+        side.close()
+    if not result.history:
+        raise TrainingError(f"model {prepared.name!r}: the strategy finished without training an epoch")
+    return result
+
+
+def register(duck, prepared: Prepared, result: TrainResult, *, seconds: float, replace: bool = False) -> registry.ModelRecord:
+    """Save the trained module as a new version, then drop the run's checkpoint."""
+    record = model_record(prepared, result, seconds)
+    registry.save_model(duck, record, result.module.state_dict(), replace=replace)
+    if prepared.options["checkpoint"]:
+        side = duck.cursor()
+        try:
+            CheckpointStore(side, prepared.name, "").clear()
+        finally:
+            side.close()
+    return record
+
+
+def model_record(prepared: Prepared, result: TrainResult, seconds: float) -> registry.ModelRecord:
+    """The registry row for a finished run: settled options, feature spec, final metrics."""
     spec, options = prepared.spec, prepared.options
     history = result.history
     final: EpochReport = history[-1]

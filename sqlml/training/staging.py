@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -100,10 +101,28 @@ def infer_task(duck_type) -> str:
 
 
 def scratch_directory(options: dict[str, Any]) -> str:
-    base = options.get("scratch_dir") or None
-    if base:
-        os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="sqlml-train-", dir=base)
+    """A new folder for one run's staged data, named after this process.
+
+    A killed process cannot remove its folder, so folders of processes that no longer
+    run are removed here, before a new one is made.
+    """
+    base = options.get("scratch_dir") or tempfile.gettempdir()
+    os.makedirs(base, exist_ok=True)
+    for entry in os.listdir(base):
+        match = re.match(r"sqlml-train-(\d+)-", entry)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> TrainingSet:
@@ -282,6 +301,7 @@ class _Stats:
         self.labels: dict[str, int] = {}
         self.label_sums = [0.0, 0.0, 0]
         self.soft_width: int | None = None
+        self.pairs: dict[tuple[str, int], int] = {}  # (label, argmax of its soft label) -> rows
         self.weight_sum = 0.0
 
     def update(self, batch) -> None:
@@ -337,6 +357,23 @@ class _Stats:
                         f"({sorted(set(lengths.tolist()))[:5]}); every row needs one probability per class",
                         column=self.cols.soft_label,
                     )
+                if "label" in names:
+                    self._agreement(batch.column("label"), soft)
+
+    def _agreement(self, label, soft) -> None:
+        """Count (label, position of the largest probability) pairs: they reveal the class order."""
+        import pyarrow.compute as pc
+
+        both = pc.and_(label.is_valid(), soft.is_valid())
+        label, soft = label.filter(both), soft.filter(both)
+        if not len(label):
+            return
+        top = pc.fill_null(soft.flatten(), 0.0).to_numpy(zero_copy_only=False).reshape(-1, self.soft_width).argmax(axis=1)
+        for position in np.unique(top):
+            counts = pc.value_counts(label.filter(top == position))
+            for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+                key = (value, int(position))
+                self.pairs[key] = self.pairs.get(key, 0) + count
 
     def _numeric(self, column) -> None:
         """NULL / NaN checks and running sums of the packed numeric block."""
@@ -427,7 +464,23 @@ class _Stats:
                 f"soft label column {self.cols.soft_label!r} has {self.soft_width} probabilities per row, but there "
                 f"are {len(classes)} classes ({classes}); give classes := [...] in the order of the probabilities"
             )
+        if given is None and self.pairs:
+            self._check_order(classes)
         return classes
+
+    def _check_order(self, classes: list[str]) -> None:
+        """Refuse sorted class names that do not match the order of the probabilities."""
+        total = sum(self.pairs.values())
+        agree = sum(self.pairs.get((c, i), 0) for i, c in enumerate(classes)) / total
+        if agree >= 0.5:
+            return
+        likely = [max(classes, key=lambda c, i=i: self.pairs.get((c, i), 0)) for i in range(len(classes))]
+        hint = f"; they look ordered as {likely}" if sorted(likely) == sorted(classes) else ""
+        raise DataError(
+            f"soft label column {self.cols.soft_label!r}: taking classes in sorted order {classes}, the most likely "
+            f"class agrees with the label in only {agree:.0%} of rows{hint}. Give classes := [...] in the order of "
+            f"the probabilities (a label model's class order)"
+        )
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -1,7 +1,5 @@
 import pytest
 
-import sqlml
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():

@@ -83,7 +83,12 @@ def test_failure_during_training_rolls_back(data, monkeypatch):
 
 def test_staged_files_are_removed(data, tmp_path):
     scratch = tmp_path / "scratch"
+    left_by_a_killed_process = scratch / "sqlml-train-999999999-abcd"
+    left_by_a_killed_process.mkdir(parents=True)
+    (scratch / "unrelated").mkdir()
     data.sql(f"CREATE MODEL m WITH (epochs := 1, scratch_dir := '{scratch}') AS SELECT x, label FROM d")
+    assert sorted(p.name for p in scratch.iterdir()) == ["unrelated"]
+    (scratch / "unrelated").rmdir()
     with pytest.raises(DataError):
         data.sql(f"CREATE MODEL n WITH (epochs := 1, scratch_dir := '{scratch}') AS SELECT x, ts, label FROM d")
     assert list(scratch.iterdir()) == []
@@ -99,3 +104,11 @@ def test_unknown_model_in_functions(data):
         data.sql("SELECT ml_predict('parity', x, x) FROM d").fetchall()
     with pytest.raises(DataError, match="lacks column"):
         data.sql("SELECT * FROM ml_evaluate('parity', 'SELECT i FROM d')").fetchall()
+
+
+def test_prediction_inputs_of_the_wrong_kind(data):
+    data.sql("CREATE MODEL parity WITH (epochs := 1) AS SELECT x, label FROM d")
+    with pytest.raises(DataError, match="feature 'x' is a number, but a string value was given"):
+        data.sql("SELECT ml_predict('parity', 'seven')").fetchall()
+    with pytest.raises(DataError, match="is a number, but a list"):
+        data.sql("SELECT ml_predict('parity', [1.0, 2.0])").fetchall()

@@ -178,3 +178,18 @@ def test_hostile_model_and_column_names(con):
     assert name == 'my "model"; drop' and classes == ["false", "true"]
     value = con.sql('SELECT ml_predict(?, "select") FROM "odd table" LIMIT 1', [name]).fetchall()[0][0]
     assert value in ("false", "true")
+
+
+def test_model_name_per_row(flights_like):
+    con = flights_like
+    create(con, name="m1", options="epochs := 1, seed := 1")
+    create(con, name="m2", options="epochs := 1, seed := 2")
+    rows = con.sql(
+        "SELECT id, CASE id % 3 WHEN 0 THEN 'm1' WHEN 1 THEN 'm2' END AS model, "
+        "ml_predict_proba(model, a, b, color, pair) AS p FROM train WHERE id < 60 ORDER BY id"
+    ).fetchall()
+    one = dict(con.sql("SELECT id, ml_predict_proba('m1', a, b, color, pair) FROM train WHERE id < 60").fetchall())
+    two = dict(con.sql("SELECT id, ml_predict_proba('m2', a, b, color, pair) FROM train WHERE id < 60").fetchall())
+    for row_id, model, p in rows:
+        expected = {"m1": one, "m2": two}.get(model)
+        assert (p is None) if expected is None else p == pytest.approx(expected[row_id])

@@ -122,3 +122,16 @@ def test_soft_label_width_must_match_classes(con):
     con.sql("CREATE TABLE t AS SELECT i % 2 AS x, (i % 2)::VARCHAR AS label, [0.2, 0.3, 0.5]::FLOAT[3] AS probs FROM range(10) r(i)")
     with pytest.raises(DataError, match="3 probabilities per row, but there are 2 classes"):
         con.sql("CREATE MODEL m WITH (soft_label := 'probs') AS SELECT x, label, probs FROM t")
+
+
+def test_soft_labels_in_a_non_sorted_class_order_are_caught(noisy):
+    from sqlml.errors import DataError
+
+    # probs are ordered ['late', 'on_time']; sorted names would be the same here, so flip them
+    noisy.sql("CREATE TABLE flipped AS SELECT x1, x2, label, [probs[2], probs[1]]::FLOAT[2] AS probs FROM train")
+    with pytest.raises(DataError, match=r"agrees with the label in only .* they look ordered as \['on_time', 'late'\]"):
+        noisy.sql("CREATE MODEL m WITH (soft_label := 'probs') AS SELECT x1, x2, label, probs FROM flipped")
+    noisy.sql(
+        "CREATE MODEL m WITH (soft_label := 'probs', classes := ['on_time', 'late'], epochs := 1) "
+        "AS SELECT x1, x2, label, probs FROM flipped"
+    )

@@ -182,19 +182,17 @@ def test_progress_bar(flights_like, capsys):
 
 def test_validate_gate(flights_like):
     con = flights_like
-    if con.sql("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'ml_validate'").fetchall()[0][0] == 0:
-        with pytest.raises(InvalidOptionError, match="needs sqlml data validation"):
-            con.sql(f"CREATE MODEL m WITH (validate := 'flights_schema') AS {QUERY}")
-        # a stand-in with ml_validate's shape: anomalies with a severity
-        con.sql(
-            "CREATE TEMP MACRO ml_validate(q, s) AS TABLE SELECT 'a' AS feature, 'out_of_range' AS anomaly, "
-            "CASE WHEN s = 'strict' THEN 'error' ELSE 'warning' END AS severity"
-        )
-    else:
-        pytest.skip("real data validation present: covered by tests/validation")
-    con.sql(f"CREATE MODEL ok WITH (validate := 'lenient', epochs := 1) AS {QUERY}")
-    with pytest.raises(TrainingError, match="1 error-level anomaly against data schema 'strict'.*out_of_range"):
-        con.sql(f"CREATE MODEL refused WITH (validate := 'strict', epochs := 1) AS {QUERY}")
+    source = QUERY.split(" FROM ", 1)[1].split()[0]
+    con.sql(f"CREATE DATA SCHEMA train_schema FROM {QUERY}")
+    con.sql(f"CREATE MODEL ok WITH (validate := 'train_schema', epochs := 1) AS {QUERY}")
+    # the same query over data gone wrong: every distance out of range
+    con.sql(f"CREATE TABLE broken AS SELECT * REPLACE (a * 1000 AS a) FROM {source}")
+    broken_query = QUERY.replace(f"FROM {source}", "FROM broken")
+    with pytest.raises(TrainingError, match="model 'refused' was not trained.*a") as info:
+        con.sql(f"CREATE MODEL refused WITH (validate := 'train_schema', epochs := 1) AS {broken_query}")
+    assert info.value.__cause__.anomalies and all(a.is_error for a in info.value.__cause__.anomalies)
+    with pytest.raises(sqlml.UnknownObjectError, match="train_shema"):
+        con.sql(f"CREATE MODEL m WITH (validate := 'train_shema', epochs := 1) AS {QUERY}")
     assert con.sql("SELECT name FROM ml_models()").fetchall() == [("ok",)]
 
 

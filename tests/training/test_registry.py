@@ -88,3 +88,10 @@ def test_save_and_drop_through_python(trained):
     assert registry.load_record(duck, "copy").features.names == ["a", "b", "color", "pair"]
     assert registry.drop_model(duck, "copy") == 1
     assert registry.latest_version(duck, "copy") is None
+
+
+def test_pure_sql_macros(trained):
+    rows = trained.sql("SELECT name, version, latest, weight_bytes > 0 FROM ml_model_versions()").fetchall()
+    assert rows == [("delay", 1, True, True)]
+    epochs = trained.sql("SELECT epoch, version FROM ml_training_runs('delay')").fetchall()
+    assert epochs == [(1, 1), (2, 1)]

@@ -118,21 +118,24 @@ def killer(input_shape, n_outputs, options):
 sqlml.register_architecture("resumable", killer)
 con = sqlml.connect({db!r})
 con.sql(TABLE)
-con.sql(STATEMENT)
+con.sql(STATEMENT.replace("seed := 3", "seed := 3, scratch_dir := {scratch!r}"))  # where it cannot clean up
 print("not killed")
 """
 
 
 @pytest.mark.slow
 def test_killed_process_resumes_in_a_new_one(db_path):
-    script = KILLED_CHILD.format(tests=str(ROOT / "tests"), db=db_path)
+    scratch = Path(db_path).parent / "scratch"
+    script = KILLED_CHILD.format(tests=str(ROOT / "tests"), db=db_path, scratch=str(scratch))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr  # SIGKILL, mid-training
+    assert len(list(scratch.iterdir())) == 1  # the killed run's staged data
     sqlml.register_architecture("resumable", resumable)
     con = sqlml.connect(db_path)
     assert con.sql("SELECT epoch FROM sqlml.checkpoints").fetchall() == [(3,)]
-    con.sql(STATEMENT)
+    con.sql(STATEMENT.replace("seed := 3", f"seed := 3, scratch_dir := '{scratch}'"))
+    assert list(scratch.iterdir()) == []  # removed by the next run
     assert con.sql("SELECT epoch, resumed_from FROM sqlml.training_runs WHERE resumed_from IS NOT NULL").fetchall() == [(4, 3)]
     resumed = weights(con)
     con.close()

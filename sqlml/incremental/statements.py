@@ -1,0 +1,39 @@
+"""``LOAD VIDEO 'file' INTO table [WITH (...)]``: stream a video's frames into a table.
+
+Unlike ``CREATE TABLE t AS SELECT * FROM ml_read_video(...)`` (a table function
+returns all its rows at once), the frames go from the decoder to DuckDB in Arrow
+batches, so a long video never sits in memory.
+"""
+
+from __future__ import annotations
+
+from sqlml.errors import InvalidOptionError
+
+OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames")
+
+
+def load_video(ctx):
+    """``LOAD VIDEO 'path' INTO name [WITH (fps := 5, size := [h, w], start := 1.0, stop := 9.0,
+    video := 'id', replace := true, batch_frames := 32)]``; shows the rows written."""
+    import pyarrow as pa
+
+    from sqlml.incremental.video import load_video as load
+
+    p = ctx.parser()
+    p.expect("LOAD", "VIDEO")
+    path = p.literal()
+    if not isinstance(path, str):
+        p.error("expected the video file's path as a string")
+    p.expect("INTO")
+    table = p.qualified_name("a table name")
+    options = p.options() if p.accept("WITH") else {}
+    p.end()
+    for key in options:
+        if key not in OPTIONS:
+            raise InvalidOptionError("LOAD VIDEO", key, allowed=OPTIONS)
+    stop = options.get("stop", options.get("end"))
+    rows = load(ctx.duck, path, table, replace=bool(options.get("replace", False)), video=options.get("video"),
+                batch_frames=int(options.get("batch_frames", 32)), fps=options.get("fps"), size=options.get("size"),
+                start=options.get("start"), stop=stop)  # fmt: skip
+    summary = pa.table({"video": [options.get("video") or path], "table": [".".join(table)], "frames": [rows]})
+    return ctx.connection.wrap(ctx.duck.from_arrow(summary))

@@ -1,0 +1,221 @@
+"""CREATE LABEL MODEL: bring the votes up to date, aggregate them in SQL, fit, write labels.
+
+The data a label model sees is computed by DuckDB: each labeled row's vote *pattern*
+(its sorted list of (lf, label) codes) and gold class, grouped into distinct
+(pattern, gold) rows with a count; for the methods that need it, the vote
+co-occurrence matrix is a self-join of those patterns. Memory therefore scales with
+the number of distinct patterns, not with rows x LFs x classes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sqlml.errors import DataError, InvalidOptionError, LabelingError
+from sqlml.labeling import registry
+from sqlml.labeling.lf import source_columns
+from sqlml.labeling.models import DEFAULT_METHOD, METHOD_OPTIONS, METHODS, USES_COOCCURRENCE
+from sqlml.labeling.models.base import normalise
+from sqlml.labeling.models.stats import VoteStats, clamp_gold
+from sqlml.labeling.registry import LabelSet
+from sqlml.sqlutil import fetch_value, quote_ident
+
+COMMON_OPTIONS = ("method", "classes", "class_balance", "seed", "anchor", "gold_weight", "weak_weight")
+GOLD_BALANCE_STRENGTH = 50.0  # pseudo-rows the estimated balance counts for next to gold rows
+ANCHOR_STRENGTH = 10.0  # pseudo-votes the model's LF estimate counts for next to gold votes
+ROWS, PATTERNS, ENTRIES, OUT = "__sqlml_lm_rows", "__sqlml_lm_patterns", "__sqlml_lm_entries", "__sqlml_lm_out"
+
+
+def check_options(options: dict) -> str:
+    method = str(options.get("method", DEFAULT_METHOD)).lower()
+    if method not in METHODS:
+        raise InvalidOptionError("CREATE LABEL MODEL", "method", f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    allowed = COMMON_OPTIONS + METHOD_OPTIONS[method]
+    for option in options:
+        if option not in allowed:
+            raise InvalidOptionError(f"CREATE LABEL MODEL (method {method})", option, allowed=allowed)
+    return method
+
+
+def create_label_model(connection, name: str, table: str, *, key=None, gold=None, options: dict, replace: bool):
+    from sqlml.labeling import output
+    from sqlml.labeling.votes import apply
+
+    started = time.perf_counter()
+    duck = connection.duckdb
+    method = check_options(options)
+    output.check_name(duck, name, replace)
+    apply(connection, table, key)
+    label_set = registry.require_label_set(duck, table)
+    declared = options.get("classes")
+    if declared is not None and [str(c) for c in declared] != label_set.classes:
+        raise LabelingError(
+            f"label model {name!r}: classes {declared} differ from the classes {label_set.classes} declared "
+            f"for {table!r} by its labeling functions."
+        )
+    lfs = registry.lfs_of(duck, table)
+    if gold is not None:
+        columns = source_columns(duck, label_set.parts)
+        if gold.lower() not in columns:
+            raise DataError(f"label model {name!r}: table {table!r} has no gold column {gold!r}.", obj=name, column=gold)
+        gold = columns[gold.lower()][0]
+    try:
+        stats_started = time.perf_counter()
+        stats = collect(duck, label_set, [lf.lf_id for lf in lfs], gold)
+        if stats.n_rows == 0:
+            raise DataError(f"label model {name!r}: table {table!r} has no rows to label.", obj=name)
+        fit_options = resolve_options(duck, stats, method, options)
+        fit_started = time.perf_counter()
+        stats_seconds = fit_started - stats_started
+        model = METHODS[method](stats, fit_options)
+        if options.get("anchor") and (stats.gold >= 0).any() and method != "majority":
+            anchor_on_gold(model, stats)
+        fit_seconds = time.perf_counter() - fit_started
+        probs = clamp_gold(model.posterior(stats), stats.gold, stats.k)
+        summary = output.write(
+            connection, name, label_set, stats, model, probs, lfs, method=method, options=options, gold=gold,
+            fit_seconds=fit_seconds, stats_seconds=stats_seconds, replace=replace,
+        )
+    finally:
+        for temp in (ROWS, PATTERNS, ENTRIES):
+            duck.execute(f"DROP TABLE IF EXISTS {temp}")
+    summary["seconds"] = [round(time.perf_counter() - started, 4)]
+    return summary
+
+
+def collect(duck, label_set: LabelSet, lf_ids: list[int], gold: str | None) -> VoteStats:
+    """Patterns and counts from SQL into a VoteStats; temp tables ROWS, PATTERNS, ENTRIES stay for
+    the co-occurrence matrix and the output.
+
+    A row's pattern is one number, sum over its votes of (label + 1) * (k + 1)^j, when that
+    fits in BIGINT (m * log2(k + 1) < 62), else the sorted list of its codes j * k + label.
+    """
+    k, m = label_set.k, len(lf_ids)
+    key = label_set.key_sql
+    numeric = m * np.log2(k + 1) < 62
+    mapping = ", ".join(f"({lf_id}, {j}, {(k + 1) ** j})" for j, lf_id in enumerate(lf_ids))
+    if numeric:  # (k+1)^j by lf id, as a constant list (no join)
+        by_id = [0] * (max(lf_ids) + 1)
+        for j, lf_id in enumerate(lf_ids):
+            by_id[lf_id] = (k + 1) ** j
+        table = "[" + ", ".join(f"{v}::BIGINT" for v in by_id) + "]"
+        voted = f"SELECT {key} AS __key, sum((label + 1) * {table}[lf + 1]) AS sig FROM {label_set.votes_sql} GROUP BY 1"
+        empty = "0::BIGINT"
+    else:
+        voted = (
+            f"SELECT v.{key} AS __key, list(m.j * {k} + v.label ORDER BY m.j) AS sig FROM {label_set.votes_sql} AS v "
+            f"JOIN (VALUES {mapping}) AS m(lf, j, mult) ON m.lf = v.lf GROUP BY 1"
+        )
+        empty = "[]::INTEGER[]"
+    # ROWS: labeled rows with votes or gold (rows with neither form one pattern, counted below)
+    params = []
+    if gold is None:
+        rows_sql = f"SELECT __key, sig, -1 AS gold FROM ({voted})"
+    else:
+        rows_sql = (
+            f"SELECT coalesce(v.__key, g.__key) AS __key, coalesce(v.sig, {empty}) AS sig, coalesce(g.gold, -1) AS gold "
+            f"FROM ({voted}) AS v FULL OUTER JOIN (SELECT s.{key} AS __key, ml_class_index(?, s.{quote_ident(gold)}) AS gold "
+            f"FROM {label_set.source_sql} AS s SEMI JOIN {label_set.rows_sql} AS r ON r.{key} = s.{key} "
+            f"WHERE ml_class_index(?, s.{quote_ident(gold)}) IS NOT NULL) AS g ON g.__key = v.__key"
+        )
+        params = [label_set.classes, label_set.classes]
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS} AS {rows_sql}", params)
+    n_all = fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}")
+    n_listed = fetch_value(duck, f"SELECT count(*) FROM {ROWS}")
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS "
+        f"SELECT sig, gold, n, CAST(row_number() OVER (ORDER BY sig, gold) - 1 AS INTEGER) AS pid FROM "
+        f"(SELECT sig, gold, sum(n) AS n FROM (SELECT sig, gold, count(*) AS n FROM {ROWS} GROUP BY sig, gold "
+        f" UNION ALL SELECT {empty}, -1, ? WHERE ? > 0) GROUP BY sig, gold)",
+        [n_all - n_listed, n_all - n_listed],
+    )
+    if numeric:
+        duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ENTRIES} AS "
+            f"SELECT p.pid, p.n, m.j * {k} + (p.sig // m.mult) % {k + 1} - 1 AS code "
+            f"FROM {PATTERNS} AS p, (VALUES {mapping}) AS m(lf, j, mult) WHERE (p.sig // m.mult) % {k + 1} > 0"
+        )
+    else:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE {ENTRIES} AS SELECT pid, n, unnest(sig) AS code FROM {PATTERNS}")
+    patterns = duck.execute(f"SELECT n, gold FROM {PATTERNS} ORDER BY pid").fetchnumpy()
+    # the output joins rows to per-pattern results on pid: give ROWS its pid now (a small join)
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {ROWS} AS SELECT r.__key, p.pid FROM {ROWS} AS r "
+        f"JOIN {PATTERNS} AS p ON p.sig = r.sig AND p.gold = r.gold"
+    )
+    entries = duck.execute(f"SELECT pid, code FROM {ENTRIES} ORDER BY pid, code").fetchnumpy()
+    codes = np.asarray(entries["code"], dtype=np.int64)
+    return VoteStats(
+        k=k,
+        m=m,
+        counts=np.asarray(patterns["n"], dtype=np.float64),
+        gold=np.asarray(patterns["gold"], dtype=np.int64),
+        entry_pattern=np.asarray(entries["pid"], dtype=np.int64),
+        entry_lf=codes // k,
+        entry_label=codes % k,
+    )
+
+
+def cooccurrence(duck, stats: VoteStats) -> np.ndarray:
+    """O[a, b] = fraction of rows with votes a and b (a = lf * k + label): a self-join in SQL."""
+    d = stats.m * stats.k
+    O = np.zeros((d, d))
+    pairs = duck.execute(
+        f"SELECT a.code AS a, b.code AS b, sum(a.n) AS n FROM {ENTRIES} AS a JOIN {ENTRIES} AS b USING (pid) GROUP BY ALL"
+    ).fetchnumpy()
+    if len(pairs["a"]):
+        O[np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)] = np.asarray(pairs["n"], dtype=np.float64)
+    return O / max(stats.n_rows, 1.0)
+
+
+def resolve_options(duck, stats: VoteStats, method: str, options: dict) -> dict:
+    """The options a method gets: seed, co-occurrence, and the class balance policy."""
+    fit_options = {k: v for k, v in options.items() if k in METHOD_OPTIONS[method]}
+    fit_options["seed"] = int(options.get("seed", 0))
+    if method in USES_COOCCURRENCE:
+        fit_options["cooccurrence"] = cooccurrence(duck, stats)
+    k = stats.k
+    gold = stats.gold >= 0
+    gold_counts = np.bincount(stats.gold[gold], weights=stats.counts[gold], minlength=k)
+    balance = options.get("class_balance")
+    if isinstance(balance, str):
+        policy = balance.lower()
+        if policy == "uniform":
+            fit_options["class_balance"] = np.full(k, 1.0 / k)
+        elif policy == "gold":
+            if not gold.any():
+                raise InvalidOptionError("CREATE LABEL MODEL", "class_balance", "'gold' needs a GOLD column with labels")
+            fit_options["class_balance"] = normalise(gold_counts + 1.0)
+        elif policy != "estimate":
+            raise InvalidOptionError(
+                "CREATE LABEL MODEL", "class_balance", "give a list of k proportions, 'estimate', 'gold' or 'uniform'"
+            )
+    elif balance is not None:
+        values = np.asarray(balance, dtype=np.float64) if isinstance(balance, (list, tuple)) else None
+        if values is None or len(values) != k or (values < 0).any() or values.sum() <= 0:
+            raise InvalidOptionError("CREATE LABEL MODEL", "class_balance", f"give {k} non-negative proportions")
+        fit_options["class_balance"] = normalise(values)
+    if "class_balance" not in fit_options and gold.any() and method in USES_COOCCURRENCE:
+        # gold rows estimate the balance, the moment estimate acting as a prior of fixed strength
+        from sqlml.labeling.models.triplet import class_balance_from_moments
+
+        estimate = class_balance_from_moments(fit_options["cooccurrence"], stats, fit_options)
+        fit_options["class_balance"] = normalise(gold_counts + GOLD_BALANCE_STRENGTH * estimate)
+    return fit_options
+
+
+def anchor_on_gold(model, stats: VoteStats) -> None:
+    """Blend each LF's vote distribution P(a | y, fired) with what the gold rows show."""
+    k = stats.k
+    gold = stats.gold >= 0
+    onehot = np.zeros((stats.n_patterns, k))
+    onehot[gold] = np.eye(k)[stats.gold[gold]]
+    seen = stats.weighted_votes(onehot * stats.counts[:, None])  # [m, a, y] gold votes
+    vote = np.exp(model.log_vote)
+    fired = vote.sum(axis=1, keepdims=True)
+    conditional = vote / np.maximum(fired, 1e-12)
+    n_seen = seen.sum(axis=1, keepdims=True)
+    blended = (seen + ANCHOR_STRENGTH * conditional) / (n_seen + ANCHOR_STRENGTH)
+    model.log_vote = np.log(np.clip(blended * fired, 1e-12, None))

@@ -1,0 +1,205 @@
+"""Comparisons with a baseline: drift (an earlier span) or training/serving skew.
+
+Every threshold scales with the sample sizes, so two batches from one distribution stay
+quiet whether they hold 100 rows or 10 million, while the least effect worth reporting
+(``drift_jsd``, ``drift_linf`` of the schema column) keeps huge batches from flagging
+trivial moves:
+
+* numeric: Jensen-Shannon divergence over the baseline's decile bins: the baseline's
+  counts from its sketch, the batch's counted in the validation scan with comparisons
+  equivalent to the sketch's bucket keys (exact counts per bin, no sketch of the batch
+  needed). Under no drift 8 N_eff ln2 JSD ~ chi2(bins-1).
+* categorical: L-infinity distance of value frequencies; a value is flagged when its
+  count is implausible under its pooled frequency (exact binomial tails for small
+  counts, a two-proportion z test for large ones; Bonferroni over the K values) and it
+  moved by more than ``drift_linf``.
+* missing-rate shift: two-proportion z test, and at least one percentage point.
+* mean shift: z test with the baseline's standard deviation, and at least 0.1 of it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlml.sqlutil import quote_ident
+from sqlml.validation import kinds
+from sqlml.validation.anomalies.model import Measurement
+from sqlml.validation.scan import Extra
+from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
+from sqlml.validation.sketch import bucket_bounds, cut_conditions
+from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
+
+DRIFT_BINS = 10
+
+
+def plan(run) -> list:
+    """Counts of the batch in the baseline's drift bins, as cumulative comparisons in the scan."""
+    if run.baseline is None:
+        return []
+    extras = []
+    for expected, actual in run.checked():
+        base = run.baseline.columns.get(actual.name)
+        if actual.kind not in kinds.NUMERIC or expected.drift_jsd is None or base is None or base.kind not in kinds.NUMERIC:
+            continue
+        q = quote_ident(actual.name)
+        finite = f"isfinite({q}) AND " if kinds.is_ieee_float(actual.data_type) else ""
+        for i, (op, threshold) in enumerate(cut_conditions(base.sketch.cut_points(DRIFT_BINS))):
+            extras.append(Extra(("drift_bin", actual.name, i), f"count_if({finite}CAST({q} AS DOUBLE) {op} ?)", [threshold]))
+    return extras
+
+
+def detect(run) -> list:
+    if run.baseline is None:
+        return []
+    found = []
+    for expected, actual in run.checked():
+        base = run.baseline.columns.get(actual.name)
+        cur = run.stats.columns[actual.name]
+        if base is None or base.kind != cur.kind and not {base.kind, cur.kind} <= kinds.NUMERIC:
+            continue
+        found += _missing_shift(run, base, cur)
+        if cur.kind in kinds.NUMERIC and expected.drift_jsd is not None:
+            found += _numeric(run, expected, base, cur)
+            found += _mean_shift(run, base, cur)
+        elif cur.kind in (kinds.STRING, kinds.BOOLEAN) and expected.drift_linf is not None:
+            found += _categorical(run, expected, base, cur)
+    return found
+
+
+def _record(run, column, metric, value, threshold, base_rows, rows, flagged, detail=""):
+    run.measurements.append(Measurement(column, metric, value, threshold, base_rows, rows, flagged, detail))
+
+
+def _numeric(run, expected, base, cur) -> list:
+    cuts = base.sketch.cut_points(DRIFT_BINS)
+    if not cuts or not cur.finite:
+        return []  # a constant baseline (a partition column) has no distribution to drift from
+    p = base.sketch.binned(cuts)
+    q = _batch_bins(run, cur, len(cuts))
+    n_b, n_c = sum(p), sum(q)
+    jsd = jensen_shannon(p, q)
+    threshold = max(expected.drift_jsd, jsd_threshold(len(p), n_c, n_b, run.alpha))
+    flagged = jsd > threshold
+    _record(run, cur.name, "jensen_shannon", jsd, threshold, n_b, n_c, flagged, f"{len(p)} baseline quantile bins")
+    if not flagged:
+        return []
+    worst = max(range(len(p)), key=lambda i: abs(q[i] / n_c - p[i] / n_b))
+    return [run.anomaly(
+        "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", cur.name,
+        f"{_what(run)} in {cur.name!r}: Jensen-Shannon divergence {jsd:.4f} over the baseline's {len(p)} quantile bins; "
+        f"values {_bin_text(cuts, worst)} went from {p[worst] / n_b:.1%} to {q[worst] / n_c:.1%}",
+        family=run.comparison,
+        observed=f"JSD {jsd:.4f} (mean {_fmt(cur.mean)}, baseline {_fmt(base.mean)})",
+        expected=f"JSD <= {threshold:.4f} at {n_c:,} vs {n_b:,} values",
+        metric=jsd, threshold=threshold,
+    )]
+
+
+def _batch_bins(run, cur, cuts: int) -> list[int]:
+    """The batch's counts per drift bin: from the scan's cumulative counts, or its sketch."""
+    cumulative = [run.extras.get(("drift_bin", cur.name, i)) for i in range(cuts)]
+    if any(c is None for c in cumulative):
+        return cur.sketch.binned(run.baseline.columns[cur.name].sketch.cut_points(DRIFT_BINS))
+    edges = [0, *cumulative, cur.finite]
+    return [max(0, edges[i + 1] - edges[i]) for i in range(cuts + 1)]
+
+
+def _categorical(run, expected, base, cur) -> list:
+    n_b, n_c = base.count, cur.count
+    if not n_b or not n_c:
+        return []
+    values = sorted(set(base.values) | set(cur.values))
+    if not values:
+        return []
+    alpha = run.alpha / len(values)  # Bonferroni over the values compared
+    linf, worst = 0.0, None
+    flagged = []
+    for v in values:
+        cb = _count(base, v, cur.values.get(v, 0) / n_c * n_b)
+        cc = _count(cur, v, cb / n_b * n_c)
+        gap = abs(cc / n_c - cb / n_b)
+        if gap > linf:
+            linf, worst = gap, v
+        if gap > expected.drift_linf and frequency_moved(cc, n_c, cb, n_b, alpha):
+            flagged.append((gap, v))
+    _record(run, cur.name, "l_infinity", linf, expected.drift_linf, n_b, n_c, bool(flagged), f"{len(values)} values; largest move {worst!r}")
+    if not flagged:
+        return []
+    gap, value = max(flagged)
+    before, after = _count(base, value, 0) / n_b, _count(cur, value, 0) / n_c
+    return [run.anomaly(
+        "COMPARATOR_L_INFTY_HIGH", cur.name,
+        f"{_what(run)} in {cur.name!r}: value {value!r} went from {before:.2%} to {after:.2%} of rows"
+        + (f" ({len(flagged)} values moved)" if len(flagged) > 1 else ""),
+        family=run.comparison,
+        observed=f"L-infinity {gap:.4f} ({value!r})",
+        expected=f"moves below {expected.drift_linf:.4f}, or within chance at {n_c:,} vs {n_b:,} values",
+        examples=tuple(f"{v}: {_count(base, v, 0) / n_b:.2%} -> {_count(cur, v, 0) / n_c:.2%}" for _, v in sorted(flagged, reverse=True)[:5]),
+        metric=gap, threshold=expected.drift_linf,
+    )]
+
+
+def _count(stats, value: str, closest: float) -> float:
+    """A value's count; for a truncated dictionary, the count within [0, floor] closest to ``closest``."""
+    if value in stats.values:
+        return float(stats.values[value])
+    if stats.values_exact:
+        return 0.0
+    return min(max(closest, 0.0), float(stats.values_floor))
+
+
+def _missing_shift(run, base, cur) -> list:
+    if not base.rows or not cur.rows:
+        return []
+    before, after = base.missing / base.rows, cur.missing / cur.rows
+    z = proportion_z(cur.missing, cur.rows, base.missing, base.rows)
+    pooled = (cur.missing + base.missing) / (cur.rows + base.rows)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / cur.rows + 1 / base.rows))
+    threshold = max(MIN_MISSING_SHIFT, z_upper(run.alpha / 2) * se)
+    flagged = abs(z) > z_upper(run.alpha / 2) and abs(after - before) >= MIN_MISSING_SHIFT
+    _record(run, cur.name, "missing_rate_shift", after - before, threshold, base.rows, cur.rows, flagged)
+    if not flagged:
+        return []
+    return [run.anomaly(
+        "MISSING_RATE_SHIFT", cur.name,
+        f"{_what(run)} in {cur.name!r}: NULL in {after:.2%} of rows, {before:.2%} in the baseline",
+        family=run.comparison, observed=f"{after:.2%} NULL", expected=f"{before:.2%} NULL (+- {threshold:.2%})",
+        metric=after - before, threshold=threshold,
+    )]
+
+
+def _mean_shift(run, base, cur) -> list:
+    if base.finite < 2 or cur.finite < 1 or not base.std:
+        return []
+    delta = cur.mean - base.mean
+    se = base.std * math.sqrt(1 / cur.finite + 1 / base.finite)
+    z_crit = z_upper(run.alpha / 2)
+    threshold = max(MIN_MEAN_SHIFT_STD * base.std, z_crit * se)
+    flagged = abs(delta) > threshold
+    _record(run, cur.name, "mean_shift", delta, threshold, base.finite, cur.finite, flagged, f"baseline std {base.std:g}")
+    if not flagged:
+        return []
+    return [run.anomaly(
+        "MEAN_SHIFT", cur.name,
+        f"{_what(run)} in {cur.name!r}: mean {cur.mean:g}, baseline {base.mean:g} ({delta / base.std:+.2f} baseline std)",
+        family=run.comparison, observed=f"mean {cur.mean:g}", expected=f"mean {base.mean:g} +- {threshold:g}",
+        metric=delta, threshold=threshold,
+    )]
+
+
+def _bin_text(cuts: list[int], i: int) -> str:
+    """Words for drift bin ``i`` (bins end at grid keys ``cuts``; the last is open)."""
+    upper = lambda k: bucket_bounds(k)[1]  # noqa: E731
+    if i == 0:
+        return f"up to {upper(cuts[0]):.4g}"
+    if i == len(cuts):
+        return f"above {upper(cuts[-1]):.4g}"
+    return f"in ({upper(cuts[i - 1]):.4g}, {upper(cuts[i]):.4g}]"
+
+
+def _what(run) -> str:
+    return "training/serving skew" if run.comparison == "skew" else "drift"
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:g}"

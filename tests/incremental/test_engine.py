@@ -1,0 +1,199 @@
+"""The per-frame engine: exact updates, reuse, the cost model's fallback, drift and refresh."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from sqlml.incremental.cost import CostModel
+from sqlml.incremental.engine import VideoEngine, changed_mask
+from sqlml.incremental.graph import compile_model
+from sqlml.incremental.nets import vgg_style
+
+from .test_patches import Residual, _bn
+
+
+def small_vgg():
+    model = vgg_style((3, 48, 48), 6, {"layers": [8, 8, "M", 16, 16, "M", 16, "M"], "batch_norm": True})
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):  # non-trivial running statistics
+            module.load_state_dict(_bn(module.num_features).state_dict())
+    return model.eval()
+
+
+def frames_with_moving_square(n, shape=(3, 48, 48), side=6):
+    base = torch.rand(1, *shape)
+    frames = []
+    for i in range(n):
+        frame = base.clone()
+        frame[..., 5 + i : 5 + i + side, 3 * i : 3 * i + side] = 0.9
+        if i % 4 == 3:
+            frame[..., 40:44, 2:5] = 0.1  # a second, far change
+        frames.append(frame)
+    return frames
+
+
+def eager_cost():
+    """Always update when anything is cheaper than full; no timing feedback (deterministic)."""
+    return CostModel(margin=10.0, adaptive=False)
+
+
+def test_exact_mode_matches_full_inference_frame_by_frame():
+    for model, shape in ((small_vgg(), (3, 48, 48)), (Residual().eval(), (3, 48, 48))):
+        engine = VideoEngine(compile_model(model, shape), cost=eager_cost())
+        modes = []
+        for frame in frames_with_moving_square(10, shape):
+            result = engine.step(frame)
+            with torch.inference_mode():
+                assert (result.output - model(frame)).abs().max().item() <= 1e-4
+            modes.append(result.mode)
+        assert modes[0] == "full" and modes.count("incremental") == 9
+
+
+def test_unchanged_frame_reuses_the_result():
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=eager_cost())
+    frame = torch.rand(1, 3, 48, 48)
+    first = engine.step(frame)
+    again = engine.step(frame.clone())
+    assert again.mode == "reuse" and again.recomputed == 0.0
+    assert torch.equal(again.output, first.output)
+
+
+def test_recomputed_fraction_tracks_the_patch():
+    model = small_vgg()
+    program = compile_model(model, (3, 48, 48))
+    engine = VideoEngine(program, cost=eager_cost())
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    small = frame.clone()
+    small[..., 0:2, 0:2] = 0.0
+    tiny = engine.step(small).recomputed
+    large = small.clone()
+    large[..., 10:40, 10:40] = 0.0
+    big = engine.step(large).recomputed
+    assert 0.0 < tiny < 0.2 < big <= 1.0
+
+
+def test_moving_camera_falls_back_to_full_and_looks_less_often():
+    """Every pixel changes every frame: full inference, looking for change after 1, 2, 4, 8 frames;
+    when the camera stops, updates resume within that many frames."""
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
+    scene = torch.rand(1, 3, 96, 200)
+    looked = []
+    for i in range(24):
+        frame = scene[..., :, 4 * i : 4 * i + 96].contiguous()  # a pan
+        result = engine.step(frame)
+        assert result.mode == "full"
+        looked.append(result.reason == "most of the frame changed")
+        with torch.inference_mode():
+            assert (result.output - model(frame)).abs().max().item() <= 1e-5
+    assert [i for i, yes in enumerate(looked) if yes] == [1, 2, 4, 8, 16]
+    still = frame.clone()
+    modes = []
+    for i in range(10):  # the camera stops; a small object moves
+        still[..., 20:24, 2 * i : 2 * i + 4] = 1.0
+        modes.append(engine.step(still.clone()).mode)
+    assert "incremental" in modes[:8] and modes[-1] == "incremental"
+
+
+def test_large_change_falls_back_on_cost():
+    """A third of the frame changes: its boxes grow over most deep maps, an update would not pay."""
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False))
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    changed = frame.clone()
+    changed[..., 8:36, 8:36] = torch.rand(1, 3, 28, 28)
+    result = engine.step(changed)
+    assert result.mode == "full" and result.reason.startswith("cost:")
+    assert result.estimate.predicted > engine.cost.margin
+
+
+def test_cost_model_learns_that_updates_are_slow_and_retries_later():
+    cost = CostModel(margin=0.85)
+    estimate = cost.estimate(total_macs=1000, work_macs=250, overhead_macs=50)
+    assert cost.choose(estimate) == "incremental"
+    cost.observe("full", 1.0)
+    for _ in range(6):  # updates predicted at 0.3x of full take as long as full
+        cost.observe("incremental", 1.0, estimate)
+    assert cost.correction > 2.5
+    assert cost.choose(estimate) == "full"
+    for _ in range(20):  # full passes chosen only because of the correction let it fade
+        cost.observe("full", 1.0, estimate)
+    assert cost.choose(estimate) == "incremental"
+
+
+def test_threshold_ignores_small_changes_and_bounds_the_error():
+    model = small_vgg()
+    program = compile_model(model, (3, 48, 48))
+    threshold = 0.05
+    engine = VideoEngine(program, threshold=threshold, refresh=0, drift=1.0, cost=eager_cost())
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    noisy = frame + (torch.rand_like(frame) - 0.5) * 0.08  # below the threshold everywhere
+    assert engine.step(noisy).mode == "reuse"
+    moved = noisy.clone()
+    moved[..., 20:30, 20:30] = 1.0
+    result = engine.step(moved)
+    assert result.mode == "incremental"
+    state_image = engine.state.tensors[program.input_name]
+    assert (state_image - moved).abs().max().item() <= threshold  # the state drifts by at most the threshold
+    assert torch.equal(state_image[..., 20:30, 20:30], moved[..., 20:30, 20:30])
+    assert not engine.state.exact
+
+
+def test_refresh_after_n_approximate_updates():
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), threshold=0.01, refresh=3, cost=eager_cost())
+    modes = [engine.step(frame).mode for frame in frames_with_moving_square(9)]
+    assert modes == ["full", "incremental", "incremental", "incremental", "full", "incremental", "incremental", "incremental", "full"]
+
+
+def test_drift_triggers_a_refresh():
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), threshold=0.1, refresh=0, drift=0.3, cost=eager_cost())
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    dimmer = frame - 0.07  # under the threshold, over half of it, everywhere
+    dimmer[..., 0:4, 0:4] = 1.0
+    result = engine.step(dimmer)
+    assert result.mode == "full" and "drift" in result.reason
+
+
+def test_tau_approximates_with_less_work():
+    model = small_vgg()
+    shape = (3, 96, 96)
+    program = compile_model(model, shape)
+    exact = VideoEngine(program, cost=eager_cost())
+    approx = VideoEngine(program, tau=0.3, refresh=0, cost=eager_cost())
+    frames = frames_with_moving_square(6, shape, side=30)
+    spent = {"exact": 0.0, "approx": 0.0}
+    for frame in frames:
+        want = exact.step(frame)
+        got = approx.step(frame)
+        spent["exact"] += want.recomputed
+        spent["approx"] += got.recomputed
+    assert spent["approx"] < spent["exact"]
+    with torch.inference_mode():
+        reference = model(frames[-1])
+    assert (want.output - reference).abs().max().item() <= 1e-4
+    assert (got.output - reference).abs().max().item() > 1e-6  # approximate
+    assert (got.output - reference).abs().max().item() < 0.5 * reference.abs().max().item()
+
+
+def test_change_mask_threshold_and_drift():
+    old = torch.rand(1, 3, 64, 80)
+    new = old.clone()
+    new[..., 3:9, 5:7] += 0.5
+    new[1 - 1, 1, 30, 40] += 0.2  # one channel of one cell
+    new[..., 50:60, 60:79] += 0.03  # under the threshold, over half of it
+    mask, changed, drift = changed_mask(new, old, 0.05)
+    assert mask.shape == (64, 80) and mask.dtype == torch.bool
+    assert set(map(tuple, mask.nonzero().tolist())) == {(y, x) for y in range(3, 9) for x in range(5, 7)} | {(30, 40)}
+    assert changed == pytest.approx(13 / (64 * 80))
+    assert drift == pytest.approx((13 + 190) / (64 * 80))
+    exact, _, _ = changed_mask(new, old, 0.0)
+    assert int(exact.sum()) == 13 + 190
+    per_channel, _, _ = changed_mask(new, old, [0.05, 0.3, 0.05])  # channel 1 needs more
+    assert not per_channel[30, 40] and per_channel[3, 5]

@@ -1,0 +1,126 @@
+"""Data validation functions: ml_statistics, ml_validate, ml_drift, ml_anomaly_types.
+
+Thin wrappers over ``sqlml.validation``; they read the database through a fresh cursor
+(committed data only). The schema, history, diff and stored-statistics readers are pure
+SQL macros in ``sql/macros/20_validation.sql``.
+"""
+
+from sqlml.udf import table_function
+
+_HISTOGRAM = "STRUCT(low DOUBLE, high DOUBLE, count DOUBLE)[]"
+
+
+@table_function(
+    "ml_statistics",
+    columns=[
+        ("column_name", "VARCHAR"),
+        ("data_type", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("row_count", "BIGINT"),
+        ("count", "BIGINT"),
+        ("missing", "BIGINT"),
+        ("missing_fraction", "DOUBLE"),
+        ("distinct_count", "DOUBLE"),
+        ("distinct_exact", "BOOLEAN"),
+        ("min", "DOUBLE"),
+        ("max", "DOUBLE"),
+        ("mean", "DOUBLE"),
+        ("std", "DOUBLE"),
+        ("median", "DOUBLE"),
+        ("zeros", "BIGINT"),
+        ("nan", "BIGINT"),
+        ("inf", "BIGINT"),
+        ("min_value", "VARCHAR"),
+        ("max_value", "VARCHAR"),
+        ("quantiles", "STRUCT(q DOUBLE, value DOUBLE)[]"),
+        ("equal_width_histogram", _HISTOGRAM),
+        ("quantile_histogram", _HISTOGRAM),
+        ("top_values", "STRUCT(value VARCHAR, count BIGINT)[]"),
+        ("avg_length", "DOUBLE"),
+        ("min_length", "BIGINT"),
+        ("max_length", "BIGINT"),
+        ("empty", "BIGINT"),
+        ("stats_id", "BIGINT"),
+    ],
+    params=[("source", "VARCHAR")],
+    named=[("dataset", "VARCHAR", None), ("span", "VARCHAR", None), ("store", "BOOLEAN", True)],
+)
+def ml_statistics(session, source, dataset, span, store):
+    """Per-column statistics of a table, query or file, stored by (dataset, span) unless store := false.
+
+    A read-only connection computes them without storing.
+    """
+    from sqlml.transaction import transaction
+    from sqlml.validation import api
+    from sqlml.validation.report import statistics_rows
+
+    keep = bool(store) and not session.read_only
+    with session.cursor() as cur:
+        with transaction(cur):
+            stats = api.statistics(cur, source, dataset=dataset, span=span, store_result=keep)
+    return statistics_rows(stats)
+
+
+@table_function(
+    "ml_validate",
+    columns=[
+        ("column_name", "VARCHAR"),
+        ("anomaly_type", "VARCHAR"),
+        ("severity", "VARCHAR"),
+        ("description", "VARCHAR"),
+        ("observed", "VARCHAR"),
+        ("expected", "VARCHAR"),
+        ("examples", "VARCHAR[]"),
+        ("family", "VARCHAR"),
+        ("metric", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("schema_name", "VARCHAR"),
+        ("schema_version", "INTEGER"),
+    ],
+    params=[("source", "VARCHAR"), ("data_schema", "VARCHAR")],
+    named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None)],
+)
+def ml_validate(session, source, data_schema, baseline, environment, version):
+    """One row per anomaly of ``source`` against a data schema (empty: the data conforms)."""
+    from sqlml.validation import api
+
+    found = api.validate(session, source, data_schema, baseline=baseline, environment=environment, version=version)
+    return [a.as_row() for a in found]
+
+
+@table_function(
+    "ml_drift",
+    columns=[
+        ("column_name", "VARCHAR"),
+        ("metric", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("is_anomaly", "BOOLEAN"),
+        ("baseline_rows", "BIGINT"),
+        ("rows", "BIGINT"),
+        ("detail", "VARCHAR"),
+    ],
+    params=[("source", "VARCHAR"), ("baseline", "VARCHAR")],
+    named=[("data_schema", "VARCHAR", None), ("environment", "VARCHAR", None)],
+)
+def ml_drift(session, source, baseline, data_schema, environment):
+    """Every drift/skew measurement of ``source`` against ``baseline``, anomalous or not."""
+    from sqlml.validation import api
+
+    measured = api.drift(session, source, baseline, schema=data_schema, environment=environment)
+    return [
+        (m.column_name, m.metric, m.value, m.threshold, m.is_anomaly, m.baseline_rows, m.rows, m.detail)
+        for m in measured
+    ]
+
+
+@table_function(
+    "ml_anomaly_types",
+    columns=[("anomaly_type", "VARCHAR"), ("severity", "VARCHAR"), ("family", "VARCHAR"), ("description", "VARCHAR")],
+    side_effects=False,
+)
+def ml_anomaly_types(session):
+    """The anomaly types ml_validate reports, with their severity."""
+    from sqlml.validation.anomalies import TYPES
+
+    return [(name, severity, family, text) for name, (severity, family, text) in TYPES.items()]
