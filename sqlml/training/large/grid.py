@@ -215,12 +215,12 @@ def _register(ctx, name, members, outcome, own, replace):
 
     from sqlml.training import registry
     from sqlml.training.checkpoints import CheckpointStore
-    from sqlml.training.runner import _record
+    from sqlml.training.runner import model_record
 
     metric = _metric_name(members, own)
     records = []
     for member in members:
-        record = _record(member.prepared, member.result, sum(r.seconds for r in member.result.history))
+        record = model_record(member.prepared, member.result, sum(r.seconds for r in member.result.history))
         if metric not in record.metrics:
             raise InvalidOptionError(
                 WHERE, "metric", f"model {member.name!r} has no metric {metric!r}; it has: " + ", ".join(sorted(record.metrics))
