@@ -10,6 +10,7 @@ CHAPTERS: tuple[str, ...] = (
     "sqlml.demo.ch1_labeling",
     "sqlml.demo.ch2_validation",
     "sqlml.demo.ch3_training",
+    "sqlml.demo.ch4_large_models",
     "sqlml.demo.ch5_serving",
     "sqlml.demo.ch6_video",
 )

@@ -20,6 +20,8 @@ from sqlml.errors import UnknownObjectError
 STRATEGIES: dict[str, str] = {
     "single": "sqlml.training.single:train",
     "data_parallel": "sqlml.training.ddp:train",
+    "spill": "sqlml.training.large.strategy:train_spill",
+    "pipeline": "sqlml.training.large.strategy:train_pipeline",
 }
 
 

@@ -1,0 +1,350 @@
+"""Large-model training benchmark (CPU): spilling, pipelining and grids against their anchors.
+
+Part 1, spill vs resident. An MLP of 8 blocks (Linear 1024x1024, ReLU, Linear 1024x1024,
+ReLU; 15.7M parameters, 63 MB) trains with SGD from the same seed (a) resident: plain
+autograd and one optimizer, the anchor; (b) spilled through a device budget a quarter
+and a half of the model (RAM tier, Hydra recompute), with kept activations
+(``checkpoint_activations := false``), with prefetch, and from the disk tier. Batches
+16, 64, 256; shards cut by the strategy's planner (the fewest that fit). Every variant's weights after 3 steps are compared bit for bit with
+resident training, and the ledger's peak with the budget.
+
+Part 2, pipeline vs one process. 8 x Linear(1024) + ReLU and a head, batch 512, split
+into 2 stages on 2 gloo worker processes (GPipe and 1F1B, M = 4 and 8), against one
+process running the same micro-batches (gradient accumulation) and the whole batch.
+Gradients are compared (relative error), and the measured idle share against GPipe's
+bubble (K-1)/(M+K-1).
+
+Part 3, a grid. ``CREATE MODELS`` of 4 (and 8) MLPs over a generated table, on 2 worker
+processes, against the same grid on one worker and against training the models one
+after another with ``CREATE MODEL``. Throughput = models per second.
+
+Timings are best-of interleaved rounds (a shared 2-vCPU machine swings by tens of
+percent); CPU time (``process_time``) is reported next to wall time where it applies.
+
+    python bench/large_models.py [--quick] [--only spill,pipeline,grid] [--out bench/results/large_models.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def best_of(fn, rounds: int, steps: int):
+    """(best wall seconds per step, best CPU seconds per step) over ``rounds`` of ``steps``."""
+    wall, cpu = [], []
+    for _ in range(rounds):
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            fn()
+        wall.append((time.perf_counter() - t) / steps)
+        cpu.append((time.process_time() - c) / steps)
+    return min(wall), min(cpu)
+
+
+# -- part 1: spill ---------------------------------------------------------------------------------
+
+
+def spill_model(width: int, blocks: int, seed: int = 0):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers = []
+    for k in range(blocks):
+        layers += [nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width if k < blocks - 1 else 1)]
+        if k < blocks - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def bench_spill(args) -> dict:
+    import tempfile
+
+    import torch
+    from torch import nn
+
+    from sqlml.training.job import OptimizerSpec
+    from sqlml.training.large.layers import sequential_layers
+    from sqlml.training.large.partition import budget_plan
+    from sqlml.training.large.spill import SpillTrainer, slots_needed
+
+    torch.set_num_threads(1)
+    width, blocks = (512, 8) if args.quick else (1024, 8)
+    spec = OptimizerSpec("sgd", lr=1e-3, momentum=0.0)
+    loss_fn = nn.MSELoss()
+    params = sum(p.numel() for p in spill_model(width, blocks).parameters())
+    param_bytes = params * 4
+    layer_count = len(sequential_layers(spill_model(width, blocks)))
+    variants = {
+        "spill_ram_quarter": dict(budget=param_bytes // 4, tier="ram"),
+        "spill_ram_half": dict(budget=param_bytes // 2, tier="ram"),
+        "spill_ram_quarter_keep_activations": dict(budget=param_bytes // 4, tier="ram", checkpoint_activations=False),
+        "spill_ram_half_keep_activations": dict(budget=param_bytes // 2, tier="ram", checkpoint_activations=False),
+        "spill_ram_half_prefetch": dict(budget=param_bytes // 2, tier="ram", prefetch=True),
+        "spill_disk_half": dict(budget=param_bytes // 2, tier="disk"),
+        "spill_disk_half_prefetch": dict(budget=param_bytes // 2, tier="disk", prefetch=True),
+    }
+    if args.quick:
+        variants = {k: v for k, v in variants.items() if k in ("spill_ram_quarter", "spill_ram_half_keep_activations", "spill_disk_half_prefetch")}
+
+    def build(name):
+        model = spill_model(width, blocks)
+        if name == "resident":
+            optimizer = spec.build(model.parameters())
+
+            def step(x, y):
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+
+            return model, step, None
+        v = dict(variants[name])
+        budget = v.pop("budget")
+        # the strategy's own plan: the fewest shards whose footprint fits the budget
+        plan = budget_plan(sequential_layers(model), budget // slots_needed(v.get("prefetch", False)), state_tensors_per_param=0)
+        trainer = SpillTrainer(model, plan, spec, device_memory=budget,
+                               device="cpu", spill_dir=tempfile.mkdtemp(prefix="bench_spill_") if v.get("tier") == "disk" else None,
+                               **{k: val for k, val in v.items()})
+        return model, (lambda x, y: trainer.step(x, lambda out: loss_fn(out, y))), trainer
+
+    out = {"model": {"width": width, "blocks": blocks, "layers": layer_count, "parameters": params, "mb": param_bytes / 1e6},
+           "batches": {}}
+    for batch in ([16, 64] if args.quick else [16, 64, 256]):
+        torch.manual_seed(1)
+        x, y = torch.randn(batch, width), torch.randn(batch, 1)
+        # correctness: 3 steps from the same seed, every variant against resident
+        reference, step, _ = build("resident")
+        for _ in range(3):
+            step(x, y)
+        row = {"identical": {}, "peak_over_budget": {}}
+        for name in variants:
+            model, step, trainer = build(name)
+            for _ in range(3):
+                step(x, y)
+            trainer.flush()
+            row["identical"][name] = all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), model.state_dict().values()))
+            row["peak_over_budget"][name] = round(trainer.ledger.peak / trainer.budget, 3)
+            trainer.close()
+        # timing: interleaved rounds, best of
+        runners = {name: build(name) for name in ["resident", *variants]}
+        for _, step, _ in runners.values():
+            step(x, y)  # warm-up
+        times = {name: [] for name in runners}
+        for _ in range(args.rounds):
+            for name, (_, step, _) in runners.items():
+                times[name].append(best_of(lambda step=step: step(x, y), 1, args.steps))
+        base_wall = min(t[0] for t in times["resident"])
+        base_cpu = min(t[1] for t in times["resident"])
+        row["resident_ms"] = round(base_wall * 1000, 2)
+        for name in variants:
+            wall = min(t[0] for t in times[name])
+            cpu = min(t[1] for t in times[name])
+            trainer = runners[name][2]
+            row[name] = {
+                "ms": round(wall * 1000, 2),
+                "ratio": round(wall / base_wall, 3),
+                "cpu_ratio": round(cpu / base_cpu, 3),
+                "shards": len(trainer.shards),
+                "slots": trainer.n_slots,
+                "moved_mb_per_step": round(trainer.bytes_moved / trainer.steps / 1e6, 1),
+                "copy_share": round(trainer.mover.seconds / trainer.steps / wall, 3),
+            }
+        for _, _, trainer in runners.values():
+            if trainer is not None:
+                trainer.close()
+        out["batches"][str(batch)] = row
+        print(f"spill B={batch}: resident {row['resident_ms']} ms; "
+              + "; ".join(f"{n.removeprefix('spill_')} {row[n]['ratio']}x (cpu {row[n]['cpu_ratio']}x)" for n in variants), flush=True)
+    return out
+
+
+# -- part 2: pipeline ------------------------------------------------------------------------------
+
+
+def pipe_model(width: int, depth: int, seed: int = 0):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def bench_pipeline(args) -> dict:
+    import torch
+
+    from sqlml.training.job import OptimizerSpec
+    from sqlml.training.large.layers import sequential_layers
+    from sqlml.training.large.partition import balance_plan
+    from sqlml.training.large.pipeline import PipelineRunner, bubble_fraction
+    from sqlml.training.large.pipeline_worker import PipelineLoss
+
+    torch.set_num_threads(1)
+    width, depth, batch = (512, 8, 256) if args.quick else (1024, 8, 512)
+    torch.manual_seed(123)
+    x, y = torch.randn(batch, width), torch.randn(batch)
+    target = torch.stack([y, torch.ones(batch)], dim=1)  # label, weight: what the stages' loss reads
+    loss = PipelineLoss("regression", has_soft=False)
+    loss.weight_total = float(batch)
+    base = pipe_model(width, depth)
+    reference = pipe_model(width, depth)
+    loss(reference(x), target).backward()
+    ref_grads = [p.grad.clone() for p in reference.parameters()]
+
+    def full_step():
+        base.zero_grad(set_to_none=True)
+        loss(base(x), target).backward()
+
+    def accum_step(m):
+        base.zero_grad(set_to_none=True)
+        for xc, tc in zip(x.chunk(m), target.chunk(m)):
+            loss(base(xc), tc).backward()
+
+    out = {"model": {"width": width, "depth": depth, "batch": batch, "stages": 2}, "runs": []}
+    configs = [("gpipe", 4), ("gpipe", 8), ("1f1b", 4), ("1f1b", 8)]
+    if args.quick:
+        configs = [("gpipe", 4), ("1f1b", 4)]
+    for schedule, m in configs:
+        model = pipe_model(width, depth)
+        plan = balance_plan(sequential_layers(model), 2)
+        with PipelineRunner(model, plan, OptimizerSpec("sgd", lr=1e-3, momentum=0.0), loss,
+                            micro_batches=m, schedule=schedule) as runner:
+            runner.step(x, target, weight_total=batch, update=False)
+            grads = runner.gradients()
+            rel = max(((g - r).norm() / r.norm()).item() for g, r in zip(grads, ref_grads))
+            runner.history.clear()
+            pipe, full, accum = [], [], []
+            for _ in range(args.rounds):
+                pipe.append(best_of(lambda: runner.step(x, target, weight_total=batch, update=False), 1, args.steps))
+                full.append(best_of(full_step, 1, args.steps))
+                accum.append(best_of(lambda: accum_step(m), 1, args.steps))
+            stats = runner.stats()
+        p, f, a = min(w for w, _ in pipe), min(w for w, _ in full), min(w for w, _ in accum)
+        row = {
+            "schedule": schedule, "micro_batches": m, "max_rel_grad_error": rel,
+            "pipeline_ms": round(p * 1000, 1), "single_full_batch_ms": round(f * 1000, 1),
+            "single_same_microbatches_ms": round(a * 1000, 1),
+            "pipeline_over_single_same_microbatches": round(p / a, 3),
+            "pipeline_over_single_full_batch": round(p / f, 3),
+            "bubble_theory": round(bubble_fraction(2, m), 3), "idle_measured": stats["bubble_measured"],
+        }
+        out["runs"].append(row)
+        print(f"pipeline {schedule} M={m}: {row['pipeline_ms']} ms vs same micro-batches {row['single_same_microbatches_ms']} ms "
+              f"= {row['pipeline_over_single_same_microbatches']}x (full batch {row['pipeline_over_single_full_batch']}x); "
+              f"grad err {rel:.1e}; idle {row['idle_measured']} vs bubble {row['bubble_theory']}", flush=True)
+    return out
+
+
+# -- part 3: grid ----------------------------------------------------------------------------------
+
+
+def bench_grid(args) -> dict:
+    import sqlml
+
+    rows = 20_000 if args.quick else 60_000
+    con = sqlml.connect()
+    features = ", ".join(f"((hash(i, {k}) % 2000) / 1000.0 - 1)::FLOAT AS f{k}" for k in range(16))
+    con.sql(f"CREATE TABLE t AS SELECT {features}, (hash(i, 99) % 3)::VARCHAR AS label FROM range({rows}) r(i)")
+    query = "SELECT * FROM t"
+    common = ("architecture := 'mlp', hidden := [256, 256], epochs := 2, batch_size := 256, optimizer := 'sgd', "
+              "momentum := 0, checkpoint := false, threads := 1")
+    out = {"rows": rows, "model": "mlp [256, 256], 2 epochs, batch 256", "grids": []}
+    started = time.perf_counter()  # the first worker processes pay for the forkserver importing torch
+    con.sql(f"CREATE MODELS warmup FOR (lr IN (0.1, 0.2)) WITH ({common}, workers := 2) AS SELECT * FROM t LIMIT 512")
+    out["first_worker_start_seconds"] = round(time.perf_counter() - started, 2)
+    sizes = [4] if args.quick else [4, 8]
+    for n in sizes:
+        lrs = ", ".join(str(round(0.01 * (k + 1), 4)) for k in range(n))
+        head = f"FOR (lr IN ({lrs}))"
+        timings = {"two_workers": [], "one_worker": [], "sequential_create_model": []}
+        usage = []
+        for r in range(args.grid_rounds):
+            for label, extra in (("two_workers", "workers := 2, unit_batches := 16"), ("one_worker", "workers := 1, unit_batches := 16")):
+                name = f"g{n}_{label}_{r}"
+                t = time.perf_counter()
+                con.sql(f"CREATE MODELS {name} {head} WITH ({common}, {extra}) AS {query}")
+                wall = time.perf_counter() - t
+                timings[label].append(wall)
+                if label == "two_workers":
+                    unit, cpu = con.sql(
+                        "SELECT sum(json_extract(metrics, '$.grid_unit_seconds')::DOUBLE), "
+                        "sum(json_extract(metrics, '$.grid_unit_cpu_seconds')::DOUBLE) FROM sqlml.models "
+                        "WHERE json_extract_string(metrics, '$.grid') = ?", params=[name]).fetchall()[0]
+                    usage.append({"workers_busy": round(unit / (2 * wall), 3), "cpu_per_busy_second": round(cpu / unit, 3)})
+            t = time.perf_counter()
+            for k in range(n):
+                con.sql(f"CREATE MODEL s{n}_{r}_{k} WITH ({common}, lr := {round(0.01 * (k + 1), 4)}) AS {query}")
+            timings["sequential_create_model"].append(time.perf_counter() - t)
+        best = {k: min(v) for k, v in timings.items()}
+        row = {
+            "models": n,
+            "seconds": {k: round(v, 2) for k, v in best.items()},
+            "median_seconds": {k: round(statistics.median(v), 2) for k, v in timings.items()},
+            "models_per_second": {k: round(n / v, 3) for k, v in best.items()},
+            "speedup_vs_sequential_create_model": round(best["sequential_create_model"] / best["two_workers"], 3),
+            "speedup_vs_one_worker_grid": round(best["one_worker"] / best["two_workers"], 3),
+            "two_worker_usage": usage,
+        }
+        out["grids"].append(row)
+        print(f"grid of {n}: 2 workers {best['two_workers']:.1f}s, 1 worker {best['one_worker']:.1f}s, "
+              f"sequential CREATE MODEL {best['sequential_create_model']:.1f}s -> "
+              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x; "
+              f"workers busy / CPU they got: {usage}", flush=True)
+    con.close()
+    return out
+
+
+def parallel_capacity() -> dict:
+    """How much two busy processes get here: (work done by 2 processes) / (work done by 1), same wall time."""
+    import subprocess
+
+    code = "import time\nt=time.perf_counter();n=0\nwhile time.perf_counter()-t<2.0:\n    sum(range(10000)); n+=1\nprint(n)"
+    one = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    two = sum(int(p.communicate()[0]) for p in procs)
+    return {"two_process_throughput_over_one": round(two / one, 3), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller models, fewer rounds (a minute or two)")
+    parser.add_argument("--only", default="spill,pipeline,grid")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--grid-rounds", type=int, default=None)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_models.json"))
+    args = parser.parse_args()
+    args.rounds = args.rounds or (2 if args.quick else 6)
+    args.grid_rounds = args.grid_rounds or (1 if args.quick else 2)
+    parts = args.only.split(",")
+    results = {"machine": parallel_capacity(), "quick": args.quick}
+    print(f"machine: {results['machine']}", flush=True)
+    if "spill" in parts:
+        results["spill"] = bench_spill(args)
+    if "pipeline" in parts:
+        results["pipeline"] = bench_pipeline(args)
+    if "grid" in parts:
+        results["grid"] = bench_grid(args)
+    results["machine_after"] = parallel_capacity()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous.update({k: v for k, v in results.items()})
+    out.write_text(json.dumps(previous, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""How the grid's owner talks to its workers: one worker in this process, or worker processes.
+
+Both offer ``send(worker, command, payload)``, ``receive()`` (the next message from any
+worker), ``export(worker, model)`` (a model's state, to move it) and ``close()``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlml.errors import TrainingError
+
+
+class Threads:
+    """torch CPU threads for an in-process worker (one per worker: the workers are the parallelism)."""
+
+    def __init__(self, count: int):
+        import torch
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(count)
+
+    def restore(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.before)
+
+
+class Inline:
+    """One worker, run in the owner's process (no process start, same code path)."""
+
+    def __init__(self, executor):
+        from sqlml.training.large.grid_worker import Worker
+
+        self.messages: list = []
+        settings = {"device": executor.device_names[0], "spill": executor.spill, "threads": executor.threads}
+        self.worker = Worker(0, settings, self.messages.append)
+
+    def send(self, worker: int, command: str, payload) -> None:
+        self.worker.handle(command, payload)
+
+    def export(self, worker: int, model_id: int):
+        self.worker.handle("export", model_id)
+        return self._take("exported", model_id)
+
+    def _take(self, kind, model_id):
+        for k, message in enumerate(self.messages):
+            if message[0] == kind and message[2] == model_id:
+                return self.messages.pop(k)[3]
+        raise TrainingError(f"grid worker sent no {kind!r} for model {model_id}")
+
+    def receive(self):
+        if not self.messages:
+            raise TrainingError("the grid worker has nothing more to report")
+        return self.messages.pop(0)
+
+    def close(self) -> None:
+        self.worker.handle("stop", None)
+
+
+class Processes:
+    """Worker processes from the forkserver; messages over queues."""
+
+    def __init__(self, executor, timeout: float = 600.0):
+        from sqlml.training.large import processes
+        from sqlml.training.large.grid_worker import serve
+
+        ctx = processes.context()
+        self.outbox = ctx.Queue()
+        self.inboxes = []
+        self.procs = []
+        self.pending: list = []
+        self.timeout = timeout
+        for w in range(executor.workers):
+            inbox = ctx.Queue()
+            settings = {"device": executor.device_names[w], "spill": executor.spill, "threads": executor.threads}
+            self.procs.append(processes.start(ctx, serve, (w, settings, inbox, self.outbox)))
+            self.inboxes.append(inbox)
+        for _ in range(executor.workers):
+            self._next(expect="ready")
+
+    def send(self, worker: int, command: str, payload) -> None:
+        self.inboxes[worker].put((command, payload))
+
+    def export(self, worker: int, model_id: int):
+        self.send(worker, "export", model_id)
+        while True:
+            message = self._next()
+            if message[0] == "exported" and message[2] == model_id:
+                return message[3]
+            self.pending.append(message)
+
+    def receive(self):
+        if self.pending:
+            return self.pending.pop(0)
+        return self._next()
+
+    def _next(self, expect: str | None = None):
+        import queue
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                message = self.outbox.get(timeout=1.0)
+            except queue.Empty:
+                dead = [w for w, p in enumerate(self.procs) if not p.is_alive()]
+                if dead or time.monotonic() > deadline:
+                    self._kill()
+                    raise TrainingError(
+                        f"grid worker(s) {dead} exited unexpectedly" if dead else f"grid workers silent for {self.timeout:.0f}s"
+                    ) from None
+                continue
+            if message[0] == "error":
+                self._kill()
+                raise TrainingError(f"grid worker {message[1]} failed: {message[3]}")
+            if expect is not None and message[0] != expect:
+                self._kill()
+                raise TrainingError(f"grid worker {message[1]} sent {message[0]!r} before {expect!r}")
+            return message
+
+    def close(self) -> None:
+        for inbox in self.inboxes:
+            inbox.put(("stop", None))
+        for proc in self.procs:
+            proc.join(timeout=30)
+        self._kill()
+
+    def _kill(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join(timeout=5)
