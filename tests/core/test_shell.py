@@ -113,8 +113,10 @@ def test_interactive_shell_in_a_pseudo_terminal(db_path, tmp_path):
         _read_until(fd, b"...> ")  # a statement goes on until ';'
         os.write(fd, b"2 AS answer;\n")
         assert b"42" in _read_until(fd, b"sqlml> ")
-        os.write(fd, b".timer on\nSELECT 1 AS one;\n")
-        assert b"Run Time:" in _read_until(fd, b"Run Time:")
+        os.write(fd, b".timer on\n")
+        _read_until(fd, b"sqlml> ")
+        os.write(fd, b"SELECT 1 AS one;\n")
+        assert b"Run Time:" in _read_until(fd, b"sqlml> ")
         os.write(fd, b"SELECT * FROM nowhere;\n")
         assert b"nowhere" in _read_until(fd, b"sqlml> ")  # an error does not end the session
         os.write(fd, b".exit\n")
