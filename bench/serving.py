@@ -241,12 +241,25 @@ def bench_mqo(con, counter: CallCounter, repeats: int) -> dict:
                 relation.fetchall()
 
         result = {}
-        for name, fn in (("one query", one), ("one by one", separately), ("sql_many", shared)):
+        fns = {"one query": one, "one by one": separately, "sql_many": shared}
+        for name, fn in fns.items():  # model rows (and a warm-up)
             counter.rows = 0
             fn()
-            rows = counter.rows
-            result[name] = {"seconds": round(best_of(fn, repeats), 3), "model_rows": rows}
+            result[name] = {"model_rows": counter.rows}
+        times = {name: [] for name in fns}
+        for _ in range(repeats):  # interleaved: the machine's load hits all three alike
+            for name, fn in fns.items():
+                started = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - started)
+        for name in fns:
+            result[name]["seconds"] = round(min(times[name]), 3)
+            result[name]["median_seconds"] = round(statistics.median(times[name]), 3)
+        paired = sorted(m / o for m, o in zip(times["sql_many"], times["one query"], strict=True))
         result["sql_many / one"] = round(result["sql_many"]["seconds"] / result["one query"]["seconds"], 2)
+        result["sql_many / one, per repeat (min, median, max)"] = [
+            round(paired[0], 2), round(statistics.median(paired), 2), round(paired[-1], 2)
+        ]
         result["one by one / one"] = round(result["one by one"]["seconds"] / result["one query"]["seconds"], 2)
         results[model] = result
     set_rules(con, set(optimizer.RULE_NAMES))

@@ -91,22 +91,35 @@ def rewrite(
 
     if not RULES or sql.startswith(OPTIMIZED) or not mentions_model_call(sql):
         return RewriteResult(sql, sql)
-    context, expression = _prepare(sql, connection, disabled, store)
+    context, expression = apply_rules(sql, connection=connection, disabled=disabled, store=store)
     if expression is None:
         return RewriteResult(sql, sql, notes=list(context.notes.get("messages", [])))
-    for rule in RULES:
-        if rule_name(rule) not in context.disabled:
-            expression = rule(expression, context)
     if not context.fired:
         return RewriteResult(sql, sql)
     rewritten = expression.sql(dialect="duckdb", normalize_functions=False)
-    problem = _binds(connection, rewritten, context.placeholders)
+    problem = binds(connection, rewritten, context.placeholders)
     if problem is not None:
         return RewriteResult(sql, sql, notes=[f"rewrite not used: DuckDB rejects it ({problem})"])
     result = RewriteResult(sql, rewritten, list(context.fired), list(context.steps))
     if connection is not None and not dry_run:
         result.reports = run_steps(connection, result.steps)
     return result
+
+
+def apply_rules(sql: str, *, connection=None, disabled=None, store: str | None | bool = True):
+    """(context, parsed statement after the enabled rules); the statement is None when
+    ``sql`` is not one statement sqlglot parses (or it has parameters).
+
+    For callers that keep working on the tree (multi-query optimization); ``rewrite``
+    renders it, checks that DuckDB binds it and runs its steps.
+    """
+    context, expression = _prepare(sql, connection, disabled, store)
+    if expression is None:
+        return context, None
+    for rule in RULES:
+        if rule_name(rule) not in context.disabled:
+            expression = rule(expression, context)
+    return context, expression
 
 
 def _prepare(sql, connection, disabled, store):
@@ -141,7 +154,7 @@ def _prepare(sql, connection, disabled, store):
     return context, expression
 
 
-def _binds(connection, sql: str, placeholders: dict) -> str | None:
+def binds(connection, sql: str, placeholders: dict) -> str | None:
     """None when DuckDB plans ``sql``; else its complaint (nothing runs)."""
     if connection is None:
         return None

@@ -53,6 +53,8 @@ class Hoisted:
     keys_cte: exp.CTE
     pred_cte: exp.CTE
     scope: exp.Select
+    inputs: list[exp.Expression]  # the call's row arguments as the scope writes them
+    join: exp.Join  # LEFT JOIN __ml_pred_N ON <inputs> IS NOT DISTINCT FROM <key columns>
 
 
 def hoist_scope(select: exp.Select, context, rule: str, accept=None) -> list[Hoisted]:
@@ -131,9 +133,8 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
             for j, p in enumerate(positions)
         ]
     )
-    joins = list(select.args.get("joins") or [])
-    joins.append(exp.Join(this=table(pred_name), side="LEFT", on=on))
-    select.set("joins", joins)
+    join = exp.Join(this=table(pred_name), side="LEFT", on=on)
+    select.set("joins", [*(select.args.get("joins") or []), join])
     keep_names(select, group.occurrences, context)
     for occurrence in group.occurrences:
         occurrence.replace(exp.column(value_column, table=pred_name))
@@ -148,6 +149,8 @@ def hoist_group(select: exp.Select, group: CallGroup, context) -> Hoisted:
         keys_cte=keys_cte,
         pred_cte=pred_cte,
         scope=select,
+        inputs=[call.expressions[p].copy() for p in positions],
+        join=join,
     )
 
 

@@ -1,19 +1,21 @@
 """Multi-query optimization: model calls shared by several statements are computed once.
 
 ``con.sql_many([...])`` and scripts (``con.sql("q1; q2; q3")``) plan their statements
-together. Each statement is rewritten with the prediction cache (the TEMP store when
-the persistent cache is off or the connection is read-only); the cache fills the
-statements need are merged by model call (same function, model, version and constant
-arguments) into one fill over the UNION of their distinct inputs; that one fill runs,
-then every statement runs its rewrite and finds all its model results stored.
+together. Each statement's model calls are hoisted (``distinct_inputs``); calls that
+compute the same thing (same function, model version and constant arguments) are
+grouped, and each group's distinct inputs, the UNION over its statements, go through
+the model once, into a TEMP table (``shared_calls``). Each statement is then rewritten
+to read that table through one join on a 64-bit key (``optimizer.shared_results``): it
+no longer computes its distinct inputs, looks up a cache or calls the model.
 
 N queries scoring overlapping rows with the same model therefore cost one model pass
-over the union of their inputs, plus N cheap lookups.
+over the union of their inputs plus N times their own relational work. The persistent
+prediction cache, when on, supplies the inputs it has and stores the new ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlml import optimizer
@@ -23,7 +25,13 @@ from sqlml.serving import cache
 @dataclass
 class Planned:
     text: str
-    result: optimizer.RewriteResult
+    sql: str  # what runs: the shared rewrite, or the text (optimized as usual when it runs)
+    shared: bool = False  # reads shared results
+    checked: bool = False  # DuckDB binds ``sql`` (else the caller falls back to the text)
+    tree: Any = None  # the rewrite in progress; None when this statement does not share
+    context: Any = None
+    writes: bool = False
+    verify: bool = False  # an earlier statement may write what this one reads
 
 
 def sql_many(connection, statements: list[str]) -> list[Any]:
@@ -54,94 +62,185 @@ def sql_many(connection, statements: list[str]) -> list[Any]:
 
 
 def _run_group(connection, texts: list[str]) -> list[Any]:
-    """Plan together, then run each rewrite: its fills are done, its other steps (a bulk
-    stream) run just before it, and the optimizer finds nothing left to rewrite."""
+    """Plan together (the shared results are computed), then run each statement."""
+    import duckdb
+
     results = []
-    for planned in plan(connection, texts):
-        optimizer.run_steps(connection, [s for s in planned.result.steps if s.fill is None])
-        sql = planned.result.sql
-        results.append(connection.sql(optimizer.OPTIMIZED + sql if planned.result.fired else sql))
+    for planned in plan(connection, texts, check_queries=False):
+        if not planned.shared:
+            results.append(connection.sql(planned.text))
+            continue
+        try:
+            results.append(connection.sql(optimizer.OPTIMIZED + planned.sql))
+        except duckdb.Error:
+            if planned.checked:
+                raise
+            # a query binds when its relation is made and runs when read: nothing ran
+            results.append(connection.sql(planned.text))
     return results
 
 
-def plan(connection, texts: list[str]) -> list[Planned]:
-    """Rewrite every statement, run the merged fills; the statements are left to run."""
-    store = _store(connection)
-    # the cache rule is what shares: on for this plan even where the persistent cache is off
-    disabled = optimizer.disabled_rules(connection) - {"prediction_cache"}
-    plans = []
-    for text in texts:
-        result = optimizer.rewrite(text, connection=connection, dry_run=True, store=store, disabled=disabled)
-        plans.append(Planned(text, result))
-    fills = [step for p in plans for step in p.result.steps]
-    run_merged(connection, fills)
+def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Planned]:
+    """Rewrite every statement and compute the model calls they share; nothing else runs.
+
+    Statements that write are always checked to bind before they are handed back;
+    queries only with ``check_queries`` (sql_many finds out when it makes the relation).
+    """
+    from sqlml.optimizer import shared_results
+    from sqlml.optimizer.prediction_cache import signature
+
+    off = optimizer.disabled_rules(connection)
+    store = None if "prediction_cache" in off else cache.store_for(connection)
+    # sharing hoists every call (the cache's own hoisting is what this replaces)
+    disabled = (off - {"distinct_inputs"}) | {"prediction_cache"}
+    plans = [_prepare(connection, text, disabled) for text in texts]
+    versions: dict[tuple, Any] = {}
+    writes_before = False
+    for p in plans:
+        p.verify = writes_before  # data the table was filled from may have changed
+        writes_before = writes_before or p.writes
+
+    rounds = max((len(p.context.notes.get("hoisted", [])) for p in plans if p.tree is not None), default=0)
+    for round_ in range(rounds):  # a statement's later calls read keys filtered by its earlier ones
+        groups: dict[tuple, Any] = {}
+        members: dict[tuple, list] = {}
+        for p in plans:
+            hoisted = p.context.notes.get("hoisted", []) if p.tree is not None else []
+            if round_ >= len(hoisted):
+                continue
+            h = hoisted[round_]
+            key = (h.function.name, h.model)
+            if key not in versions:
+                versions[key] = h.function.version(connection, h.model) if h.function.version else None
+            version = versions[key]
+            if version is None:
+                continue
+            sig = signature(h.call, h.key_columns)
+            group_key = (h.function.name, sig, version.token, len(h.key_columns))
+            if group_key not in groups:
+                groups[group_key] = _shared_call(h, version, sig)
+                members[group_key] = []
+            keys_sql = _keys_sql(h)
+            if keys_sql not in groups[group_key].keys_sql:  # statements over the same rows
+                groups[group_key].keys_sql.append(keys_sql)
+            members[group_key].append((p, h, sig, version))
+        for group_key, call in groups.items():
+            table = call.name(round_)
+            if not _build(connection, call, table, store, members[group_key]):
+                continue
+            for p, h, sig, version in members[group_key]:
+                if p.tree is not None:
+                    shared_results.read_shared(h, table, sig, version.token, verify=p.verify)
+                    p.shared = True
+
+    for p in plans:
+        if not p.shared:
+            continue
+        p.sql = p.tree.sql(dialect="duckdb", normalize_functions=False)
+        if p.writes or check_queries:
+            p.checked = True
+            if optimizer.binds(connection, p.sql, p.context.placeholders) is not None:
+                p.sql, p.shared = p.text, False
     return plans
 
 
-def _store(connection) -> str:
-    persistent = None if "prediction_cache" in optimizer.disabled_rules(connection) else cache.store_for(connection)
-    if persistent is not None:
-        return persistent
-    cache.ensure_temp_store(connection.duckdb)
-    connection.duckdb.execute(f"DELETE FROM {cache.TEMP_STORE}")
-    return cache.TEMP_STORE
+#: Leading words of statements that only read.
+_READING = frozenset({"SELECT", "WITH", "FROM", "VALUES", "TABLE", "DESCRIBE", "SHOW", "SUMMARIZE", "EXPLAIN"})
 
 
-def run_merged(connection, steps) -> list[dict]:
-    """Run fill steps, merging those that compute the same model call into one fill."""
-    groups: dict[tuple, list[cache.Fill]] = {}
-    order = []
-    for step in steps:
-        fill = getattr(step, "fill", None)
-        if fill is None:
-            continue
-        key = (fill.store, fill.function.name, fill.model, fill.version.token, fill.signature, len(fill.key_columns))
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        if all(f.keys_sql != fill.keys_sql for f in groups[key]):
-            groups[key].append(fill)
-    reports = []
-    with connection.session.translate_errors():
-        for key in order:
-            fills = groups[key]
-            merged = fills[0] if len(fills) == 1 else _union(fills)
-            report = cache.run_fill(connection, merged)
-            report["statements"] = len(fills)
-            reports.append(report)
-    return reports
+def _prepare(connection, text: str, disabled) -> Planned:
+    from sqlglot import exp
+
+    from sqlml.optimizer.model_functions import mentions_model_call
+
+    if not mentions_model_call(text):  # not parsed: only whether it may write matters
+        first = text.lstrip().lstrip("(").split(None, 1)[0].upper() if text.strip() else ""
+        return Planned(text, text, writes=first not in _READING)
+    context, tree = optimizer.apply_rules(text, connection=connection, disabled=disabled, store=None)
+    planned = Planned(text, text, context=context)
+    if tree is None:
+        planned.writes = True  # not parsed: assume it may write
+        return planned
+    planned.writes = not isinstance(tree, (exp.Select, exp.Union, exp.Subquery))
+    if context.fired and not context.steps:  # a bulk stream (a step) scores its own rows
+        planned.tree = tree
+    return planned
 
 
-def _union(fills: list[cache.Fill]) -> cache.Fill:
-    first = fills[0]
-    parts = [f"SELECT * FROM ({f.keys_sql})" for f in fills]
-    return replace(first, keys_sql=" UNION ".join(parts))
+def _shared_call(h, version, sig: str):
+    from sqlglot import exp
+
+    from sqlml.optimizer.scopes import named_constants
+    from sqlml.serving.shared_calls import SharedCall, key_names
+
+    call = h.call.copy()
+    names = key_names(len(h.key_columns))
+    for node in list(call.find_all(exp.Column)):
+        if node.name in h.key_columns and not node.table:
+            node.replace(exp.column(names[h.key_columns.index(node.name)]))
+    return SharedCall(
+        function=h.function,
+        model=version.name or h.model,
+        reference=h.model,
+        version=version,
+        signature=sig,
+        width=len(h.key_columns),
+        call_sql=call.sql(dialect="duckdb", normalize_functions=False),
+        named=named_constants(h.call),
+    )
+
+
+def _keys_sql(h) -> str:
+    from sqlml.optimizer.prediction_cache import keys_query
+
+    return keys_query(h).sql(dialect="duckdb", normalize_functions=False)
+
+
+def _build(connection, call, table: str, store, members) -> bool:
+    """Build the shared table; a statement whose keys DuckDB cannot compute yet (it reads
+    a table an earlier statement creates) leaves the group. False: nothing shared."""
+    import duckdb
+
+    from sqlml.serving.shared_calls import build
+
+    try:
+        with connection.session.translate_errors():
+            build(connection, call, table, store)
+        return True
+    except duckdb.Error:
+        pass
+    keep = [i for i, sql in enumerate(call.keys_sql) if optimizer.binds(connection, sql, {}) is None]
+    if not keep or len(keep) == len(call.keys_sql):
+        return False  # not a binding problem: the statements run unshared (and report it)
+    call.keys_sql = [call.keys_sql[i] for i in keep]
+    members[:] = [members[i] for i in keep]
+    try:
+        with connection.session.translate_errors():
+            build(connection, call, table, store)
+    except duckdb.Error:
+        return False
+    return True
 
 
 def share_script(connection, text: str, spans: list[tuple[int, int]], start: int) -> dict[int, str]:
     """Plan the run of plain statements from ``start`` in a script together.
 
-    Returns {statement index: SQL to run} for the statements whose model calls were
-    planned (their fills already ran); empty when fewer than two of them call models.
+    Returns {statement index: SQL to run} for the statements that read shared results
+    (computed before this returns); empty when fewer than two of them call models.
     The run ends at the first sqlml statement (it may create or drop models).
     """
     from sqlml.optimizer.model_functions import mentions_model_call
     from sqlml.query.router import match_statement
     from sqlml.query.tokens import tokenize
 
-    run: list[tuple[int, str]] = []
+    run: list[tuple[int, str]] = []  # every plain statement: those that write matter too
     for index in range(start, len(spans)):
         a, b = spans[index]
         statement = text[a:b].strip()
         if match_statement(tokenize(statement)) is not None:
             break
-        if mentions_model_call(statement):
-            run.append((index, statement))
-    if len(run) < 2:
+        run.append((index, statement))
+    if sum(1 for _, statement in run if mentions_model_call(statement)) < 2:
         return {}
     plans = plan(connection, [statement for _, statement in run])
-    return {
-        index: p.result.sql
-        for (index, _), p in zip(run, plans, strict=True)
-        if p.result.fired and all(step.fill is not None for step in p.result.steps)
-    }
+    return {index: p.sql for (index, _), p in zip(run, plans, strict=True) if p.shared}

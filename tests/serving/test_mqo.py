@@ -107,3 +107,139 @@ def test_read_only_connection_shares_through_a_temp_store(db_path):
     finally:
         model.uninstall()
         con.close()
+
+
+# -- shared results: one model pass, each statement reads it through a key join --------------
+
+
+def test_shared_statements_read_one_table_instead_of_recomputing(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    from sqlml.serving.mqo import plan
+
+    plans = plan(con, QUERIES)
+    assert all(p.shared for p in plans)
+    tables = {name for p in plans for name in _shared_tables(p.sql)}
+    assert len(tables) == 1  # one call, one table, read by all three
+    for p in plans:
+        assert "DISTINCT" not in p.sql.upper()  # no per-statement distinct inputs
+        assert "prediction_cache" not in p.sql
+    ((rows,),) = con.duckdb.execute(f"SELECT count(*) FROM {tables.pop()}").fetchall()
+    assert rows == union_inputs(con) == model.batch_rows
+
+
+def _shared_tables(sql):
+    import re
+
+    return re.findall(r"__sqlml_shared_[0-9a-f]+_\d+", sql)
+
+
+def test_statements_over_the_same_rows_compute_their_inputs_once(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    queries = [f"SELECT {g}, sum(ml_score('m', x, z)) FROM t WHERE y < 5 GROUP BY {g} ORDER BY 1" for g in ("y", "name", "x")]
+    expected = separately(con, queries)
+    model.reset()
+    assert [r.fetchall() for r in con.sql_many(queries)] == expected
+    distinct = con.duckdb.execute("SELECT count(*) FROM (SELECT DISTINCT x, z FROM t WHERE y < 5)").fetchall()[0][0]
+    assert model.total == model.batch_rows == distinct
+
+
+def test_sql_many_fills_the_persistent_cache_and_then_reads_it(scored):
+    con, model = scored
+    expected = separately(con, QUERIES)
+    model.reset()
+    assert [r.fetchall() for r in con.sql_many(QUERIES)] == expected
+    assert model.total == union_inputs(con)
+    ((cached,),) = con.sql("SELECT sum(cached_rows) FROM ml_prediction_cache()").fetchall()
+    assert cached == union_inputs(con)
+    model.reset()
+    assert [r.fetchall() for r in con.sql_many(QUERIES)] == expected
+    assert model.total == 0  # every input was cached
+    con.sql("SELECT count(*) FROM t WHERE ml_score('m', x, z) > 0").fetchall()
+    assert model.total == 0  # and single statements find them too
+
+
+def test_null_inputs_give_null_without_reaching_the_model(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    queries = [
+        "SELECT count(*), count(ml_score('m', x, w)) FROM t WHERE y < 5",
+        "SELECT count(*), count(ml_score('m', x, w)) FROM t WHERE y >= 3",
+    ]
+    expected = separately(con, queries)
+    model.reset()
+    assert [r.fetchall() for r in con.sql_many(queries)] == expected
+    non_null = con.duckdb.execute("SELECT count(*) FROM (SELECT DISTINCT x, w FROM t WHERE w IS NOT NULL)").fetchall()[0][0]
+    assert model.total == non_null
+    assert all(None not in row for row in model.inputs)
+
+
+def test_a_statement_after_a_write_still_gets_every_row_right(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    script = (
+        "SELECT count(*) FROM t WHERE ml_score('m', x, z) > 60; "
+        "INSERT INTO t SELECT 100000 + i, 1000.0 + i, 1, 1.0, 'new', 1.0 FROM range(5) r(i); "
+        "SELECT sum(ml_score('m', x, z)) FROM t"
+    )
+    from sqlml.query.tokens import split_statements
+    from sqlml.serving.mqo import plan
+
+    statements = [script[a:b].strip() for a, b in split_statements(script)]
+    plans = plan(con, statements)
+    assert [p.shared for p in plans] == [True, False, True]
+    assert not plans[0].verify and plans[2].verify  # the INSERT may add inputs the table lacks
+    assert "IS NOT DISTINCT FROM" in plans[2].sql and "IS NOT DISTINCT FROM" not in plans[0].sql
+    model.reset()
+    last = con.sql(script).fetchall()
+    calls = model.total
+    assert last == con.duckdb.execute("SELECT sum(ml_score('m', x, z)) FROM t").fetchall()
+    new_inputs = 5  # not in the shared table: the statement computes them itself
+    assert calls == union_inputs_of(con, "SELECT x, z FROM t WHERE id < 100000") + new_inputs
+
+
+def union_inputs_of(con, sql):
+    return con.duckdb.execute(f"SELECT count(*) FROM (SELECT DISTINCT * FROM ({sql}))").fetchall()[0][0]
+
+
+def test_a_statement_reading_a_table_made_earlier_in_the_batch(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    results = con.sql_many(
+        [
+            "SELECT count(*) FROM t WHERE ml_score('m', x, z) > 60",
+            "CREATE TABLE t2 AS SELECT * FROM t WHERE y = 1",
+            "SELECT sum(ml_score('m', x, z)) FROM t2",
+            "SELECT sum(ml_score('m', x, z)) FROM t WHERE y = 2",
+        ]
+    )
+    assert results[2].fetchall() == con.duckdb.execute("SELECT sum(ml_score('m', x, z)) FROM t2").fetchall()
+    assert results[3].fetchall() == con.duckdb.execute("SELECT sum(ml_score('m', x, z)) FROM t WHERE y = 2").fetchall()
+
+
+def test_an_old_result_read_again_after_the_next_batch_is_still_right(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    first = con.sql_many(QUERIES[:2])
+    expected = first[0].fetchall()
+    con.sql_many(["SELECT sum(ml_score('m', x, z)) FROM t WHERE y = 9", "SELECT count(ml_score('m', x, z)) FROM t WHERE y = 8"])
+    assert first[0].fetchall() == expected  # its table now holds other inputs: the rest reach the model
+
+
+def test_colliding_keys_are_left_out_of_the_shared_table(con):
+    from sqlml.serving.shared_calls import _drop_colliding_keys
+
+    con.duckdb.execute("CREATE TEMP TABLE s AS SELECT * FROM (VALUES (1, 10), (2, 10), (3, 11)) v(k0, __ml_h)")
+    _drop_colliding_keys(con.duckdb, "s")
+    assert con.duckdb.execute("SELECT k0 FROM s").fetchall() == [(3,)]
+
+
+def test_versions_do_not_share_a_table(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    queries = ["SELECT sum(ml_score('m', x)) FROM t WHERE y < 5", "SELECT sum(ml_score('m', x)) FROM t WHERE y >= 5"]
+    before = [r.fetchall() for r in con.sql_many(queries)]
+    model.versions["m"] = 2
+    after = [r.fetchall() for r in con.sql_many(queries)]
+    assert [row[0][0] * 2 for row in before] == [row[0][0] for row in after]
