@@ -169,6 +169,9 @@ class Endpoint:
             raise RequestError(400, "invalid_json", f"the body is not valid JSON: {problem}", None) from None
 
     async def _predict(self, rows):
+        if self.cache.capacity <= 0:  # no cache: no keys to hash per row
+            self.cache.misses += len(rows)
+            return await self.batcher.submit(rows), [False] * len(rows)
         token = self.predictor.cache_token
         keys = [PredictionCache.key(token, row) for row in rows]
         found = [self.cache.get(k) for k in keys]
