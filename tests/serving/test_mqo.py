@@ -243,3 +243,31 @@ def test_versions_do_not_share_a_table(scored):
     model.versions["m"] = 2
     after = [r.fetchall() for r in con.sql_many(queries)]
     assert [row[0][0] * 2 for row in before] == [row[0][0] for row in after]
+
+
+def _reading_cases():
+    from tests.optimizer.fixtures import load_cases
+
+    return [
+        c
+        for c in load_cases()
+        if c.rule in ("distinct_inputs", "prediction_cache", "predicate_placement")
+        and c.options.get("execute", "true") != "false"
+        and "check" not in c.options
+        and "patch" not in c.options
+        and c.input.lstrip().upper().startswith(("SELECT", "WITH", "("))
+    ]
+
+
+@pytest.mark.parametrize("case", _reading_cases(), ids=lambda c: c.id)
+def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored, case):
+    con, model = scored
+    cheap = CountingModel("ml_cheap", cost=10.0).install(con)  # the fixtures' second model
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    other = "SELECT sum(ml_score('m', x)) FROM t WHERE y < 3"
+    expected = [sorted(map(repr, con.duckdb.execute(q).fetchall())) for q in (case.input, other)]
+    try:
+        got = [sorted(map(repr, r.fetchall())) for r in con.sql_many([case.input, other])]
+    finally:
+        cheap.uninstall()
+    assert got == expected
