@@ -308,7 +308,7 @@ def _client(url: str, concurrency: int, requests: int, seconds: float, inputs: l
     queue.put(asyncio.run(main()))
 
 
-def bench_online(db_path: str, quick: bool, rounds: int = 3) -> dict:
+def bench_online(db_path: str, quick: bool, rounds: int = 5) -> dict:
     """Both servers up at once, measured alike: the same client, fixed time windows, and at
     64 clients alternating windows (adaptive, unbatched, adaptive, ...) so that the
     machine's load (2 shared cores) hits both; the ratio is taken per pair of windows."""
@@ -321,7 +321,7 @@ def bench_online(db_path: str, quick: bool, rounds: int = 3) -> dict:
         ).fetchall()
     names = [n.strip() for n in FEATURES.split(",")]
     inputs = [dict(zip(names, row, strict=True)) for row in inputs]
-    window = 3.0 if quick else 8.0
+    window = 3.0 if quick else 5.0
     context = multiprocessing.get_context("spawn")
     policies = {"adaptive batching": BatchPolicy(), "unbatched": BatchPolicy.unbatched()}
     with sqlml.connect(db_path) as shared:
@@ -353,7 +353,9 @@ def bench_online(db_path: str, quick: bool, rounds: int = 3) -> dict:
                     "mean_batch_rows": round(statistics.mean(sizes), 1) if sizes else None,
                 }
 
-            results = {}
+            from sqlml.serving.server import _loop_factory
+
+            results = {"event loop": _loop_factory("auto").__module__.split(".")[0]}
             for name in policies:  # warm-up (first batches, allocator, connections), discarded
                 measure(name, 16, seconds=1.0)
             for concurrency in (1, 16):

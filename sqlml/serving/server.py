@@ -38,6 +38,8 @@ class ServerConfig:
     max_rows: int = 1024  # inputs per request
     cache_entries: int = 100_000  # in-memory prediction cache (0: off)
     shutdown_timeout: float = 10.0
+    #: "auto": uvloop when it is installed (less event-loop work per request), else asyncio's
+    event_loop: str = "auto"
 
 
 class PredictionCache:
@@ -228,6 +230,22 @@ class Endpoint:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
+def _loop_factory(kind: str):
+    """The event loop's constructor: uvloop's when asked for ("uvloop") or, with "auto",
+    when it is installed; else asyncio's own."""
+    if kind not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"event_loop must be 'auto', 'uvloop' or 'asyncio', not {kind!r}")
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def _quantile(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
@@ -298,7 +316,8 @@ class Server:
     def serve_forever(self, on_listening=None) -> None:
         import signal
 
-        asyncio.run(self._main(on_listening, signals=(signal.SIGINT, signal.SIGTERM)))
+        with asyncio.Runner(loop_factory=_loop_factory(self.config.event_loop)) as runner:
+            runner.run(self._main(on_listening, signals=(signal.SIGINT, signal.SIGTERM)))
 
     def stop(self, timeout: float = 60.0) -> None:
         if self._loop is not None and self._stop_requested is not None and not self._loop.is_closed():
@@ -312,7 +331,8 @@ class Server:
 
     def _thread_main(self) -> None:
         try:
-            asyncio.run(self._main(None, signals=()))
+            with asyncio.Runner(loop_factory=_loop_factory(self.config.event_loop)) as runner:
+                runner.run(self._main(None, signals=()))
         except BaseException as error:  # noqa: BLE001 - reported to start()
             self._failure = error
             self._ready.set()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer.model_functions import ModelFunction, ModelVersion, return_type
-from sqlml.sqlutil import fetch_value, quote_ident
+from sqlml.sqlutil import quote_ident
 
 KEY = "__ml_h"
 VALUE = "__ml_v"
@@ -61,30 +61,37 @@ def build(connection, call: SharedCall, table: str, store: str | None) -> dict[s
     columns = ", ".join(keys)
     hash_sql = f"hash(?, ?, {columns})"
     union = " UNION ".join(f"SELECT * FROM ({sql}) AS __ml_s({columns})" for sql in call.keys_sql)
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote_ident(table)} AS SELECT {columns}, {hash_sql} AS {KEY} FROM ({union})",
-        [call.signature, call.version.token],
-    )
-    _drop_colliding_keys(duck, table)
+    rows = duck.sql(
+        f"SELECT {columns}, {hash_sql} AS {KEY} FROM ({union})", params=[call.signature, call.version.token]
+    ).to_arrow_table()
+    rows = drop_colliding_keys(rows)
     with cache._fill_lock(connection):
         if store is not None:
             cache._invalidate_old_versions(duck, _as_fill(call, store))
-            rows = duck.sql(
-                f"SELECT t.*, s.cache_key IS NOT NULL AS __ml_hit, s.value AS __ml_cached "
-                f"FROM {quote_ident(table)} AS t LEFT JOIN {store} AS s ON s.cache_key = t.{KEY}"
-            ).to_arrow_table()
-        else:
-            rows = duck.sql(f"SELECT * FROM {quote_ident(table)}").to_arrow_table()
+            duck.register("__sqlml_shared_keys", rows)
+            try:
+                rows = duck.sql(
+                    f"SELECT k.*, s.cache_key IS NOT NULL AS __ml_hit, s.value AS __ml_cached "
+                    f"FROM __sqlml_shared_keys AS k LEFT JOIN {store} AS s ON s.cache_key = k.{KEY}"
+                ).to_arrow_table()
+            finally:
+                duck.unregister("__sqlml_shared_keys")
         report = _fill(connection, call, table, rows, store)
     call.table = table
     call.report = report
     return report
 
 
-def _drop_colliding_keys(duck, table: str) -> None:
-    name = quote_ident(table)
-    if fetch_value(duck, f"SELECT count(*) - count(DISTINCT {KEY}) FROM {name}"):
-        duck.execute(f"DELETE FROM {name} WHERE {KEY} IN (SELECT {KEY} FROM {name} GROUP BY 1 HAVING count(*) > 1)")
+def drop_colliding_keys(rows):
+    """``rows`` without the inputs whose keys collide (their statements call the model)."""
+    import pyarrow.compute as pc
+
+    keys = rows.column(KEY)
+    if pc.count_distinct(keys).as_py() == rows.num_rows:
+        return rows
+    counts = pc.value_counts(keys)
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    return rows.filter(pc.invert(pc.is_in(keys, value_set=repeated)))
 
 
 def _fill(connection, call: SharedCall, table: str, rows, store: str | None) -> dict[str, Any]:
@@ -116,7 +123,11 @@ def _fill(connection, call: SharedCall, table: str, rows, store: str | None) -> 
             body = " UNION ALL ".join(parts)
             duck.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(table)} AS SELECT * FROM ({body}) AS __ml_t({', '.join(keys)}, {KEY}, {VALUE})")
         else:  # no inputs at all
-            duck.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {VALUE} {value_type}")
+            duck.register("__sqlml_shared_hits", rows.select([*keys, KEY]))
+            duck.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote_ident(table)} AS "
+                f"SELECT *, CAST(NULL AS {value_type}) AS {VALUE} FROM __sqlml_shared_hits"
+            )
         if store is not None and scored is not None:
             cache._insert(duck, _as_fill(call, store), pa.table({"cache_key": scored.column(KEY), "value": scored.column(VALUE)}))
     finally:

@@ -227,12 +227,14 @@ def test_an_old_result_read_again_after_the_next_batch_is_still_right(scored):
     assert first[0].fetchall() == expected  # its table now holds other inputs: the rest reach the model
 
 
-def test_colliding_keys_are_left_out_of_the_shared_table(con):
-    from sqlml.serving.shared_calls import _drop_colliding_keys
+def test_colliding_keys_are_left_out_of_the_shared_table():
+    import pyarrow as pa
 
-    con.duckdb.execute("CREATE TEMP TABLE s AS SELECT * FROM (VALUES (1, 10), (2, 10), (3, 11)) v(k0, __ml_h)")
-    _drop_colliding_keys(con.duckdb, "s")
-    assert con.duckdb.execute("SELECT k0 FROM s").fetchall() == [(3,)]
+    from sqlml.serving.shared_calls import drop_colliding_keys
+
+    rows = pa.table({"k0": [1, 2, 3, 4], "__ml_h": pa.array([10, 10, 11, 12], pa.uint64())})
+    assert drop_colliding_keys(rows).column("k0").to_pylist() == [3, 4]
+    assert drop_colliding_keys(rows.slice(2)).num_rows == 2
 
 
 def test_versions_do_not_share_a_table(scored):

@@ -234,3 +234,19 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_loses_nothing(serve, 
     assert {r for (r,) in logged} == ok_ids
     predictions = log_rows(db_path, "SELECT count(*) FROM sqlml.serving_predictions")
     assert predictions == [(len(ok_ids),)]
+
+
+def test_event_loop_choice():
+    import asyncio
+
+    from sqlml.serving.server import _loop_factory
+
+    assert _loop_factory("asyncio") is asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        assert _loop_factory("auto") is asyncio.new_event_loop
+    else:
+        assert _loop_factory("auto") is uvloop.new_event_loop
+    with pytest.raises(ValueError, match="event_loop"):
+        _loop_factory("trio")
