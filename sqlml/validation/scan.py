@@ -204,7 +204,8 @@ def _implied_counts(col: Column, results: dict[Any, Any]) -> None:
     if not kinds.is_ieee_float(col.data_type):
         results[(col.name, "finite")] = count
         return
-    results[(col.name, "neg_inf")] = count - results[(col.name, "finite")] - results[(col.name, "nan")] - results[(col.name, "pos_inf")]
+    counted = sum(results.get((col.name, metric)) or 0 for metric in ("finite", "nan", "pos_inf"))
+    results[(col.name, "neg_inf")] = count - counted
 
 
 #: Numeric columns with at most this many distinct values (HLL estimate) are grouped by
