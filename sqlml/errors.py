@@ -172,3 +172,10 @@ class DataAnomalyError(ValidationError):
             f"{shown}{more}. See them with SELECT * FROM ml_validate({source!r}, {schema!r}); fix the data, or "
             f"evolve the schema with ALTER DATA SCHEMA {schema} ACCEPT ..."
         )
+
+
+# -- large models ---------------------------------------------------------------------------
+
+
+class BudgetExceeded(TrainingError):
+    """Internal guard of spilling: a move would have taken resident bytes past ``device_memory``."""

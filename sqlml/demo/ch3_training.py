@@ -19,14 +19,8 @@ TITLE = "Chapter 3 - training: CREATE MODEL on probabilistic labels"
 
 FEATURES = "dep_hour, weekday, carrier, origin, distance, visib, precip, wind_speed"
 
-
-def run(tour) -> None:
-    con = tour.con
-    train_months, test_months = ("(1)", "(10)") if tour.quick else ("(1, 2, 3, 4, 5, 6, 7, 8, 9)", "(10, 11, 12)")
-    epochs, batch = (3, 256) if tour.quick else (8, 1024)
-    tour.say("The features a model may use are known before take-off: schedule, carrier, airport, weather.")
-    tour.run(
-        """
+# What a model may know before take-off; chapter 5 serves models trained on it.
+FEATURE_VIEW = """
 CREATE OR REPLACE VIEW delay_features AS
 SELECT f.flight_id, f.month, f.sched_dep_time // 100 AS dep_hour, dayofweek(f.time_hour) AS weekday,
        f.carrier, f.origin, f.distance,
@@ -35,7 +29,14 @@ SELECT f.flight_id, f.month, f.sched_dep_time // 100 AS dep_hour, dayofweek(f.ti
 FROM flights AS f LEFT JOIN weather AS w USING (origin, time_hour)
 WHERE f.arr_delay IS NOT NULL
 """
-    )
+
+
+def run(tour) -> None:
+    con = tour.con
+    train_months, test_months = ("(1)", "(10)") if tour.quick else ("(1, 2, 3, 4, 5, 6, 7, 8, 9)", "(10, 11, 12)")
+    epochs, batch = (3, 256) if tour.quick else (8, 1024)
+    tour.say("The features a model may use are known before take-off: schedule, carrier, airport, weather.")
+    tour.run(FEATURE_VIEW)
     key, classes, majority = _labels(tour)
     tour.say(f"\nLabels: {'delay_labels from chapter 1' if tour.facts.get('labels_from') == 'chapter 1' else 'built here (chapter 1 has not run)'}; "
              f"class order of the probabilities: {classes}.")

@@ -11,19 +11,11 @@ import time
 import urllib.error
 import urllib.request
 
+from sqlml.demo.ch3_training import FEATURE_VIEW, FEATURES
+
 TITLE = "Chapter 5 - serving: batch scoring, the optimizer, the prediction cache, an endpoint"
 
 MODEL = "delay_clf"
-FEATURES = "dep_hour, weekday, carrier, origin, distance, visib, precip, wind_speed"
-FEATURE_VIEW = """
-CREATE OR REPLACE VIEW delay_features AS
-SELECT f.flight_id, f.month, f.sched_dep_time // 100 AS dep_hour, dayofweek(f.time_hour) AS weekday,
-       f.carrier, f.origin, f.distance,
-       coalesce(w.visib, 10) AS visib, coalesce(w.precip, 0) AS precip, coalesce(w.wind_speed, 0) AS wind_speed,
-       CASE WHEN f.arr_delay > 15 THEN 'late' ELSE 'on_time' END AS truth
-FROM flights AS f LEFT JOIN weather AS w USING (origin, time_hour)
-WHERE f.arr_delay IS NOT NULL
-"""
 
 
 def run(tour) -> None:

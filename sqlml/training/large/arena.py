@@ -13,11 +13,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from sqlml.errors import TrainingError
-
-
-class BudgetExceeded(TrainingError):
-    """Internal guard: a move would have taken resident bytes past ``device_memory``."""
+from sqlml.errors import BudgetExceeded
 
 
 class Ledger:
