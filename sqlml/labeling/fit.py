@@ -109,7 +109,8 @@ class RowPatterns:
     slices: int
 
     def sql(self, part: int) -> str:
-        union = " UNION ALL ".join(b.format(slice=f"hash(__k) % {self.slices} = {part}") for b in self.branches)
+        where = f"hash(__k) % {self.slices} = {part}" if self.slices > 1 else "true"
+        union = " UNION ALL ".join(b.format(slice=where) for b in self.branches)
         return f"SELECT __key, {self.sig} AS sig, coalesce(max(g), -1) AS gold FROM ({union}) GROUP BY __key{self.having}"
 
 
@@ -123,10 +124,10 @@ def row_patterns(duck, label_set: LabelSet, lf_ids: list[int], gold: str | None)
         code = f"(label + 1) * {table}[lf + 1]"
         sig = "CAST(coalesce(sum(code), 0) AS BIGINT)"
     else:
-        by_id = [-1] * (max(lf_ids) + 1)
+        by_id = ["NULL"] * (max(lf_ids) + 1)  # votes of other lf ids (none expected) count for nothing
         for j, lf_id in enumerate(lf_ids):
-            by_id[lf_id] = j
-        table = "[" + ", ".join(str(v) for v in by_id) + "]"
+            by_id[lf_id] = str(j)
+        table = "[" + ", ".join(by_id) + "]"
         code = f"{table}[lf + 1] * {k} + label"
         sig = "coalesce(list(CAST(code AS INTEGER) ORDER BY code) FILTER (WHERE code IS NOT NULL), []::INTEGER[])"
     branches = [
