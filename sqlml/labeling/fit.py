@@ -100,17 +100,26 @@ class RowPatterns:
     (for the pattern counts, then for the output) instead of keeping a per-row table, in
     ``slices`` passes over hash(key) % slices, so that the hash table of one pass holds
     about ROWS_PER_PASS rows (measured at 1M rows x 10 LFs: one pass +112 MB, four +26 MB).
+    ``voted_only`` leaves out rows without votes (half the work: for counting patterns
+    without GOLD, where those rows are simply n_rows minus the rest).
     """
 
-    branches: list[str]  # union branches, each with a {slice} placeholder for its WHERE
+    branches: list[str]  # votes, labeled rows[, gold]: each with a {slice} placeholder
     params: list
     sig: str
     having: str
+    empty: str  # the empty pattern, as SQL
+    n_rows: int
     slices: int
 
-    def sql(self, part: int) -> str:
+    @property
+    def with_gold(self) -> bool:
+        return len(self.branches) > 2
+
+    def sql(self, part: int, voted_only: bool = False) -> str:
         where = f"hash(__k) % {self.slices} = {part}" if self.slices > 1 else "true"
-        union = " UNION ALL ".join(b.format(slice=where) for b in self.branches)
+        branches = self.branches[:1] if voted_only else self.branches
+        union = " UNION ALL ".join(b.format(slice=where) for b in branches)
         return f"SELECT __key, {self.sig} AS sig, coalesce(max(g), -1) AS gold FROM ({union}) GROUP BY __key{self.having}"
 
 
@@ -121,15 +130,15 @@ def row_patterns(duck, label_set: LabelSet, lf_ids: list[int], gold: str | None)
         for j, lf_id in enumerate(lf_ids):
             by_id[lf_id] = (k + 1) ** j
         table = "[" + ", ".join(f"{v}::BIGINT" for v in by_id) + "]"
-        code = f"(label + 1) * {table}[lf + 1]"
-        sig = "CAST(coalesce(sum(code), 0) AS BIGINT)"
+        code, empty = f"(label + 1) * {table}[lf + 1]", "0::BIGINT"
+        sig = f"CAST(coalesce(sum(code), {empty}) AS BIGINT)"
     else:
         by_id = ["NULL"] * (max(lf_ids) + 1)  # votes of other lf ids (none expected) count for nothing
         for j, lf_id in enumerate(lf_ids):
             by_id[lf_id] = str(j)
         table = "[" + ", ".join(by_id) + "]"
-        code = f"{table}[lf + 1] * {k} + label"
-        sig = "coalesce(list(CAST(code AS INTEGER) ORDER BY code) FILTER (WHERE code IS NOT NULL), []::INTEGER[])"
+        code, empty = f"{table}[lf + 1] * {k} + label", "[]::INTEGER[]"
+        sig = f"coalesce(list(CAST(code AS INTEGER) ORDER BY code) FILTER (WHERE code IS NOT NULL), {empty})"
     branches = [
         f"SELECT __k AS __key, {code} AS code, NULL::INTEGER AS g, false AS listed "
         f"FROM (SELECT {key} AS __k, lf, label FROM {label_set.votes_sql}) WHERE {{slice}}",
@@ -143,9 +152,9 @@ def row_patterns(duck, label_set: LabelSet, lf_ids: list[int], gold: str | None)
             f"WHERE g IS NOT NULL AND {{slice}}"
         )
         params, having = [label_set.classes], " HAVING bool_or(listed)"
-    n_rows = fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}")
-    slices = max(1, -(-int(n_rows) // ROWS_PER_PASS))
-    return RowPatterns(branches, params, sig, having, slices)
+    n_rows = int(fetch_value(duck, f"SELECT count(*) FROM {label_set.rows_sql}"))
+    slices = max(1, -(-n_rows // ROWS_PER_PASS))
+    return RowPatterns(branches, params, sig, having, empty, n_rows, slices)
 
 
 def numeric_patterns(k: int, m: int) -> bool:
@@ -156,16 +165,20 @@ def collect(duck, label_set: LabelSet, lf_ids: list[int], rows: RowPatterns) -> 
     """Patterns and counts from SQL into a VoteStats; temp tables PATTERNS (sig, gold, n, pid)
     and ENTRIES (pid, n, code) stay for the co-occurrence matrix and the output."""
     k, m = label_set.k, len(lf_ids)
+    voted_only = not rows.with_gold  # then the rows without votes are counted, not aggregated
     for part in range(rows.slices):
-        counted = f"SELECT sig, gold, count(*) AS n FROM ({rows.sql(part)}) GROUP BY sig, gold"
+        counted = f"SELECT sig, gold, count(*) AS n FROM ({rows.sql(part, voted_only)}) GROUP BY sig, gold"
         if part == 0:
             duck.execute(f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS {counted}", rows.params)
         else:
             duck.execute(f"INSERT INTO {PATTERNS} {counted}", rows.params)
+    unvoted = rows.n_rows - int(fetch_value(duck, f"SELECT coalesce(sum(n), 0) FROM {PATTERNS}")) if voted_only else 0
     duck.execute(
         f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS "
         f"SELECT sig, gold, n, CAST(row_number() OVER (ORDER BY sig, gold) - 1 AS INTEGER) AS pid FROM "
-        f"(SELECT sig, gold, sum(n) AS n FROM {PATTERNS} GROUP BY sig, gold)"
+        f"(SELECT sig, gold, sum(n) AS n FROM (FROM {PATTERNS} UNION ALL SELECT {rows.empty}, -1, ? WHERE ? > 0) "
+        f"GROUP BY sig, gold)",
+        [unvoted, unvoted],
     )
     if numeric_patterns(k, m):
         mapping = ", ".join(f"({j}, {(k + 1) ** j})" for j in range(m))
