@@ -19,6 +19,10 @@ import duckdb
 
 _TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
 
+#: Areas that tell a DuckDB catalog error in their own terms: "module:function" called with
+#: (error, session), returning an SqlmlError or None. Imported only when such an error occurs.
+ERROR_EXPLAINERS = ("sqlml.labeling.explain:explain_missing_storage",)
+
 
 class ErrorStash:
     """Keeps exceptions raised inside UDFs so the caller gets the typed original back.
@@ -93,7 +97,19 @@ class Session:
     def reraise(self, error: BaseException):
         """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
         original = self.errors.original(error)
+        if original is None and isinstance(error, duckdb.CatalogException):
+            original = self._explain(error)
         if original is None:
             raise error
         original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
         raise original
+
+    def _explain(self, error: duckdb.CatalogException) -> BaseException | None:
+        import importlib
+
+        for target in ERROR_EXPLAINERS:
+            module, _, function = target.partition(":")
+            explained = getattr(importlib.import_module(module), function)(error, self)
+            if explained is not None:
+                return explained
+        return None

@@ -6,42 +6,13 @@ SQL macros in ``sql/macros/20_validation.sql``.
 """
 
 from sqlml.udf import table_function
-
-_HISTOGRAM = "STRUCT(low DOUBLE, high DOUBLE, count DOUBLE)[]"
+from sqlml.validation.anomalies.model import COLUMNS as ANOMALY_COLUMNS
+from sqlml.validation.report import STATISTICS_COLUMNS
 
 
 @table_function(
     "ml_statistics",
-    columns=[
-        ("column_name", "VARCHAR"),
-        ("data_type", "VARCHAR"),
-        ("kind", "VARCHAR"),
-        ("row_count", "BIGINT"),
-        ("count", "BIGINT"),
-        ("missing", "BIGINT"),
-        ("missing_fraction", "DOUBLE"),
-        ("distinct_count", "DOUBLE"),
-        ("distinct_exact", "BOOLEAN"),
-        ("min", "DOUBLE"),
-        ("max", "DOUBLE"),
-        ("mean", "DOUBLE"),
-        ("std", "DOUBLE"),
-        ("median", "DOUBLE"),
-        ("zeros", "BIGINT"),
-        ("nan", "BIGINT"),
-        ("inf", "BIGINT"),
-        ("min_value", "VARCHAR"),
-        ("max_value", "VARCHAR"),
-        ("quantiles", "STRUCT(q DOUBLE, value DOUBLE)[]"),
-        ("equal_width_histogram", _HISTOGRAM),
-        ("quantile_histogram", _HISTOGRAM),
-        ("top_values", "STRUCT(value VARCHAR, count BIGINT)[]"),
-        ("avg_length", "DOUBLE"),
-        ("min_length", "BIGINT"),
-        ("max_length", "BIGINT"),
-        ("empty", "BIGINT"),
-        ("stats_id", "BIGINT"),
-    ],
+    columns=STATISTICS_COLUMNS,
     params=[("source", "VARCHAR")],
     named=[("dataset", "VARCHAR", None), ("span", "VARCHAR", None), ("store", "BOOLEAN", True)],
 )
@@ -63,20 +34,7 @@ def ml_statistics(session, source, dataset, span, store):
 
 @table_function(
     "ml_validate",
-    columns=[
-        ("column_name", "VARCHAR"),
-        ("anomaly_type", "VARCHAR"),
-        ("severity", "VARCHAR"),
-        ("description", "VARCHAR"),
-        ("observed", "VARCHAR"),
-        ("expected", "VARCHAR"),
-        ("examples", "VARCHAR[]"),
-        ("family", "VARCHAR"),
-        ("metric", "DOUBLE"),
-        ("threshold", "DOUBLE"),
-        ("schema_name", "VARCHAR"),
-        ("schema_version", "INTEGER"),
-    ],
+    columns=ANOMALY_COLUMNS,
     params=[("source", "VARCHAR"), ("data_schema", "VARCHAR")],
     named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None)],
 )

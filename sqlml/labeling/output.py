@@ -20,8 +20,12 @@ import numpy as np
 from sqlml import catalog
 from sqlml.errors import DataError, ObjectExistsError
 from sqlml.labeling import registry
-from sqlml.labeling.fit import OUT, ROWS
+from sqlml.labeling.fit import OUT, PATTERNS
 from sqlml.sqlutil import fetch_value, quote_ident
+
+
+SOURCES = ("gold", "weak", "abstain")
+PER_PATTERN = "__sqlml_lm_per_pattern"
 
 
 def check_name(duck, name: str, replace: bool) -> None:
@@ -45,42 +49,54 @@ def hard_labels(probs: np.ndarray, balance: np.ndarray) -> np.ndarray:
     return np.where(tied, rank[None, :], -np.inf).argmax(axis=1)
 
 
-def write(connection, name, label_set, stats, model, probs, lfs, *, method, options, gold, fit_seconds, stats_seconds,
-          replace):
+def write(connection, name, label_set, stats, rows, model, probs, lfs, *, method, options, gold, fit_seconds,
+          stats_seconds, replace):
+    """Per-pattern results (P rows, from numpy) joined back to every row's pattern in SQL.
+
+    Python never holds a per-row array: DuckDB recomputes each row's pattern and streams
+    the join with the small per-pattern table straight into the output table.
+    """
     duck = connection.duckdb
     k = stats.k
     labels = hard_labels(probs, model.class_balance)
     confidence = probs.max(axis=1)
     has_votes = np.bincount(stats.entry_pattern, minlength=stats.n_patterns) > 0
     is_gold = stats.gold >= 0
-    source = np.where(is_gold, "gold", np.where(has_votes, "weak", "abstain"))
+    source = np.where(is_gold, 0, np.where(has_votes, 1, 2))  # index into SOURCES
     gold_weight = float(options.get("gold_weight", 1.0))
     weak_weight = float(options.get("weak_weight", 0.9))
     certainty = np.clip((confidence - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
     weight = np.where(is_gold, gold_weight, np.where(has_votes, weak_weight * certainty, 0.0))
-    classes = np.array(label_set.classes, dtype=object)
-    # one row per pattern, passed as list parameters (no Arrow scan: it costs ~50 MB of RSS)
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE {OUT} AS SELECT unnest(?::INTEGER[]) AS pid, unnest(?::VARCHAR[]) AS label, "
-        f"unnest(?::FLOAT[{k}][]) AS probs, unnest(?::FLOAT[]) AS confidence, unnest(?::VARCHAR[]) AS source, "
-        f"unnest(?::FLOAT[]) AS weight",
-        [list(range(stats.n_patterns)), classes[labels].tolist(), probs.astype(np.float32).tolist(),
-         confidence.astype(np.float32).tolist(), source.tolist(), weight.astype(np.float32).tolist()],
-    )
-    target = quote_ident(name)
-    no_votes = (~has_votes) & (~is_gold)
-    empty_pid = int(np.argmax(no_votes)) if no_votes.any() else -1  # rows with neither votes nor gold
-    key_out = quote_ident(label_set.key)
+    # a numpy scan of P rows (no Arrow: its scan machinery costs ~50 MB of RSS; no list
+    # parameters: DuckDB holds them as boxed values, ~40 MB for 30k patterns)
+    columns = {"pid": np.arange(stats.n_patterns, dtype=np.int32), "label": labels.astype(np.int32),
+               "confidence": confidence.astype(np.float32), "source": source.astype(np.int8),
+               "weight": weight.astype(np.float32)}
+    columns.update({f"p{c}": np.ascontiguousarray(probs[:, c], dtype=np.float32) for c in range(k)})
+    duck.register(PER_PATTERN, columns)
     try:
-        duck.execute(f"DROP TABLE IF EXISTS {target}")
+        probs_sql = ", ".join(f"r.p{c}" for c in range(k))
         duck.execute(
-            f"CREATE TABLE {target} AS SELECT a.{key_out}, o.label, o.probs, o.confidence, o.source, o.weight "
-            f"FROM {label_set.rows_sql} AS a LEFT JOIN {ROWS} AS r ON r.__key = a.{key_out} "
-            f"JOIN {OUT} AS o ON o.pid = coalesce(r.pid, ?)",
-            [empty_pid],
+            f"CREATE OR REPLACE TEMP TABLE {OUT} AS SELECT p.sig, p.gold, (?::VARCHAR[])[r.label + 1] AS label, "
+            f"CAST([{probs_sql}] AS FLOAT[{k}]) AS probs, r.confidence, (?::VARCHAR[])[r.source + 1] AS source, "
+            f"r.weight FROM {PATTERNS} AS p JOIN {PER_PATTERN} AS r USING (pid)",
+            [label_set.classes, list(SOURCES)],
         )
     finally:
+        duck.unregister(PER_PATTERN)
+    target = quote_ident(name)
+    select = (
+        f"SELECT r.__key AS {quote_ident(label_set.key)}, o.label, o.probs, o.confidence, o.source, o.weight "
+        f"FROM ({{}}) AS r JOIN {OUT} AS o ON o.sig = r.sig AND o.gold = r.gold"
+    )
+    try:
+        duck.execute(f"DROP TABLE IF EXISTS {target}")
+        for part in range(rows.slices):  # one slice of the rows at a time (see fit.RowPatterns)
+            lead = f"CREATE TABLE {target} AS " if part == 0 else f"INSERT INTO {target} "
+            duck.execute(lead + select.format(rows.sql(part)), rows.params)
+    finally:
         duck.execute(f"DROP TABLE IF EXISTS {OUT}")
+    source = np.array(SOURCES)[source]
     counts = {s: float(stats.counts[source == s].sum()) for s in ("gold", "weak", "abstain")}
     accuracies = model.accuracies()
     fitted_at = datetime.now()

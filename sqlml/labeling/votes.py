@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from sqlml.errors import DataError, LabelingError
 from sqlml.labeling import registry
 from sqlml.labeling.lf import source_columns
-from sqlml.labeling.python_lf import PythonLFBatch, PythonLFRunner
 from sqlml.labeling.registry import LabelSet, LFRow
 from sqlml.sqlutil import fetch_one, fetch_value, quote_ident, quote_literal
+
+if TYPE_CHECKING:  # pyarrow (~35 MB of RSS) loads only when a table has Python LFs
+    from sqlml.labeling.python_lf import PythonLFBatch
 
 _UNDECLARED = "[sqlml-undeclared-class]"
 _SEP = "\x1f"
@@ -194,6 +197,10 @@ def _check_key(duck, label_set: LabelSet) -> None:
 
 def _python_batch(connection, label_set: LabelSet, lfs: list[LFRow], columns: dict) -> PythonLFBatch | None:
     """One Arrow UDF for all Python LFs of a scan (their inputs converted once per chunk)."""
+    if not lfs:
+        return None
+    from sqlml.labeling.python_lf import PythonLFBatch, PythonLFRunner
+
     runners = []
     for lf in lfs:
         fn = connection.session.registry.get(registry.LF_KIND, {}).get(lf.name)
@@ -203,8 +210,6 @@ def _python_batch(connection, label_set: LabelSet, lfs: list[LFRow], columns: di
                 f"run con.register({lf.name}) before APPLY (its code lives in Python, not in the database)."
             )
         runners.append(PythonLFRunner(fn, lf.lf_id, label_set.classes, label_set.key))
-    if not runners:
-        return None
     inputs = list(dict.fromkeys(c for r in runners for c in r.inputs))
     batch = PythonLFBatch(runners, [*inputs, label_set.key], connection.session)
     batch.register(connection.duckdb, [columns[c.lower()][1] for c in inputs] + [label_set.key_type])
@@ -244,10 +249,12 @@ def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str
         raw.append(f"{quote_ident(batch.udf_name)}({args}{', ' if args else ''}{k_col}) AS __py")
     mapped = ", ".join(f"CAST({_class_index(lf, label_set)} AS SMALLINT) AS {quote_ident(str(lf.lf_id))}" for lf in lfs)
     where_sql = f" WHERE {where}" if where else ""
-    # MATERIALIZED: the UDF runs once per row, not once per struct field read from it
+    # MATERIALIZED: the UDF runs once per row, not once per struct field read from it (SQL
+    # LFs alone stream: materializing rows x LFs costs memory for nothing)
+    materialized = "MATERIALIZED " if batch is not None else ""
     sql = (
         f"INSERT INTO {label_set.votes_sql} "
-        f"WITH raw AS MATERIALIZED (SELECT {k_col} AS __key, {', '.join(raw)} FROM {src}{where_sql}) "
+        f"WITH raw AS {materialized}(SELECT {k_col} AS __key, {', '.join(raw)} FROM {src}{where_sql}) "
         f"SELECT __key, CAST(lf AS SMALLINT), label FROM "
         f"(UNPIVOT (SELECT __key, {mapped} FROM raw) ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
     )

@@ -5,6 +5,40 @@ from __future__ import annotations
 from sqlml.validation import kinds
 from sqlml.validation.statistics import HISTOGRAM_BUCKETS, QUANTILE_POINTS, DatasetStats
 
+_HISTOGRAM = "STRUCT(low DOUBLE, high DOUBLE, count DOUBLE)[]"
+
+#: Output columns of ml_statistics, in order: the keys of every ``statistics_rows`` row.
+STATISTICS_COLUMNS = [
+    ("column_name", "VARCHAR"),
+    ("data_type", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("row_count", "BIGINT"),
+    ("count", "BIGINT"),
+    ("missing", "BIGINT"),
+    ("missing_fraction", "DOUBLE"),
+    ("distinct_count", "DOUBLE"),
+    ("distinct_exact", "BOOLEAN"),
+    ("min", "DOUBLE"),
+    ("max", "DOUBLE"),
+    ("mean", "DOUBLE"),
+    ("std", "DOUBLE"),
+    ("median", "DOUBLE"),
+    ("zeros", "BIGINT"),
+    ("nan", "BIGINT"),
+    ("inf", "BIGINT"),
+    ("min_value", "VARCHAR"),
+    ("max_value", "VARCHAR"),
+    ("quantiles", "STRUCT(q DOUBLE, value DOUBLE)[]"),
+    ("equal_width_histogram", _HISTOGRAM),
+    ("quantile_histogram", _HISTOGRAM),
+    ("top_values", "STRUCT(value VARCHAR, count BIGINT)[]"),
+    ("avg_length", "DOUBLE"),
+    ("min_length", "BIGINT"),
+    ("max_length", "BIGINT"),
+    ("empty", "BIGINT"),
+    ("stats_id", "BIGINT"),
+]
+
 
 def statistics_rows(stats: DatasetStats) -> list[dict]:
     rows = []

@@ -1,14 +1,15 @@
 """Computing statistics in as few scans as the data allows.
 
 Scan 1 is one aggregate query per group of columns (all columns of an ordinary table
-fit one group): counts, NULLs, NaN and infinities, zeros, min/max, mean and variance,
-HyperLogLog distinct counts, string and list lengths, and the numeric sketches as
-``histogram(bucket_key)`` maps. Callers can add their own aggregates to the same scan
-(validation adds domain, range, uniqueness and custom checks), so validating a batch
-reads it once. Scan 2 counts string values for all string columns at once with
-GROUPING SETS (exact, keeping the top ``MAX_VALUES``); columns with very many distinct
-values use ``approx_top_k`` candidates and exact counts for those instead, so memory
-stays bounded. Every identifier is quoted; values travel as parameters.
+fit one group): counts, NULLs, NaN and infinities, zeros, min/max, mean, HyperLogLog
+distinct counts and list lengths. The numeric sketches follow in one query of GROUP BYs
+on bucket keys, which also sums squared deviations from scan 1's mean (the variance).
+Callers can add their own aggregates to scan 1 (validation adds range, drift-bin and
+custom checks, reading each column's finite value that scan 1 computes once per row),
+so validating a batch reads it once for them. Scan 2 counts string values for all
+string columns at once with GROUPING SETS (exact, keeping the top ``MAX_VALUES``);
+columns with very many distinct values use ``approx_top_k`` candidates and exact counts
+for those instead, so memory stays bounded. Every identifier is quoted; values travel as parameters.
 """
 
 from __future__ import annotations
@@ -73,16 +74,30 @@ def _alias(i: int, what: str) -> str:
     return quote_ident(f"__sqlml_{i}_{what}")
 
 
+def finite_value(source: Source, name: str) -> str:
+    """The scan's finite DOUBLE value of numeric column ``name`` (NULL for NULL, NaN, +-inf),
+    for callers' extras: computed once per row and shared by every aggregate that reads it."""
+    position = next(i for i, c in enumerate(source.columns) if c.name == name)
+    return _alias(position, "f")
+
+
+def _finite_sql(col: Column) -> str:
+    q = quote_ident(col.name)
+    return f"CASE WHEN isfinite({q}) THEN CAST({q} AS DOUBLE) END" if kinds.is_ieee_float(col.data_type) else f"CAST({q} AS DOUBLE)"
+
+
 @dataclass(frozen=True)
 class Options:
     """What scan 1 computes beyond counts, extremes and moments."""
 
     sketches: bool = True  # numeric distribution sketches (quantiles, histograms, drift)
     distinct: bool = True  # HyperLogLog distinct counts
-    descriptive: bool = True  # zeros, lengths, string min/max: shown and stored, not validated
+    descriptive: bool = True  # zeros, variance, lengths, string min/max: shown and stored, not validated
 
 
-def _plan_column(plan: _Plan, i: int, col: Column, options: Options) -> None:
+def _plan_column(plan: _Plan, i: int, col: Column, options: Options, variance: bool) -> None:
+    """Aggregates of one column. Counts that follow from others are not computed: an integer
+    column's finite count is its count, a float column's -inf count is what the rest leave."""
     q = quote_ident(col.name)
     kind = col.kind
     add = plan.aggregates.append
@@ -92,20 +107,18 @@ def _plan_column(plan: _Plan, i: int, col: Column, options: Options) -> None:
         add(((col.name, "distinct"), f"approx_count_distinct({q})"))
     if kind in kinds.NUMERIC:
         finite = _alias(i, "f")
+        plan.derived.append(f"{_finite_sql(col)} AS {finite}")
         if kinds.is_ieee_float(col.data_type):
-            plan.derived.append(f"CASE WHEN isfinite({q}) THEN CAST({q} AS DOUBLE) END AS {finite}")
             add(((col.name, "nan"), f"count_if(isnan({q}))"))
             add(((col.name, "pos_inf"), f"count_if({q} = 'inf'::DOUBLE)"))
-            add(((col.name, "neg_inf"), f"count_if({q} = '-inf'::DOUBLE)"))
-        else:
-            plan.derived.append(f"CAST({q} AS DOUBLE) AS {finite}")
-        add(((col.name, "finite"), f"count({finite})"))
+            add(((col.name, "finite"), f"count({finite})"))
         if options.descriptive:
             add(((col.name, "zeros"), f"count_if({finite} = 0)"))
         add(((col.name, "min"), f"min({finite})"))
         add(((col.name, "max"), f"max({finite})"))
         add(((col.name, "mean"), f"avg({finite})"))
-        add(((col.name, "var"), f"var_pop({finite})"))
+        if variance:
+            add(((col.name, "var"), f"var_pop({finite})"))
     elif kind == kinds.BOOLEAN:
         add(((col.name, "true"), f"count_if({q})"))
         add(((col.name, "false"), f"count_if(NOT {q})"))
@@ -147,25 +160,36 @@ def run_scan(duck, source: Source, extras: Sequence[Extra] = (), options: Option
 def _run_scan(duck, source: Source, extras: Sequence[Extra], options: Options) -> tuple[int, dict[Any, Any]]:
     results: dict[Any, Any] = {}
     groups = _groups(source.columns)
+    numeric = [c for c in source.columns if c.kind in kinds.NUMERIC]
+    sketch_queries = options.sketches and numeric and len(numeric) <= SKETCHES_PER_SCAN
+    # The sketch query knows the mean and sums squared deviations from it (two-pass, and
+    # cheaper than var_pop's per-row division); otherwise scan 1 computes the variance.
+    variance = options.descriptive and not sketch_queries
     row_count = 0
     offset = 0
     for g, group in enumerate(groups):
         plan = _Plan()
         for j, col in enumerate(group):
-            _plan_column(plan, offset + j, col, options)
-        offset += len(group)
+            _plan_column(plan, offset + j, col, options, variance)
         if g == 0 and extras:
             plan.all_columns = True
+            for position, col in enumerate(source.columns):  # finite values of later groups' columns
+                if position >= len(group) and col.kind in kinds.NUMERIC:
+                    plan.derived.append(f"{_finite_sql(col)} AS {_alias(position, 'f')}")
             for extra in extras:
                 plan.aggregates.append(((_EXTRA, extra.key), extra.sql))
                 plan.params.extend(extra.params)
+        offset += len(group)
         row = duck.execute(plan.sql(source.sql), plan.params or None).fetchall()[0]
         row_count = row[0]
         for (key, _), value in zip(plan.aggregates, row[1:], strict=True):
             results[key] = value
-    numeric = [c for c in source.columns if c.kind in kinds.NUMERIC]
-    if options.sketches and numeric:
-        if len(numeric) > SKETCHES_PER_SCAN and row_count * len(numeric) <= UNPIVOT_SKETCH_CELLS:
+    for col in numeric:
+        _implied_counts(col, results)
+    if sketch_queries:
+        results.update(_histogram_sketches(duck, source, numeric, results, deviations=options.descriptive))
+    elif options.sketches and numeric:
+        if row_count * len(numeric) <= UNPIVOT_SKETCH_CELLS:
             results.update(_unpivot_sketches(duck, source, numeric))
         else:
             for start in range(0, len(numeric), SKETCHES_PER_SCAN):
@@ -173,49 +197,75 @@ def _run_scan(duck, source: Source, extras: Sequence[Extra], options: Options) -
     return row_count, results
 
 
+def _implied_counts(col: Column, results: dict[Any, Any]) -> None:
+    """The counts scan 1 leaves out because the others determine them."""
+    count = results.get((col.name, "count"))
+    if count is None:
+        return
+    if not kinds.is_ieee_float(col.data_type):
+        results[(col.name, "finite")] = count
+        return
+    counted = sum(results.get((col.name, metric)) or 0 for metric in ("finite", "nan", "pos_inf"))
+    results[(col.name, "neg_inf")] = count - counted
+
+
 #: Numeric columns with at most this many distinct values (HLL estimate) are grouped by
 #: value first, so the bucket key is computed once per distinct value, not once per row.
 FEW_VALUES = 20_000
 
 
-def _histogram_sketches(duck, source: Source, numeric: list[Column], results: dict[Any, Any]) -> dict[Any, Any]:
+def _histogram_sketches(duck, source: Source, numeric: list[Column], results: dict[Any, Any], deviations: bool = False) -> dict[Any, Any]:
     """Sketches as one GROUP BY bucket key per column (UNION ALL), in a query of their own.
 
     What scan 1 learnt picks the cheapest exact form per column: few distinct values are
-    grouped by value and keyed per value; never-negative columns skip the sign and count
-    their zeros from scan 1. Measured on 1M x 10 (CPU seconds): these group-bys 0.31,
-    ``histogram(key)`` aggregates 0.39, and either inside the statistics aggregate costs
-    more than apart (0.42 + 0.40 apart, 1.1-1.3 together).
+    grouped by value and keyed per value; otherwise positive and negative values are keyed
+    apart without a sign per row (for f_norm 0.06 CPU seconds against 0.10 per million
+    values) and the zeros come from scan 1. Measured on 1M x 10 (CPU seconds): these
+    group-bys 0.31, ``histogram(key)`` aggregates 0.39, and either inside the statistics
+    aggregate costs more than apart (0.42 + 0.40 apart, 1.1-1.3 together).
+
+    With ``deviations`` each group also sums squared deviations from scan 1's mean, so
+    M2 comes out two-pass exact at almost no cost (var_pop in scan 1 costs about 0.014
+    CPU seconds per million values; these sums a fifth of that).
     """
-    parts = []
+    parts, params = [], []
     zeros: dict[int, int] = {}
     for i, c in enumerate(numeric):
-        q = quote_ident(c.name)
-        value = f"CASE WHEN isfinite({q}) THEN CAST({q} AS DOUBLE) END" if kinds.is_ieee_float(c.data_type) else f"CAST({q} AS DOUBLE)"
+        value = f"(SELECT {_finite_sql(c)} AS v FROM {source.sql} AS __src)"
         distinct = results.get((c.name, "distinct"))
         low, zero_count = results.get((c.name, "min")), results.get((c.name, "zeros"))
+
+        def add(sql: str, weight: str = "", column=c) -> None:
+            """One GROUP BY; ``{d}`` becomes the sum of (weighted) squared deviations, or NULL."""
+            d = f"sum({weight}(v - ?::DOUBLE) * (v - ?::DOUBLE))" if deviations else "NULL"
+            parts.append(sql.replace("{d}", d))
+            if deviations:
+                mean = results.get((column.name, "mean")) or 0.0
+                params.extend([mean, mean])
+
         if distinct is not None and distinct <= FEW_VALUES:
-            parts.append(
-                f"SELECT {i} AS c, {key_sql('v')} AS k, sum(n) AS n FROM (SELECT v, count(*) AS n FROM "
-                f"(SELECT {value} AS v FROM {source.sql} AS __src) WHERE v IS NOT NULL GROUP BY v) GROUP BY k"
-            )
-        elif low is not None and low >= 0 and zero_count is not None:
+            add(f"SELECT {i} AS c, {key_sql('v')} AS k, sum(n) AS n, {{d}} AS d FROM "
+                f"(SELECT v, count(*) AS n FROM {value} WHERE v IS NOT NULL GROUP BY v) GROUP BY k", weight="n * ")
+        elif low is not None and zero_count is not None:  # zeros counted in scan 1
             zeros[i] = zero_count
-            parts.append(
-                f"SELECT {i} AS c, {positive_key_sql('v')} AS k, count(*) AS n FROM (SELECT {value} AS v FROM {source.sql} AS __src) "
-                f"WHERE v > 0 GROUP BY k"
-            )
+            add(f"SELECT {i} AS c, {positive_key_sql('v')} AS k, count(*) AS n, {{d}} AS d FROM {value} WHERE v > 0 GROUP BY k")
+            if low < 0:
+                add(f"SELECT {i} AS c, -({positive_key_sql('-v')}) AS k, count(*) AS n, {{d}} AS d FROM {value} WHERE v < 0 GROUP BY k")
         else:
-            parts.append(
-                f"SELECT {i} AS c, k, count(*) AS n FROM (SELECT {key_sql('v')} AS k FROM (SELECT {value} AS v FROM {source.sql} AS __src)) "
-                f"WHERE k IS NOT NULL GROUP BY k"
-            )
+            add(f"SELECT {i} AS c, k, count(*) AS n, {{d}} AS d FROM (SELECT {key_sql('v')} AS k, v FROM {value}) "
+                f"WHERE k IS NOT NULL GROUP BY k")
     sketches: dict[Any, Any] = {(c.name, "sketch"): {} for c in numeric}
+    m2 = [0.0] * len(numeric)
     for i, count in zeros.items():
         if count:
             sketches[(numeric[i].name, "sketch")][0] = count
-    for i, key, count in duck.execute(" UNION ALL ".join(parts)).fetchall():
+            m2[i] += count * (results.get((numeric[i].name, "mean")) or 0.0) ** 2
+    for i, key, count, deviation in duck.execute(" UNION ALL ".join(parts), params or None).fetchall():
         sketches[(numeric[i].name, "sketch")][key] = int(count)
+        m2[i] += deviation or 0.0
+    if deviations:
+        for i, c in enumerate(numeric):
+            sketches[(c.name, "m2")] = m2[i] if results.get((c.name, "finite")) else None
     return sketches
 
 
@@ -252,8 +302,8 @@ def column_stats(source: Source, row_count: int, results: dict[Any, Any]) -> dic
             stats.finite = int(r("finite", 0) or 0)
             stats.zeros = int(r("zeros", 0) or 0)
             stats.min, stats.max, stats.mean = r("min"), r("max"), r("mean")
-            var = r("var")
-            stats.m2 = var * stats.finite if var is not None else (0.0 if stats.finite else None)
+            m2, var = r("m2"), r("var")
+            stats.m2 = m2 if m2 is not None else (var * stats.finite if var is not None else None)
             stats.sketch = Sketch(r("sketch") or {})
             if stats.distinct is not None and stats.finite:
                 stats.distinct = max(stats.distinct, 1.0)
@@ -400,7 +450,8 @@ def compute(
     """Statistics of ``source`` (scans 1 and 2) and the values of the extra aggregates.
 
     Full statistics by default; validation asks only for what its detectors read
-    (``sketches=False`` and the few string columns whose values it needs).
+    (``sketches=False``, no distinct counts, zeros or variance, and the few string columns
+    whose values it needs).
     """
     full = values_for is None
     options = Options(sketches=sketches, distinct=full, descriptive=full)

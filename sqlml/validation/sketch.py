@@ -75,12 +75,13 @@ def _power(i: int) -> float:
 class Sketch:
     """Counts per grid key, with the summaries that follow from them."""
 
-    __slots__ = ("counts", "_keys", "_cumulative")
+    __slots__ = ("counts", "_keys", "_cumulative", "_arrays")
 
     def __init__(self, counts: Mapping[int, int] | None = None):
         self.counts: dict[int, int] = {int(k): int(v) for k, v in (counts or {}).items() if v}
         self._keys: list[int] | None = None
         self._cumulative: list[int] | None = None
+        self._arrays = None
 
     @property
     def total(self) -> int:
@@ -95,6 +96,25 @@ class Sketch:
                 cumulative.append(running)
             self._cumulative = cumulative
         return self._keys
+
+    def arrays(self):
+        """(counts, low bounds, high bounds) per key in key order, as numpy arrays (computed once).
+
+        The histogram helpers work on these: a sketch holds thousands of keys, and a Python
+        loop over them cost more than the SQL that counted them. The bounds are
+        ``bucket_bounds``' own values.
+        """
+        if self._arrays is None:
+            import numpy as np  # loaded with duckdb already
+
+            keys = self.keys()
+            bounds = [bucket_bounds(k) for k in keys]
+            self._arrays = (
+                np.array([self.counts[k] for k in keys], dtype=float),
+                np.array([b[0] for b in bounds], dtype=float),
+                np.array([b[1] for b in bounds], dtype=float),
+            )
+        return self._arrays
 
     def merge(self, other: Sketch) -> Sketch:
         merged = dict(self.counts)
@@ -126,14 +146,22 @@ class Sketch:
 
     def count_outside(self, low: float | None, high: float | None) -> float:
         """Approximate number of values below ``low`` or above ``high`` (uniform in buckets)."""
+        if not self.counts:
+            return 0.0
+        import numpy as np
+
+        counts, lo, hi = self.arrays()
+        width = hi - lo
         outside = 0.0
-        for k, c in self.counts.items():
-            lo, hi = bucket_bounds(k)
-            width = hi - lo
-            if low is not None and lo < low:
-                outside += c if (hi <= low or width == 0) else c * (low - lo) / width
-            if high is not None and hi > high:
-                outside += c if (lo >= high or width == 0) else c * (hi - high) / width
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if low is not None:
+                whole = (hi <= low) | (width == 0)
+                share = np.where(whole, 1.0, (low - lo) / width)
+                outside += float(np.sum(np.where(lo < low, counts * share, 0.0)))
+            if high is not None:
+                whole = (lo >= high) | (width == 0)
+                share = np.where(whole, 1.0, (hi - high) / width)
+                outside += float(np.sum(np.where(hi > high, counts * share, 0.0)))
         return outside
 
     def equal_width(self, lowest: float, highest: float, buckets: int = 10) -> list[tuple[float, float, float]]:
@@ -142,35 +170,36 @@ class Sketch:
             return []
         if highest <= lowest or not math.isfinite(highest - lowest):
             return [(lowest, highest, float(self.total))]
+        import numpy as np
+
         width = (highest - lowest) / buckets
-        bins = [0.0] * buckets
-        for k, c in self.counts.items():
-            lo, hi = bucket_bounds(k)
-            lo, hi = max(lo, lowest), min(hi, highest)
-            if hi <= lo:
-                j = min(buckets - 1, max(0, int((lo - lowest) / width)))
-                bins[j] += c
-                continue
-            first = min(buckets - 1, max(0, int((lo - lowest) / width)))
-            last = min(buckets - 1, max(0, int((hi - lowest) / width)))
-            for j in range(first, last + 1):
-                b_lo, b_hi = lowest + j * width, lowest + (j + 1) * width
-                overlap = min(hi, b_hi) - max(lo, b_lo)
-                if overlap > 0:
-                    bins[j] += c * overlap / (hi - lo)
-        return [(lowest + j * width, lowest + (j + 1) * width, bins[j]) for j in range(buckets)]
+        counts, lo, hi = self.arrays()
+        lo, hi = np.maximum(lo, lowest), np.minimum(hi, highest)
+        first = np.clip(((lo - lowest) / width).astype(np.int64), 0, buckets - 1)
+        last = np.clip(((hi - lowest) / width).astype(np.int64), 0, buckets - 1)
+        point = hi <= lo  # a bucket narrowed to a point (or outside the range): all of it in one bin
+        bins = np.bincount(first[point], weights=counts[point], minlength=buckets).astype(float)  # int64 when empty
+        spread = ~point
+        counts, lo, hi, first, last = counts[spread], lo[spread], hi[spread], first[spread], last[spread]
+        for j in range(buckets):
+            b_lo, b_hi = lowest + j * width, lowest + (j + 1) * width
+            overlap = np.minimum(hi, b_hi) - np.maximum(lo, b_lo)
+            take = (first <= j) & (j <= last) & (overlap > 0)
+            bins[j] += float(np.sum(counts[take] * overlap[take] / (hi[take] - lo[take])))
+        return [(lowest + j * width, lowest + (j + 1) * width, float(bins[j])) for j in range(buckets)]
 
     def equal_mass(self, lowest: float, highest: float, buckets: int = 10) -> list[tuple[float, float, float]]:
         """Bins between the i/buckets quantiles; ties can make some bins hold more than 1/buckets."""
         if not self.counts:
             return []
+        import numpy as np
+
         edges = self.quantiles([j / buckets for j in range(buckets + 1)], lowest, highest)
-        counts = [0.0] * buckets
-        for k, c in self.counts.items():
-            value = min(max(representative(k), lowest), highest)
-            j = bisect.bisect_right(edges, value, 1, buckets) - 1
-            counts[max(0, min(buckets - 1, j))] += c
-        return [(edges[j], edges[j + 1], counts[j]) for j in range(buckets)]
+        counts, _, _ = self.arrays()
+        values = np.clip(np.array([representative(k) for k in self.keys()], dtype=float), lowest, highest)
+        j = np.searchsorted(np.array(edges[1:buckets], dtype=float), values, side="right")
+        binned = np.bincount(np.clip(j, 0, buckets - 1), weights=counts, minlength=buckets).astype(float)
+        return [(edges[j], edges[j + 1], float(binned[j])) for j in range(buckets)]
 
     # -- drift bins ----------------------------------------------------------------------
     def cut_points(self, bins: int = 10) -> list[int]:

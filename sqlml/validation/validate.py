@@ -3,7 +3,7 @@
 The detectors first say which aggregates they need (range violations, counts in the
 baseline's drift bins, custom checks, un-castable values); those join the statistics
 aggregates in a single scan of the batch. Value dictionaries are counted only for string
-columns a domain or a baseline comparison needs; no sketch of the batch is built. Then each detector reads the batch's
+columns a domain or a baseline comparison needs; no sketch (nor variance) of the batch is built. Then each detector reads the batch's
 statistics, the schema and the baseline's statistics and reports anomalies; examples
 are fetched afterwards, only for what was found.
 """

@@ -145,3 +145,23 @@ def test_macros_run_in_the_official_duckdb_shell(db_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["lf,correct,incorrect", "lf0,3,0", "lf1,1,2", "lf2,1,1"]
+
+
+def test_summary_before_apply_says_to_apply(con):
+    from sqlml.errors import LabelingError
+
+    con.sql("CREATE TABLE t AS SELECT range AS id, range % 3 AS x FROM range(10)")
+    con.sql('CREATE TABLE "Odd ""t"" name" AS SELECT 1 AS id')
+    con.sql("CREATE LABELING FUNCTION f ON t WITH (classes := ['a', 'b']) AS CASE WHEN x = 1 THEN 'a' END")
+    for macro in ("ml_lf_summary", "ml_label_stats", "ml_votes", "ml_majority_vote"):
+        with pytest.raises(LabelingError, match=r"table 't' has labeling functions but no votes yet; "
+                                                r"run APPLY LABELING FUNCTIONS ON t first"):
+            con.sql(f"FROM {macro}('t')").fetchall()
+    with pytest.raises(LabelingError, match=r"no labeling functions .* APPLY LABELING FUNCTIONS ON \"Odd \"\"t\"\" name\""):
+        con.sql("""FROM ml_lf_summary('Odd "t" name')""")
+    with pytest.raises(LabelingError, match="APPLY LABELING FUNCTIONS ON <table> first"):
+        con.sql("FROM ml_lf_summary('no_such_table')")
+    with pytest.raises(duckdb.CatalogException):  # other catalog errors stay DuckDB's
+        con.sql("FROM no_such_table")
+    con.sql("APPLY LABELING FUNCTIONS ON t KEY id")
+    assert con.sql("SELECT lf, coverage FROM ml_lf_summary('t')").fetchall() == [("f", 0.3)]

@@ -167,3 +167,25 @@ def test_new_rows_are_labeled_on_refit(con):
     con.sql("INSERT INTO syn SELECT id + 1000, truth, l0, l1, l2, l3, l4, l5 FROM syn WHERE id < 10")
     con.sql("CREATE OR REPLACE LABEL MODEL lm ON syn")
     assert con.sql("SELECT count(*) FROM lm").fetchall() == [(510,)]
+
+
+@pytest.mark.parametrize("m", [6, 40])  # 40 binary LFs: patterns as code lists, not one BIGINT
+def test_rows_in_slices_give_the_same_table(con, monkeypatch, m):
+    from sqlml.labeling import fit
+
+    synthetic_table(con, n=1200, m=m)
+    con.sql("ALTER TABLE syn ADD COLUMN expert VARCHAR")
+    con.sql("UPDATE syn SET expert = 'c' || truth WHERE id % 7 = 0")
+    con.sql("INSERT INTO syn (id, truth) VALUES (5000, 0), (5001, 1)")  # no votes at all
+    con.sql("UPDATE syn SET expert = 'c1' WHERE id = 5001")
+    con.sql("CREATE LABEL MODEL whole ON syn KEY id GOLD expert WITH (seed := 1)")
+    monkeypatch.setattr(fit, "ROWS_PER_PASS", 100)  # 13 passes over hash(key) % 13
+    con.sql("CREATE LABEL MODEL sliced ON syn KEY id GOLD expert WITH (seed := 1)")
+    assert con.sql("SELECT count(*) FROM sliced").fetchall() == [(1202,)]
+    differ = con.sql("SELECT count(*) FROM (FROM whole EXCEPT ALL FROM sliced UNION ALL (FROM sliced EXCEPT ALL FROM whole))")
+    assert differ.fetchall() == [(0,)]
+    assert con.sql("SELECT id, source, weight FROM sliced WHERE id = 5001 AND label = 'c1'").fetchall() == [
+        (5001, "gold", 1.0)
+    ]
+    assert con.sql("SELECT source, weight FROM sliced WHERE id = 5000").fetchall() == [("abstain", 0.0)]
+    assert con.sql("SELECT count(*) FROM sliced WHERE source = 'gold'").fetchall() == [(1 + len(range(0, 1200, 7)),)]

@@ -130,3 +130,13 @@ def test_results_can_be_saved_as_a_table(shop):
 def test_anomaly_types_are_listed(con):
     types = dict(con.sql("SELECT anomaly_type, severity FROM ml_anomaly_types()").fetchall())
     assert types["ENUM_TYPE_UNEXPECTED_STRING_VALUES"] == "error" and types["COMPARATOR_L_INFTY_HIGH"] == "warning"
+
+
+def test_drift_and_bounds_read_columns_of_later_scan_groups(shop, monkeypatch):
+    from sqlml.validation import scan
+
+    monkeypatch.setattr(scan, "COLUMNS_PER_SCAN", 2)  # amount's finite values live in the second group
+    rows = details(shop, "SELECT * REPLACE (amount + 400 AS amount) FROM train", baseline="train")
+    types = {(r["column_name"], r["anomaly_type"]) for r in rows}
+    assert {("amount", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"), ("amount", "FLOAT_TYPE_BIG_FLOAT")} <= types
+    assert anomalies(shop, "train", baseline="train") == []

@@ -186,3 +186,39 @@ def test_very_high_cardinality_strings_keep_top_candidates(con, monkeypatch):
     col = api.statistics(con, "h", store_result=False).columns["s"]
     assert not col.values_exact and not col.distinct_exact and col.values["hot"] == 500
     assert col.top_values(1) == [("hot", 500)]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "(i % 50) / 4.0 - 6",  # negative values: signed bucket keys
+        "(i % 7) * 1000000000.0",  # few distinct values, far from zero: grouped by value
+        "CASE WHEN i % 3 = 0 THEN 0.0 ELSE exp(i / 100.0) END",  # never negative, with zeros
+    ],
+)
+def test_variance_from_the_sketch_query_matches_duckdb(con, expression):
+    con.sql(
+        f"CREATE TABLE v AS SELECT CASE WHEN i = 5 THEN 'nan'::DOUBLE WHEN i = 6 THEN '-inf'::DOUBLE "
+        f"WHEN i % 11 = 0 THEN NULL ELSE {expression} END AS x FROM range(2000) t(i)"
+    )
+    x = api.statistics(con, "v", store_result=False).columns["x"]
+    mean, std, finite = con.sql("SELECT avg(x), stddev_samp(x), count(x) FROM v WHERE isfinite(x)").fetchall()[0]
+    assert (x.finite, x.nan, x.pos_inf, x.neg_inf) == (finite, 1, 0, 1)
+    assert x.mean == pytest.approx(mean, rel=1e-12) and x.std == pytest.approx(std, rel=1e-9)
+
+
+def test_wide_tables_get_exact_variance_too(con, monkeypatch):
+    monkeypatch.setattr(scan, "SKETCHES_PER_SCAN", 2)
+    con.sql("CREATE TABLE w AS SELECT i * 1.5 AS a, i % 7 AS b, -i AS c FROM range(100) t(i)")
+    stats = api.statistics(con, "w", store_result=False)
+    for name in "abc":
+        std = con.sql(f"SELECT stddev_samp({name}) FROM w").fetchall()[0][0]
+        assert stats.columns[name].std == pytest.approx(std, rel=1e-9)
+
+
+def test_statistics_rows_have_the_declared_columns(con, mixed):
+    from sqlml.validation.report import STATISTICS_COLUMNS, statistics_rows
+
+    rows = statistics_rows(api.statistics(con, mixed, store_result=False))
+    assert all(list(r) == [name for name, _ in STATISTICS_COLUMNS] for r in rows)
+    assert con.sql(f"SELECT * FROM ml_statistics('{mixed}')").columns == [name for name, _ in STATISTICS_COLUMNS]

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 
-from sqlml.sqlutil import quote_ident
 from sqlml.validation import kinds
 from sqlml.validation.anomalies.model import Measurement
-from sqlml.validation.scan import Extra
+from sqlml.validation.scan import Extra, finite_value
 from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
 from sqlml.validation.sketch import bucket_bounds, cut_conditions
 from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
@@ -41,10 +40,9 @@ def plan(run) -> list:
         base = run.baseline.columns.get(actual.name)
         if actual.kind not in kinds.NUMERIC or expected.drift_jsd is None or base is None or base.kind not in kinds.NUMERIC:
             continue
-        q = quote_ident(actual.name)
-        finite = f"isfinite({q}) AND " if kinds.is_ieee_float(actual.data_type) else ""
+        value = finite_value(run.source, actual.name)
         for i, (op, threshold) in enumerate(cut_conditions(base.sketch.cut_points(DRIFT_BINS))):
-            extras.append(Extra(("drift_bin", actual.name, i), f"count_if({finite}CAST({q} AS DOUBLE) {op} ?)", [threshold]))
+            extras.append(Extra(("drift_bin", actual.name, i), f"count_if({value} {op} ?)", [threshold]))
     return extras
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlml.sqlutil import quote_ident
 from sqlml.validation import kinds
-from sqlml.validation.scan import Extra
+from sqlml.validation.scan import Extra, finite_value
 from sqlml.validation.significance import count_exceeds
 
 
@@ -19,11 +19,11 @@ def plan(run) -> list[Extra]:
     for expected, actual in run.checked():
         q = quote_ident(actual.name)
         if actual.kind in kinds.NUMERIC:
-            finite = f"isfinite({q}) AND " if kinds.is_ieee_float(actual.data_type) else ""
+            value = finite_value(run.source, actual.name)
             if expected.min_value is not None:
-                extras.append(Extra(("below", actual.name), f"count_if({finite}CAST({q} AS DOUBLE) < ?)", [expected.min_value]))
+                extras.append(Extra(("below", actual.name), f"count_if({value} < ?)", [expected.min_value]))
             if expected.max_value is not None:
-                extras.append(Extra(("above", actual.name), f"count_if({finite}CAST({q} AS DOUBLE) > ?)", [expected.max_value]))
+                extras.append(Extra(("above", actual.name), f"count_if({value} > ?)", [expected.max_value]))
         if actual.kind == kinds.LIST:
             if expected.min_length is not None:
                 extras.append(Extra(("short", actual.name), f"count_if(len({q}) < ?)", [expected.min_length]))
