@@ -1,19 +1,32 @@
 """Per-frame choice between reusing the last result, an incremental update, and full inference.
 
-The static part counts multiply-adds: a layer's full cost is its MACs; an update
-costs the MACs of the tiles it recomputes plus a fixed overhead per layer and per
-tile (gathering windows, one more operator call, writing back). The dense tail
-(global pooling, linear layers) is paid in full by both. The ratio ``incremental /
-full`` predicts the time of an update relative to a full pass; measured times of
-both modes then correct the prediction as the query runs (small tiles run at fewer
-MACs/s than big tensors), so a net or machine where updates are slow falls back to
-full inference by itself, and a correction that alone forces full passes fades so
-updates get tried again.
+Costs are in seconds of this machine. Every layer's full cost is *measured*: the
+engine times each node of its first full passes (the minimum over them, so a busy
+moment does not stick), and until then a layer costs its multiply-adds at an assumed
+rate. A box recomputed on a layer costs its share of the layer's area times the
+layer's cost, plus a fixed ``call_seconds`` per operator call (slicing the read-in
+window, the call's set-up, the write-back). Per-cell costs differ a lot between
+layers of equal MACs (a max pool costs as much per cell as a small conv on CPU), so
+measuring them is what keeps box merging and the fallback honest. The dense tail
+(global pooling, linear layers) is paid in full by both modes.
+
+The ratio ``update / full`` predicts the time of an update relative to a full pass;
+measured times of both modes then correct the prediction as the query runs (small
+boxes run at fewer MACs/s than whole maps), so a net or machine where updates are
+slow falls back to full inference by itself, and a correction that alone forces full
+passes fades so updates get tried again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+#: one operator call on one box: slicing, the call's set-up, the write-back (measured, 1 CPU thread)
+CALL_SECONDS = 40e-6
+#: the rate assumed for a layer not timed yet (multiply-adds per second)
+ASSUMED_RATE = 2e10
+#: full passes timed layer by layer (their minimum is the calibration)
+CALIBRATION_PASSES = 3
 
 
 @dataclass
@@ -32,15 +45,35 @@ class CostModel:
     adaptive: bool = True
     correction: float = 1.0  # measured update time / predicted update time (EMA)
     full_seconds: float | None = None  # EMA of measured full-pass times
+    call_seconds: float = CALL_SECONDS
+    #: measured seconds of each node on a whole map (minimum over the timed passes)
+    layer_seconds: dict[str, float] = field(default_factory=dict)
+    passes_timed: int = 0
 
-    def estimate(self, total_macs: int, work_macs: float, overhead_macs: float = 0.0) -> Estimate:
-        """An update doing ``work_macs`` of arithmetic plus ``overhead_macs`` of bookkeeping."""
-        total = max(1, total_macs)
-        return Estimate(recomputed=min(1.0, work_macs / total), predicted=(work_macs + overhead_macs) / total)
+    @property
+    def calibrating(self) -> bool:
+        return self.adaptive and self.passes_timed < CALIBRATION_PASSES
 
-    def budget(self, total_macs: int) -> float:
-        """The most an update may cost (in multiply-adds) and still be chosen."""
-        return self.margin / self.correction * total_macs
+    def calibrate(self, seconds: dict[str, float]) -> None:
+        """Take one full pass's per-node times (the minimum per node is kept)."""
+        for name, s in seconds.items():
+            self.layer_seconds[name] = min(s, self.layer_seconds.get(name, s))
+        self.passes_timed += 1
+
+    def layer_costs(self, program) -> dict[str, float]:
+        """Seconds of every node on a whole map: measured, else its MACs at ``ASSUMED_RATE``."""
+        measured = self.layer_seconds
+        return {n.name: measured.get(n.name, n.full_macs / ASSUMED_RATE) for n in program.nodes}
+
+    def estimate(self, total: float, recomputed: float, predicted: float) -> Estimate:
+        """An update recomputing ``recomputed`` of the MACs and predicted to take ``predicted``
+        of the ``total`` (a full pass, same units)."""
+        total = total or 1.0
+        return Estimate(recomputed=min(1.0, recomputed), predicted=predicted / total)
+
+    def budget(self, total: float) -> float:
+        """The most an update may cost (same units as ``total``, a full pass) and still be chosen."""
+        return self.margin / self.correction * total
 
     def choose(self, estimate: Estimate) -> str:
         """'incremental' when the corrected prediction beats a full pass, else 'full'."""

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 
 from sqlml.incremental.cost import CostModel
-from sqlml.incremental.engine import VideoEngine, changed_mask
+from sqlml.incremental import boxes
+from sqlml.incremental.engine import VideoEngine
 from sqlml.incremental.graph import compile_model
 from sqlml.incremental.nets import vgg_style
 
@@ -33,8 +34,8 @@ def frames_with_moving_square(n, shape=(3, 48, 48), side=6):
 
 
 def eager_cost():
-    """Always update when anything is cheaper than full; no timing feedback (deterministic)."""
-    return CostModel(margin=10.0, adaptive=False)
+    """Always update when anything is cheaper than full; no timing, no call overhead (deterministic)."""
+    return CostModel(margin=10.0, adaptive=False, call_seconds=0.0)
 
 
 def test_exact_mode_matches_full_inference_frame_by_frame():
@@ -78,7 +79,7 @@ def test_moving_camera_falls_back_to_full_and_looks_less_often():
     """Every pixel changes every frame: full inference, looking for change after 1, 2, 4, 8 frames;
     when the camera stops, updates resume within that many frames."""
     model = small_vgg()
-    engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
+    engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False, call_seconds=0.0))
     scene = torch.rand(1, 3, 96, 200)
     looked = []
     for i in range(24):
@@ -112,7 +113,7 @@ def test_large_change_falls_back_on_cost():
 
 def test_cost_model_learns_that_updates_are_slow_and_retries_later():
     cost = CostModel(margin=0.85)
-    estimate = cost.estimate(total_macs=1000, work_macs=250, overhead_macs=50)
+    estimate = cost.estimate(total=1.0, recomputed=0.25, predicted=0.3)
     assert cost.choose(estimate) == "incremental"
     cost.observe("full", 1.0)
     for _ in range(6):  # updates predicted at 0.3x of full take as long as full
@@ -188,12 +189,13 @@ def test_change_mask_threshold_and_drift():
     new[..., 3:9, 5:7] += 0.5
     new[1 - 1, 1, 30, 40] += 0.2  # one channel of one cell
     new[..., 50:60, 60:79] += 0.03  # under the threshold, over half of it
-    mask, changed, drift = changed_mask(new, old, 0.05)
-    assert mask.shape == (64, 80) and mask.dtype == torch.bool
+    change = boxes.detect(new, old, 0.05)
+    mask = torch.from_numpy(change.changed) > 0
+    assert mask.shape == (64, 80)
     assert set(map(tuple, mask.nonzero().tolist())) == {(y, x) for y in range(3, 9) for x in range(5, 7)} | {(30, 40)}
-    assert changed == pytest.approx(13 / (64 * 80))
-    assert drift == pytest.approx((13 + 190) / (64 * 80))
-    exact, _, _ = changed_mask(new, old, 0.0)
-    assert int(exact.sum()) == 13 + 190
-    per_channel, _, _ = changed_mask(new, old, [0.05, 0.3, 0.05])  # channel 1 needs more
+    assert change.fraction == pytest.approx(13 / (64 * 80))
+    assert change.drift == pytest.approx((13 + 190) / (64 * 80))
+    exact = boxes.detect(new, old, 0.0)
+    assert int(exact.changed.sum()) == 13 + 190
+    per_channel = boxes.detect(new, old, [0.05, 0.3, 0.05]).changed  # channel 1 needs more
     assert not per_channel[30, 40] and per_channel[3, 5]
