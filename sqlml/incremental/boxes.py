@@ -83,6 +83,34 @@ def detect(new, old, threshold=0.0, drift: bool = True) -> Change:
     return Change(np.ascontiguousarray(changed, dtype=np.float32), count / cells, loose / cells)
 
 
+def sample(new, old, threshold=0.0, stride: int = 4) -> Change:
+    """``detect`` on every ``stride``-th row and column only (1/16 of the pixels at 4): cheap.
+
+    ``changed`` is the (H/stride, W/stride) map of the sampled pixels. A first look:
+    it can miss a change that falls between samples, so it only ever decides *for*
+    full inference (most of the frame changed, or an update would not pay).
+    """
+    import numpy as np
+    import torch
+
+    diff = (new[0, :, ::stride, ::stride] - old[0, :, ::stride, ::stride]).abs_()
+    if isinstance(threshold, (int, float)):
+        limit = float(threshold)
+    else:
+        limit = 1.0
+        diff.div_(torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(-1, 1, 1))
+    mask = diff.amax(dim=0) > limit
+    fraction = float(mask.float().mean())
+    return Change(np.ascontiguousarray(mask.cpu().numpy(), dtype=np.float32), fraction, fraction)
+
+
+def sampled_boxes(change: Change, stride: int, height: int, width: int) -> list[Box]:
+    """Boxes of a ``sample``'s changed pixels, each sample standing for its stride x stride block."""
+    cell = max(1, round(block_size(height, width) / stride))
+    found = change_boxes(change.changed, cell=cell)
+    return [(y0 * stride, min(height, y1 * stride), x0 * stride, min(width, x1 * stride)) for y0, y1, x0, x1 in found]
+
+
 def block_size(height: int, width: int) -> int:
     """Blocks of about 1/48 of the shorter side (8 px at 360, 5 at 224), at least 2."""
     return max(2, round(min(height, width) / 48))
@@ -162,14 +190,19 @@ def merge(boxes: list[Box], cell: float, call: float, limit: int = MAX_BOXES) ->
     return boxes
 
 
+#: elementwise passes over a materialized box when truncating features (sub, abs, max, compare, where, copy)
+TRUNCATE_PASSES = 6
+
+
 @dataclass
 class Prices:
     """What recomputing costs on each local node, in one unit (seconds, or multiply-adds).
 
-    ``whole``: the layer on its whole map; ``cell``: one output cell of it; ``tail_cell``
-    and ``tail_call``: what one more cell, or one more box, at this node costs from here
-    to the last local layer (a box merged here stays merged downstream, and every later
-    layer pays its area and its call).
+    ``whole``: the layer on its whole map; ``cell``: one output cell of it (with
+    ``store``, what keeping only the cells that moved adds per cell, when truncating);
+    ``tail_cell`` and ``tail_call``: what one more cell, or one more box, at this node
+    costs from here to the last local layer (a box merged here stays merged downstream,
+    and every later layer pays its area and its call).
     """
 
     whole: dict[str, float]
@@ -177,12 +210,18 @@ class Prices:
     tail_cell: dict[str, float]
     tail_call: dict[str, float]
     call: float
+    store: dict[str, float] = field(default_factory=dict)
 
 
-def prices(program: Program, costs: dict[str, float] | None = None, call: float = 0.0) -> Prices:
-    """Prices from each node's whole-map cost (``costs``, default its MACs) and one call's cost."""
+def prices(program: Program, costs: dict[str, float] | None = None, call: float = 0.0,
+           truncating: bool = False) -> Prices:  # fmt: skip
+    """Prices from each node's whole-map cost (``costs``, default its MACs) and one call's cost.
+
+    With ``truncating``, an element pass costs what the cheapest pointwise layer costs per
+    element (measured when ``costs`` are), and each materialized cell pays ``TRUNCATE_PASSES``.
+    """
     whole = {n.name: (costs[n.name] if costs else n.full_macs) for n in program.local}
-    cell, tail_cell, tail_call = {}, {}, {}
+    cell, tail_cell, tail_call, store = {}, {}, {}, {}
     later = 0.0
     for k, node in enumerate(reversed(program.local)):
         area = max(1, node.shape[-2] * node.shape[-1])
@@ -190,7 +229,20 @@ def prices(program: Program, costs: dict[str, float] | None = None, call: float 
         cell[node.name] = whole[node.name] / area
         tail_cell[node.name] = later / area  # a later map's cells per cell here: its area / this area
         tail_call[node.name] = (k + 1) * call
-    return Prices(whole, cell, tail_cell, tail_call, call)
+    if truncating:
+        numel = {n.name: max(1, area_of(n) * n.shape[-3]) for n in program.local}
+        pointwise = [n.name for n in program.local if n.kind not in (SPATIAL, MERGE)] or list(numel)
+        element = min(whole[name] / numel[name] for name in pointwise)
+        for node in program.local:
+            if node.name in program.materialized:
+                store[node.name] = TRUNCATE_PASSES * element * node.shape[-3]
+                cell[node.name] += store[node.name]
+                tail_cell[node.name] += store[node.name]
+    return Prices(whole, cell, tail_cell, tail_call, call, store)
+
+
+def area_of(node) -> int:
+    return node.shape[-2] * node.shape[-1]
 
 
 def node_boxes(node, boxes: dict[str, list[Box]], tau: float, price: Prices) -> list[Box]:
@@ -225,7 +277,7 @@ class BoxPlan:
     boxes: dict[str, list[Box]] | None
     whole: set[str] = field(default_factory=set)
     macs: float = 0.0  # multiply-adds of the boxes (and whole layers)
-    cost: float = 0.0  # their price (the unit of ``Prices``), operator calls included
+    arithmetic: float = 0.0  # their price (the unit of ``Prices``) without the calls
     calls: int = 0  # operator calls: one per box per layer
     layers: int = 0  # layers with anything to recompute
 
@@ -233,17 +285,20 @@ class BoxPlan:
     def complete(self) -> bool:
         return self.boxes is not None
 
+    def cost(self, price: Prices) -> float:
+        return self.arithmetic + self.calls * price.call
+
     def add(self, node, out: list[Box], whole: bool, price: Prices) -> None:
         self.layers += 1
         if whole:
             self.whole.add(node.name)
             self.macs += node.full_macs
-            self.cost += price.whole[node.name] + price.call
+            self.arithmetic += price.whole[node.name] + price.store.get(node.name, 0.0) * area_of(node)
             self.calls += 1
             return
         area = sum(box_area(b) for b in out)
         self.macs += area * node.full_macs / max(1, node.shape[-2] * node.shape[-1])
-        self.cost += area * price.cell[node.name] + len(out) * price.call
+        self.arithmetic += area * price.cell[node.name]
         self.calls += len(out)
 
 
@@ -265,7 +320,7 @@ def plan(program: Program, boxes: list[Box], tau: float = 0.0, price: Prices | N
         pointwise = node.kind != SPATIAL and node.kind != MERGE
         whole = node.inputs[0] in result.whole if pointwise else runs_whole(node, out, price)
         result.add(node, out, whole, price)
-        if budget is not None and result.cost > budget:
+        if budget is not None and result.cost(price) > budget:
             result.boxes = None
             return result
     return result
@@ -310,6 +365,10 @@ def update(program: Program, tensors: dict[str, Any], x_new, boxes: list[Box], *
         done.add(node, out, whole, price)
         if pointwise:  # on its input's fresh values, where they are
             where, values = source[0], [program.evaluate(node, {node.inputs[0]: v}) for v in source[1]]
+        elif whole and isinstance(node.op, patches.MaxPoolOp):  # its own max is faster than the module's
+            inp = tensors[node.inputs[0]]
+            read = patches.padded_slice(inp, node.op.read_in((0, h, 0, w)), node.op.pad_value)
+            where, values = [(0, h, 0, w)], [node.op.apply(read, [(0, h, 0, w)], inp.shape[-2:])]
         elif whole:
             env = {i: tensors[i] for i in node.inputs}
             where, values = [(0, h, 0, w)], [program.evaluate(node, env)]

@@ -31,24 +31,35 @@ CALIBRATION_PASSES = 3
 
 @dataclass
 class Estimate:
-    """What an update plan would cost."""
+    """What an update plan would cost: its arithmetic and its operator calls, against a full pass."""
 
     recomputed: float  # fraction of the model's compute (MACs) the update recomputes
-    predicted: float  # predicted time of the update relative to a full pass (overheads included)
+    predicted: float  # predicted time of the update relative to a full pass, as planned (uncorrected)
+    arithmetic: float = 0.0  # the plan's arithmetic, in the unit of ``total`` (the dense tail included)
+    calls: int = 0  # operator calls of the plan
+    total: float = 1.0  # a full pass
 
 
 @dataclass
 class CostModel:
-    """Decides per frame; ``observe`` feeds it the times measured (``adaptive``)."""
+    """Decides per frame; ``observe`` feeds it the times measured (``adaptive``).
+
+    Two numbers are learned from the updates it times, by least squares over recent
+    updates (``seconds ~ correction * arithmetic + call_seconds * calls``): how much
+    slower a box's arithmetic runs than the same share of a whole layer
+    (``correction``), and what one operator call costs (``call_seconds``). The call
+    price also decides how eagerly boxes merge.
+    """
 
     margin: float = 0.85  # update only when predicted < margin x full
     adaptive: bool = True
-    correction: float = 1.0  # measured update time / predicted update time (EMA)
+    correction: float = 1.0  # measured arithmetic time / planned arithmetic time
     full_seconds: float | None = None  # EMA of measured full-pass times
     call_seconds: float = CALL_SECONDS
     #: measured seconds of each node on a whole map (minimum over the timed passes)
     layer_seconds: dict[str, float] = field(default_factory=dict)
     passes_timed: int = 0
+    _sums: list[float] = field(default_factory=lambda: [0.0] * 5)  # decayed uu, uc, cc, uy, cy
 
     @property
     def calibrating(self) -> bool:
@@ -65,21 +76,25 @@ class CostModel:
         measured = self.layer_seconds
         return {n.name: measured.get(n.name, n.full_macs / ASSUMED_RATE) for n in program.nodes}
 
-    def estimate(self, total: float, recomputed: float, predicted: float) -> Estimate:
-        """An update recomputing ``recomputed`` of the MACs and predicted to take ``predicted``
-        of the ``total`` (a full pass, same units)."""
+    def estimate(self, total: float, recomputed: float, arithmetic: float, calls: int = 0) -> Estimate:
+        """An update recomputing ``recomputed`` of the MACs, with ``arithmetic`` (same unit as
+        ``total``, a full pass) and ``calls`` operator calls."""
         total = total or 1.0
-        return Estimate(recomputed=min(1.0, recomputed), predicted=predicted / total)
+        predicted = (arithmetic + calls * self.call_seconds) / total
+        return Estimate(min(1.0, recomputed), predicted, arithmetic, calls, total)
+
+    def corrected(self, estimate: Estimate) -> float:
+        """The predicted update time relative to a full pass, with what was learned."""
+        full = self.full_seconds or estimate.total
+        return self.correction * estimate.arithmetic / estimate.total + self.call_seconds * estimate.calls / full
 
     def budget(self, total: float) -> float:
-        """The most an update may cost (same units as ``total``, a full pass) and still be chosen."""
+        """The most an update's planned cost may reach (unit of ``total``) and still be chosen."""
         return self.margin / self.correction * total
 
     def choose(self, estimate: Estimate) -> str:
         """'incremental' when the corrected prediction beats a full pass, else 'full'."""
-        if estimate.predicted * self.correction < self.margin:
-            return "incremental"
-        return "full"
+        return "incremental" if self.corrected(estimate) < self.margin else "full"
 
     def observe(self, mode: str, seconds: float, estimate: Estimate | None = None) -> None:
         if not self.adaptive or seconds <= 0:
@@ -87,8 +102,32 @@ class CostModel:
         if mode == "full":
             self.full_seconds = seconds if self.full_seconds is None else 0.7 * self.full_seconds + 0.3 * seconds
             if estimate is not None and estimate.predicted < self.margin:
-                # chose full only because of the correction: let it fade, so updates get retried
+                # chose full only because of what was learned: let it fade, so updates get retried
                 self.correction = 1.0 + 0.9 * (self.correction - 1.0)
-        elif mode == "incremental" and estimate is not None and self.full_seconds and estimate.predicted > 0:
-            ratio = seconds / (estimate.predicted * self.full_seconds)
-            self.correction = min(4.0, max(0.25, 0.7 * self.correction + 0.3 * ratio))
+                self.call_seconds = CALL_SECONDS + 0.9 * (self.call_seconds - CALL_SECONDS)
+        elif mode == "incremental" and estimate is not None and self.full_seconds:
+            self._learn(estimate, seconds)
+
+    def _learn(self, estimate: Estimate, seconds: float) -> None:
+        """One more timed update in the decayed least squares; ridge toward the current values."""
+        # the arithmetic in seconds of a full pass as measured now (layer times are minima)
+        u = estimate.arithmetic / estimate.total * self.full_seconds
+        c = float(estimate.calls)
+        s = self._sums
+        for k, v in enumerate((u * u, u * c, c * c, u * seconds, c * seconds)):
+            s[k] = 0.7 * s[k] + v
+        ridge = 0.2
+        a11, a12, a22 = s[0] * (1 + ridge), s[1], s[2] * (1 + ridge)
+        b1 = s[3] + ridge * s[0] * self.correction
+        b2 = s[4] + ridge * s[2] * self.call_seconds
+        det = a11 * a22 - a12 * a12
+        if det <= 0:
+            return
+        correction = (b1 * a22 - a12 * b2) / det
+        call = (a11 * b2 - a12 * b1) / det
+        if call < 0:  # all of it is arithmetic
+            call, correction = 0.0, s[3] / max(s[0], 1e-30)
+        elif correction < 0:  # all of it is calls
+            correction, call = 0.0, s[4] / max(s[2], 1e-30)
+        self.correction = min(4.0, max(0.25, correction))
+        self.call_seconds = min(2e-3, max(0.0, call))

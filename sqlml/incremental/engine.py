@@ -26,23 +26,6 @@ from sqlml.incremental.cost import CostModel, Estimate
 from sqlml.incremental.graph import Program
 
 
-def mostly_changed(new, old, threshold=0.0, stride: int = 4, limit: float = 0.5) -> bool:
-    """Whether over ``limit`` of the cells changed, judged on every ``stride``-th row and column.
-
-    A cheap first look (1/16 of the work of ``boxes.detect``): when most of the frame
-    changed, a full pass is the answer and planning an update would be wasted time.
-    """
-    import torch
-
-    diff = (new[..., ::stride, ::stride] - old[..., ::stride, ::stride]).abs()
-    if isinstance(threshold, (int, float)):
-        level, limit_value = diff.amax(dim=1), float(threshold)
-    else:
-        scale = torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1)
-        level, limit_value = (diff / scale).amax(dim=1), 1.0
-    return float((level > limit_value).float().mean()) > limit
-
-
 # -- the per-frame driver -----------------------------------------------------------------
 
 
@@ -75,6 +58,8 @@ class FrameResult:
 BACKOFF = 8
 #: over this share of changed pixels a frame goes to full inference without planning an update
 MOSTLY_CHANGED = 0.5
+#: the first look at a frame compares every SAMPLE_STRIDE-th row and column
+SAMPLE_STRIDE = 4
 
 
 class VideoEngine:
@@ -145,8 +130,20 @@ class VideoEngine:
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
         base = state.tensors[program.input_name]
-        if mostly_changed(x, base, self.threshold, limit=MOSTLY_CHANGED):  # 1/16 of the pixels: cheap
+        height, width = base.shape[-2:]
+        first = boxes.sample(x, base, self.threshold, SAMPLE_STRIDE)  # 1/16 of the pixels
+        if first.fraction > MOSTLY_CHANGED:
             return self._fall_back(x, frame, "most of the frame changed")
+        costs = self.cost.layer_costs(program)
+        price = boxes.prices(program, costs, self.cost.call_seconds, truncating=bool(self.feature_threshold))
+        total = sum(costs.values())
+        dense = sum(costs[n.name] for n in program.dense)
+        if first.fraction > 0.0:  # price the update the sample sees before any exact work
+            rough = boxes.plan(program, boxes.sampled_boxes(first, SAMPLE_STRIDE, height, width), self.tau, price,
+                               self.cost.budget(total) - dense)  # fmt: skip
+            estimate = self.cost.estimate(total, 1.0, rough.arithmetic + dense, rough.calls)
+            if not rough.complete or self.cost.choose(estimate) == "full":
+                return self._priced_out(x, frame, estimate, rough, f"about {first.fraction:.0%} of pixels changed, sampled")
         change = boxes.detect(x, base, self.threshold, drift=not self.exact)
         if change.fraction > MOSTLY_CHANGED:
             return self._fall_back(x, frame, "most of the frame changed")
@@ -159,18 +156,11 @@ class VideoEngine:
         if not self.exact and change.drift > self.drift:
             return self._full(x, frame, f"refresh: drift {change.drift:.0%} of cells")
         found = boxes.change_boxes(change.changed)
-        costs = self.cost.layer_costs(program)
-        price = boxes.prices(program, costs, self.cost.call_seconds)
-        total = sum(costs.values())
-        dense = sum(costs[n.name] for n in program.dense)
         planned = boxes.plan(program, found, self.tau, price, self.cost.budget(total) - dense)
-        estimate = self.cost.estimate(total, (planned.macs + self._dense_macs) / max(1, program.total_macs), planned.cost + dense)
+        estimate = self.cost.estimate(total, (planned.macs + self._dense_macs) / max(1, program.total_macs),
+                                      planned.arithmetic + dense, planned.calls)  # fmt: skip
         if not planned.complete or self.cost.choose(estimate) == "full":
-            predicted = estimate.predicted * self.cost.correction
-            bound = ">" if not planned.complete else "~"
-            result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({change.fraction:.1%} of pixels changed)")
-            result.estimate = estimate
-            return result
+            return self._priced_out(x, frame, estimate, planned, f"{change.fraction:.1%} of pixels changed")
         self._backoff = 0
         if self.feature_threshold and state.scales is None:
             state.scales = _spreads(state.tensors)
@@ -186,6 +176,14 @@ class VideoEngine:
         return FrameResult(_clone(state.output, state.tensors.values()), "incremental", recomputed,
                            f"{change.fraction:.1%} of pixels changed in {len(found)} box(es), {done.layers} layers updated",
                            done.calls, compute_seconds=time.perf_counter() - started, estimate=estimate)  # fmt: skip
+
+    def _priced_out(self, x, frame, estimate: Estimate, planned: boxes.BoxPlan, what: str) -> FrameResult:
+        """Full inference because the cost model priced the update above a full pass."""
+        predicted = self.cost.corrected(estimate)
+        bound = ">" if not planned.complete else "~"
+        result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({what})")
+        result.estimate = estimate
+        return result
 
     def _fall_back(self, x, frame, reason: str) -> FrameResult:
         """Full inference because an update would not pay; look less often while that lasts."""

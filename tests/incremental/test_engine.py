@@ -113,16 +113,30 @@ def test_large_change_falls_back_on_cost():
 
 def test_cost_model_learns_that_updates_are_slow_and_retries_later():
     cost = CostModel(margin=0.85)
-    estimate = cost.estimate(total=1.0, recomputed=0.25, predicted=0.3)
+    estimate = cost.estimate(total=1.0, recomputed=0.25, arithmetic=0.25, calls=10)
     assert cost.choose(estimate) == "incremental"
     cost.observe("full", 1.0)
-    for _ in range(6):  # updates predicted at 0.3x of full take as long as full
+    for _ in range(6):  # updates predicted at 0.25x of full (plus 10 calls) take as long as full
         cost.observe("incremental", 1.0, estimate)
-    assert cost.correction > 2.5
+    assert cost.corrected(estimate) > 0.9
     assert cost.choose(estimate) == "full"
-    for _ in range(20):  # full passes chosen only because of the correction let it fade
+    for _ in range(30):  # full passes chosen only because of what was learned let it fade
         cost.observe("full", 1.0, estimate)
     assert cost.choose(estimate) == "incremental"
+
+
+def test_cost_model_separates_call_overhead_from_arithmetic():
+    """Updates whose time is all per-call overhead: the fit puts it on the calls, so a plan with
+    few calls stays cheap while one with many calls is priced out."""
+    cost = CostModel(margin=0.85)
+    cost.observe("full", 1.0)
+    for arithmetic, calls in [(0.1, 10), (0.2, 40), (0.05, 30), (0.3, 20), (0.15, 50), (0.1, 60)] * 3:
+        estimate = cost.estimate(total=1.0, recomputed=arithmetic, arithmetic=arithmetic, calls=calls)
+        cost.observe("incremental", arithmetic + calls * 0.001, estimate)  # 1 ms per call, arithmetic as planned
+    assert cost.call_seconds == pytest.approx(0.001, rel=0.2)
+    assert cost.correction == pytest.approx(1.0, rel=0.3)
+    assert cost.choose(cost.estimate(1.0, 0.3, 0.3, 5)) == "incremental"
+    assert cost.choose(cost.estimate(1.0, 0.3, 0.3, 600)) == "full"
 
 
 def test_threshold_ignores_small_changes_and_bounds_the_error():
@@ -199,3 +213,63 @@ def test_change_mask_threshold_and_drift():
     assert int(exact.changed.sum()) == 13 + 190
     per_channel = boxes.detect(new, old, [0.05, 0.3, 0.05]).changed  # channel 1 needs more
     assert not per_channel[30, 40] and per_channel[3, 5]
+
+
+def count_calls(monkeypatch, module, names):
+    """Wrap ``module.name`` for each name so calls are counted (work counted, never timed)."""
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        original = getattr(module, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    return counts
+
+
+def test_high_change_frame_falls_back_before_any_incremental_work(monkeypatch):
+    """A frame mostly changed goes to full inference on the 1/16 sample alone: no change map,
+    no boxes, no plan, no update; a third changed is priced out from the sample, still with no
+    exact change map or update; a small change runs the update."""
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False))
+    counts = count_calls(monkeypatch, boxes, ["sample", "detect", "change_boxes", "plan", "update"])
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    mostly = frame.clone()
+    mostly[..., :, :32] = torch.rand(1, 3, 48, 32)  # two thirds of the frame
+    result = engine.step(mostly)
+    assert result.mode == "full" and result.reason == "most of the frame changed"
+    assert counts == {"sample": 1, "detect": 0, "change_boxes": 0, "plan": 0, "update": 0}
+    engine._skip = engine._backoff = 0  # look again at the next frame
+    third = mostly.clone()
+    third[..., 8:36, 8:36] = torch.rand(1, 3, 28, 28)
+    result = engine.step(third)
+    assert result.mode == "full" and result.reason.startswith("cost:") and "sampled" in result.reason
+    assert counts["detect"] == 0 and counts["update"] == 0 and counts["plan"] == 1
+    assert engine.cost.corrected(result.estimate) >= engine.cost.margin
+    engine._skip = engine._backoff = 0
+    engine.cost.call_seconds = 0.0  # this tiny net's calls would cost more than its arithmetic
+    small = third.clone()
+    small[..., 2:5, 2:5] = 0.0
+    result = engine.step(small)
+    assert result.mode == "incremental" and counts["detect"] == 1 and counts["update"] == 1
+    with torch.inference_mode():
+        assert (result.output - model(small)).abs().max().item() <= 1e-4
+
+
+def test_moving_camera_does_no_incremental_work():
+    """A pan: over 24 frames the engine looks for change 5 times, on samples only, and never
+    builds a change map, plans or updates (what keeps it at the speed of full inference)."""
+    import pytest as _pytest
+
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
+    scene = torch.rand(1, 3, 96, 200)
+    with _pytest.MonkeyPatch.context() as patch:
+        counts = count_calls(patch, boxes, ["sample", "detect", "plan", "update"])
+        modes = [engine.step(scene[..., :, 4 * i : 4 * i + 96].contiguous()).mode for i in range(24)]
+    assert modes == ["full"] * 24
+    assert counts == {"sample": 5, "detect": 0, "plan": 0, "update": 0}
