@@ -47,7 +47,8 @@ def detect(new, old, threshold=0.0, drift: bool = True) -> Change:
     """Pixels where ``new`` and ``old`` (1, C, H, W) differ by more than ``threshold`` in any channel.
 
     ``threshold`` is one number or one per channel (input-tensor units). On CPU float32
-    this is a few OpenCV passes (about 0.5 ms for 640x360); elsewhere torch does it.
+    this is a few OpenCV passes (channels-last frames, as decoded, are read in place);
+    elsewhere torch does it.
     """
     import numpy as np
 
@@ -58,16 +59,31 @@ def detect(new, old, threshold=0.0, drift: bool = True) -> Change:
     if new.device.type == "cpu" and new.dtype == old.dtype and str(new.dtype) == "torch.float32":
         import cv2
 
-        a, b = new[0].contiguous().numpy(), old[0].contiguous().numpy()
-        level = None
-        for c in range(channels):
-            d = cv2.absdiff(a[c], b[c])
+        hwc_new, hwc_old = new[0].permute(1, 2, 0), old[0].permute(1, 2, 0)
+        if 1 < channels <= 4 and hwc_new.is_contiguous() and hwc_old.is_contiguous():
+            # channels last (frames decoded to HWC are): one pass over interleaved pixels, no copies
+            d = cv2.absdiff(hwc_new.numpy(), hwc_old.numpy())
             if scales is not None:
-                d = cv2.multiply(d, scales[c % len(scales)])
-            level = d if level is None else cv2.max(level, d, dst=level)
-        changed = cv2.threshold(level, limit, 1.0, cv2.THRESH_BINARY)[1]
-        count = cv2.countNonZero(changed)
-        loose = cv2.countNonZero(cv2.threshold(level, limit / 2, 1.0, cv2.THRESH_BINARY)[1]) if drift and limit > 0 else count
+                d = cv2.multiply(d, tuple(scales[c % len(scales)] for c in range(channels)) + (0.0,) * (4 - channels))
+            ones = np.ones((1, channels), np.float32)  # channels over the limit, summed per pixel
+
+            def over(level):
+                return cv2.transform(cv2.threshold(d, level, 1.0, cv2.THRESH_BINARY)[1], ones)
+
+            changed = cv2.threshold(over(limit), 0.5, 1.0, cv2.THRESH_BINARY)[1]
+            count = cv2.countNonZero(changed)
+            loose = cv2.countNonZero(over(limit / 2)) if drift and limit > 0 else count
+        else:
+            a, b = new[0].contiguous().numpy(), old[0].contiguous().numpy()
+            level = None
+            for c in range(channels):
+                d = cv2.absdiff(a[c], b[c])
+                if scales is not None:
+                    d = cv2.multiply(d, scales[c % len(scales)])
+                level = d if level is None else cv2.max(level, d, dst=level)
+            changed = cv2.threshold(level, limit, 1.0, cv2.THRESH_BINARY)[1]
+            count = cv2.countNonZero(changed)
+            loose = cv2.countNonZero(cv2.threshold(level, limit / 2, 1.0, cv2.THRESH_BINARY)[1]) if drift and limit > 0 else count
     else:
         import torch
 
@@ -172,16 +188,17 @@ def merge(boxes: list[Box], cell: float, call: float, limit: int = MAX_BOXES) ->
     each), and while there are more than ``limit``."""
     boxes = list(dict.fromkeys(boxes))
     while len(boxes) > 1:
-        best = pair = None
+        best, pair = None, None
+        areas = [(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]
         for i in range(len(boxes) - 1):
-            a = boxes[i]
-            area_a = box_area(a)
+            ay0, ay1, ax0, ax1 = boxes[i]
             for j in range(i + 1, len(boxes)):
-                b = boxes[j]
-                u = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-                gain = (area_a + box_area(b) - box_area(u)) * cell + call
+                by0, by1, bx0, bx1 = boxes[j]
+                y0, y1 = (ay0 if ay0 < by0 else by0), (ay1 if ay1 > by1 else by1)
+                x0, x1 = (ax0 if ax0 < bx0 else bx0), (ax1 if ax1 > bx1 else bx1)
+                gain = (areas[i] + areas[j] - (y1 - y0) * (x1 - x0)) * cell + call
                 if best is None or gain > best:
-                    best, pair = gain, (i, j, u)
+                    best, pair = gain, (i, j, (y0, y1, x0, x1))
         if best < 0 and len(boxes) <= limit:
             break
         i, j, u = pair

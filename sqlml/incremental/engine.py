@@ -52,10 +52,14 @@ class FrameResult:
     seconds: float = 0.0  # the whole step
     compute_seconds: float = 0.0  # the full pass or the update alone (what the cost model compares)
     estimate: Estimate | None = None
+    looked: bool = False  # the frame was compared with the state (not a full pass while backing off)
 
 
-#: the longest run of frames that go to full inference without looking for change
+#: the longest run of frames that go to full inference without looking for change ...
 BACKOFF = 8
+#: ... unless looking costs more than this share of the full passes in between (small models)
+LOOK_SHARE = 0.02
+MAX_BACKOFF = 32
 #: over this share of changed pixels a frame goes to full inference without planning an update
 MOSTLY_CHANGED = 0.5
 #: the first look at a frame compares every SAMPLE_STRIDE-th row and column
@@ -91,6 +95,8 @@ class VideoEngine:
         self.state: State | None = None
         self._dense_macs = sum(n.full_macs for n in program.dense)
         self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
+        self._updated = 0.0  # share of pixels changed at the last update
+        self._look_seconds = 0.0  # what a look that ends in full inference costs beyond the full pass (EMA)
         self._skip = 0
         self._keep_state = False
 
@@ -115,6 +121,9 @@ class VideoEngine:
             result = self._decide_and_run(x, frame)
             result.seconds = time.perf_counter() - started
         self.cost.observe(result.mode, result.compute_seconds, result.estimate)
+        if result.looked and result.mode == "full":
+            extra = max(0.0, result.seconds - result.compute_seconds)
+            self._look_seconds = extra if not self._look_seconds else 0.7 * self._look_seconds + 0.3 * extra
         return result
 
     def _decide_and_run(self, x, frame) -> FrameResult:
@@ -129,6 +138,12 @@ class VideoEngine:
         state = self.state
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
+        result = self._look_and_run(x, frame, state)
+        result.looked = True
+        return result
+
+    def _look_and_run(self, x, frame, state: State) -> FrameResult:
+        program = self.program
         base = state.tensors[program.input_name]
         height, width = base.shape[-2:]
         first = boxes.sample(x, base, self.threshold, SAMPLE_STRIDE)  # 1/16 of the pixels
@@ -138,7 +153,9 @@ class VideoEngine:
         price = boxes.prices(program, costs, self.cost.call_seconds, truncating=bool(self.feature_threshold))
         total = sum(costs.values())
         dense = sum(costs[n.name] for n in program.dense)
-        if first.fraction > 0.0:  # price the update the sample sees before any exact work
+        if first.fraction > 0.0 and (self._backoff or first.fraction > 2 * self._updated):
+            # price the update the sample sees before any exact work (skipped while updates
+            # pay and the change is not growing: the exact plan is as cheap then)
             rough = boxes.plan(program, boxes.sampled_boxes(first, SAMPLE_STRIDE, height, width), self.tau, price,
                                self.cost.budget(total) - dense)  # fmt: skip
             estimate = self.cost.estimate(total, 1.0, rough.arithmetic + dense, rough.calls)
@@ -162,6 +179,7 @@ class VideoEngine:
         if not planned.complete or self.cost.choose(estimate) == "full":
             return self._priced_out(x, frame, estimate, planned, f"{change.fraction:.1%} of pixels changed")
         self._backoff = 0
+        self._updated = change.fraction
         if self.feature_threshold and state.scales is None:
             state.scales = _spreads(state.tensors)
         started = time.perf_counter()
@@ -187,9 +205,16 @@ class VideoEngine:
 
     def _fall_back(self, x, frame, reason: str) -> FrameResult:
         """Full inference because an update would not pay; look less often while that lasts."""
-        self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
+        self._backoff = min(self._longest_backoff(), max(1, 2 * self._backoff))
         self._skip = self._backoff - 1
         return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
+
+    def _longest_backoff(self) -> int:
+        """``BACKOFF``, or more when a look costs over ``LOOK_SHARE`` of the full passes between looks."""
+        full = self.cost.full_seconds
+        if not full or not self._look_seconds:
+            return BACKOFF
+        return int(min(MAX_BACKOFF, max(BACKOFF, self._look_seconds / (LOOK_SHARE * full))))
 
     def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
         self.state = None  # free the old activations first (the allocator reuses their memory)

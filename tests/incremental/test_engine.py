@@ -273,3 +273,30 @@ def test_moving_camera_does_no_incremental_work():
         modes = [engine.step(scene[..., :, 4 * i : 4 * i + 96].contiguous()).mode for i in range(24)]
     assert modes == ["full"] * 24
     assert counts == {"sample": 5, "detect": 0, "plan": 0, "update": 0}
+
+
+def test_change_map_is_the_same_for_channels_last_frames():
+    """Decoded frames are channels last; detection reads them in place and finds the same cells."""
+    generator = torch.Generator().manual_seed(0)
+    old = torch.rand(1, 37, 53, 3, generator=generator).permute(0, 3, 1, 2)  # (1, 3, H, W), HWC in memory
+    new = old.clone()
+    new[..., 3:9, 5:20] += torch.rand(1, 3, 6, 15, generator=generator) * 0.3
+    new[0, 1, 20, 30] += 0.2
+    assert new.permute(0, 2, 3, 1).is_contiguous()
+    for threshold in (0.0, 0.05, [0.05, 0.3, 0.05]):
+        fast = boxes.detect(new, old, threshold)
+        plain = boxes.detect(new.contiguous(), old.contiguous(), threshold)
+        assert (fast.changed == plain.changed).all() and fast.changed.any()
+        assert (fast.fraction, fast.drift) == (plain.fraction, plain.drift)
+
+
+def test_looks_get_rarer_when_they_cost_much_of_a_full_pass():
+    engine = VideoEngine(compile_model(small_vgg(), (3, 48, 48)), cost=CostModel(adaptive=False))
+    assert engine._longest_backoff() == 8  # nothing measured yet
+    engine.cost.full_seconds = 1.0
+    engine._look_seconds = 0.1  # a look costs a tenth of a full pass: wait 0.1 / 0.02 = 5 -> at least 8
+    assert engine._longest_backoff() == 8
+    engine._look_seconds = 0.4
+    assert engine._longest_backoff() == 20
+    engine._look_seconds = 5.0
+    assert engine._longest_backoff() == 32
