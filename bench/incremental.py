@@ -1,9 +1,11 @@
 """Incremental CNN inference (Krypton-style) vs full inference, on real clips and real weights.
 
-Measured in one run, full and incremental interleaved ``--reps`` times; frames/s are the
-best run, speedups the median over repetitions of (full time / setting time) in the same
-repetition; on CPU with one thread, times are the thread's CPU time (other jobs on the
-machine do not count), as in the research note:
+Measured in one run: for every setting and repetition (``--reps``), full inference and
+the engine run frame by frame, alternating, each timed on its own, so both see the
+machine in the same state; frames/s are the best repetition, speedups the median over
+repetitions of (full time / setting time) with their range (``speedup_spread``); on
+CPU with one thread, times are the thread's CPU time (other jobs on the machine do not
+count), as in the research note:
 
 * exactness: max |incremental - full| per supported layer type (threshold 0, tau 0);
 * video: frames/s of full inference (the plain torch module, one frame at a time) vs
@@ -19,6 +21,7 @@ machine do not count), as in the research note:
 * states: time and bytes to store a materialized state in DuckDB and read it back.
 
     python bench/incremental.py [--data ../shared/data] [--device cpu|cuda] [--quick]
+        [--clips surveillance,bikes] [--models pnet] [--settings 'exact;threshold 24'] [--only-video]
 """
 
 from __future__ import annotations

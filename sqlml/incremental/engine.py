@@ -17,6 +17,7 @@ from the true frame by less than the threshold per pixel, never more.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,7 @@ class VideoEngine:
         self._dense_macs = sum(n.full_macs for n in program.dense)
         self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
         self._updated = 0.0  # share of pixels changed at the last update
+        self._priced_out_at = math.inf  # sampled share of change at which the last exact plan was priced out
         self._look_seconds = 0.0  # what a look that ends in full inference costs beyond the full pass (EMA)
         self._skip = 0
         self._keep_state = False
@@ -149,6 +151,9 @@ class VideoEngine:
         first = boxes.sample(x, base, self.threshold, SAMPLE_STRIDE)  # 1/16 of the pixels
         if first.fraction > MOSTLY_CHANGED:
             return self._fall_back(x, frame, "most of the frame changed")
+        if first.fraction >= self._priced_out_at:  # as much change as at a look the exact plan priced out
+            return self._fall_back(x, frame, f"cost: about {first.fraction:.0%} of pixels changed, sampled; "
+                                             f"an update was priced out at {self._priced_out_at:.0%}")  # fmt: skip
         costs = self.cost.layer_costs(program)
         price = boxes.prices(program, costs, self.cost.call_seconds, truncating=bool(self.feature_threshold))
         total = sum(costs.values())
@@ -177,9 +182,11 @@ class VideoEngine:
         estimate = self.cost.estimate(total, (planned.macs + self._dense_macs) / max(1, program.total_macs),
                                       planned.arithmetic + dense, planned.calls)  # fmt: skip
         if not planned.complete or self.cost.choose(estimate) == "full":
+            self._priced_out_at = max(first.fraction, 1e-9)
             return self._priced_out(x, frame, estimate, planned, f"{change.fraction:.1%} of pixels changed")
         self._backoff = 0
         self._updated = change.fraction
+        self._priced_out_at = math.inf
         if self.feature_threshold and state.scales is None:
             state.scales = _spreads(state.tensors)
         started = time.perf_counter()
@@ -239,6 +246,7 @@ class VideoEngine:
 
     def reset(self) -> None:
         self.state = None
+        self._priced_out_at = math.inf
 
 
 def _spreads(tensors) -> dict[str, float]:

@@ -300,3 +300,32 @@ def test_looks_get_rarer_when_they_cost_much_of_a_full_pass():
     assert engine._longest_backoff() == 20
     engine._look_seconds = 5.0
     assert engine._longest_backoff() == 32
+
+
+def test_a_priced_out_look_makes_later_looks_with_as_much_change_cheap(monkeypatch):
+    """Once the exact plan priced an update out, a later frame whose sample shows at least as much
+    change falls back without an exact change map; less change gets the exact look again."""
+    model = small_vgg()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False, call_seconds=0.0))
+    counts = count_calls(monkeypatch, boxes, ["detect", "update"])
+    frame = torch.rand(1, 3, 48, 48)
+    engine.step(frame)
+    engine._updated = 1.0  # as if updates had been paying: no sampled pricing, straight to the exact plan
+    big = frame.clone()
+    big[..., 5:45:2, 5:45:2] = torch.rand(1, 3, 20, 20)  # odd rows and columns: the sample misses them
+    big[..., 0, 0] = 2.0  # one sampled pixel
+    first = engine.step(big)
+    assert first.mode == "full" and first.reason.startswith("cost:") and counts["detect"] == 1
+    assert engine._priced_out_at == pytest.approx(1 / 144)  # one of the 12 x 12 samples changed
+    engine._skip = engine._backoff = 0
+    again = big.clone()
+    again[..., 5:45:2, 5:45:2] += 0.5
+    again[..., 0, 0] = -1.0
+    result = engine.step(again)
+    assert result.mode == "full" and "priced out" in result.reason and counts["detect"] == 1
+    engine._skip = engine._backoff = 0
+    small = again.clone()
+    small[..., 1, 47] = 3.0  # between the samples: the sample sees nothing
+    result = engine.step(small)
+    assert result.mode == "incremental" and counts == {"detect": 2, "update": 1}
+    assert engine._priced_out_at == float("inf")
