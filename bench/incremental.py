@@ -398,15 +398,17 @@ def states_case(program, x, reps: int) -> dict:
 def markdown(result: dict) -> str:
     """The README tables for a results JSON."""
     lines = [
-        "| clip | model | full fps | setting | fps | speedup | top-1 agreement | max prob. error | frames full / inc. / reuse |",
+        "| clip | model | full fps | setting | fps | speedup (range) | top-1 agreement | max prob. error | frames full / inc. / reuse |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["video"]:
         model = "VGG16/4 224px" if row["model"] == "vgg" else f"PNet (real) {row['size'][1]}x{row['size'][0]}"
         for label, s in row["settings"].items():
             modes = s["modes"]
+            spread = s.get("speedup_spread")
+            speedup = f"**{s['speedup']:.2f}x**" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
             lines.append(
-                f"| {row['clip']} | {model} | {row['full_fps']:.1f} | {label} | {s['fps']:.1f} | **{s['speedup']:.2f}x** | "
+                f"| {row['clip']} | {model} | {row['full_fps']:.1f} | {label} | {s['fps']:.1f} | {speedup} | "
                 f"{s['top1_agreement']:.2%} | {s['max_prob_error']:.1e} | {modes['full']} / {modes['incremental']} / {modes['reuse']} |"
             )
     lines += ["", "| occlusion map | image | patch / stride | queries | naive | incremental | speedup | max diff |", "|---|---|---|---|---|---|---|---|"]
@@ -500,7 +502,7 @@ def main() -> None:
         if "pnet" in models:
             result["video"].append(video_case(name, "pnet", real_pnet(data, device), native, PNET_PREPROCESS, device, settings, args.reps))
     if args.only_video:
-        return
+        return write(result, args.out, started)
     occlusion_frame = cv2_resize(real_clip(data, "bigbuckbunny", None, args.frames, longest=args.pnet_size)[args.frames // 2], args.size)
     face_frame = real_clip(data, "carphone", None, 1, longest=args.pnet_size)[0]
 
@@ -527,10 +529,14 @@ def main() -> None:
         log(f"  {name:<14} {s['layers']} layers {s['megabytes']:.1f} MB: write {s['write_ms']:.1f} ms, "
             f"read {s['read_ms']:.1f} ms (full inference {s['full_inference_ms']:.1f} ms)")  # fmt: skip
 
+    write(result, args.out, started)
+
+
+def write(result: dict, out: str, started: float) -> None:
     result["seconds"] = time.perf_counter() - started
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    log(f"done in {result['seconds']:.0f}s -> {args.out}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1))
+    log(f"done in {result['seconds']:.0f}s -> {out}")
 
 
 if __name__ == "__main__":

@@ -73,13 +73,14 @@ class VideoEngine:
     ``mode='full'`` runs every frame whole (the reference); ``'incremental'`` lets the
     cost model pick per frame. The approximation knobs, all 0 for exact results:
     ``threshold`` (input-tensor units, one number or per channel) ignores smaller
-    pixel changes; ``tau`` caps each layer's dirty region at that fraction of its side;
+    pixel changes; ``tau`` caps each box, on each layer, at that fraction of the map's side;
     ``feature_threshold`` ignores feature changes under that fraction of a layer's
     spread. ``refresh`` forces a full pass after that many approximate updates,
     ``drift`` when that fraction of cells differs by more than half the threshold.
     After a frame falls back to full inference the next look for change waits 1, then
-    2, 4, up to ``BACKOFF`` frames (full inference meanwhile: exact, and on a moving
-    camera the detection is not paid every frame); an update that pays resets it.
+    2, 4, up to ``BACKOFF`` frames (more when a look costs much of a full pass; full
+    inference meanwhile: exact, and on a moving camera the detection is not paid every
+    frame); an update that pays resets it.
     """
 
     def __init__(self, program: Program, *, mode: str = "incremental", threshold=0.0, tau: float = 0.0,

@@ -263,12 +263,10 @@ def test_high_change_frame_falls_back_before_any_incremental_work(monkeypatch):
 def test_moving_camera_does_no_incremental_work():
     """A pan: over 24 frames the engine looks for change 5 times, on samples only, and never
     builds a change map, plans or updates (what keeps it at the speed of full inference)."""
-    import pytest as _pytest
-
     model = small_vgg()
     engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
     scene = torch.rand(1, 3, 96, 200)
-    with _pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         counts = count_calls(patch, boxes, ["sample", "detect", "plan", "update"])
         modes = [engine.step(scene[..., :, 4 * i : 4 * i + 96].contiguous()).mode for i in range(24)]
     assert modes == ["full"] * 24
