@@ -1,12 +1,15 @@
 """Incremental inference on a stream of frames: detect the change, update only what it reaches.
 
-For every new frame the engine compares it with the image its materialized state
-was computed from: the cells differing by more than ``threshold`` form the input's
-dirty mask. The mask is carried through the local layers by the exact patch rule
-(see :mod:`sqlml.incremental.tiles`); the cost model weighs the tiles to recompute
-against a full pass; then each layer recomputes its dirty tiles from its
-materialized (already updated) input and writes them back, and the dense tail runs
-on the full updated tensors.
+For every new frame the engine first compares every 4th row and column with the
+image its materialized state was computed from: when most of the frame changed
+(a moving camera) it runs full inference at once, having spent 1/16 of a change
+map. Otherwise the pixels differing by more than ``threshold`` are clustered into a
+few boxes, carried through the local layers by the exact patch rule (see
+:mod:`sqlml.incremental.boxes`), and priced by the cost model with each layer's cost
+as measured on this machine; an update predicted to cost more than 0.85x of a full
+pass runs full inference instead, before any tensor work. Otherwise each layer
+recomputes its boxes from its materialized (already updated) input and writes them
+back, and the dense tail runs on the full updated tensors.
 
 Only changed input cells enter the state image, so with a threshold the state drifts
 from the true frame by less than the threshold per pixel, never more.
@@ -14,54 +17,14 @@ from the true frame by less than the threshold per pixel, never more.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlml.incremental import tiles
+from sqlml.incremental import boxes
 from sqlml.incremental.cost import CostModel, Estimate
 from sqlml.incremental.graph import Program
-
-
-def changed_mask(new, old, threshold=0.0):
-    """Cells where ``new`` and ``old`` (1, C, H, W) differ by more than ``threshold`` in any channel.
-
-    ``threshold`` is a number or one per channel. Returns (mask (H, W) bool,
-    fraction changed, fraction differing by more than half the threshold: the drift).
-    """
-    import torch
-
-    diff = torch.sub(new, old).abs_()
-    if isinstance(threshold, (int, float)):
-        limit = float(threshold)
-    else:  # per channel: measure every channel in units of its own threshold
-        limit = 1.0
-        diff.div_(torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1))
-    level = diff[0, 0].clone()
-    for channel in range(1, diff.shape[1]):  # the largest channel difference per cell
-        torch.maximum(level, diff[0, channel], out=level)
-    mask = level > limit
-    cells = mask.numel()
-    changed = int(mask.sum()) / cells
-    drift = int((level > limit / 2).sum()) / cells if limit > 0 else changed
-    return mask, changed, drift
-
-
-def mostly_changed(new, old, threshold=0.0, stride: int = 4, limit: float = 0.5) -> bool:
-    """Whether over ``limit`` of the cells changed, judged on every ``stride``-th row and column.
-
-    A cheap first look (1/16 of the work of ``changed_mask``): when most of the frame
-    changed, a full pass is the answer and planning an update would be wasted time.
-    """
-    import torch
-
-    diff = (new[..., ::stride, ::stride] - old[..., ::stride, ::stride]).abs()
-    if isinstance(threshold, (int, float)):
-        level, limit_value = diff.amax(dim=1), float(threshold)
-    else:
-        scale = torch.as_tensor(threshold, dtype=diff.dtype, device=diff.device).view(1, -1, 1, 1)
-        level, limit_value = (diff / scale).amax(dim=1), 1.0
-    return float((level > limit_value).float().mean()) > limit
 
 
 # -- the per-frame driver -----------------------------------------------------------------
@@ -86,14 +49,22 @@ class FrameResult:
     mode: str  # 'full' | 'incremental' | 'reuse'
     recomputed: float  # fraction of the model's compute spent on this frame
     reason: str = ""  # why this mode
-    tiles: int = 0  # tiles recomputed over all layers
+    calls: int = 0  # operator calls of the update (one per box per layer)
     seconds: float = 0.0  # the whole step
     compute_seconds: float = 0.0  # the full pass or the update alone (what the cost model compares)
     estimate: Estimate | None = None
+    looked: bool = False  # the frame was compared with the state (not a full pass while backing off)
 
 
-#: the longest run of frames that go to full inference without looking for change
+#: the longest run of frames that go to full inference without looking for change ...
 BACKOFF = 8
+#: ... unless looking costs more than this share of the full passes in between (small models)
+LOOK_SHARE = 0.02
+MAX_BACKOFF = 32
+#: over this share of changed pixels a frame goes to full inference without planning an update
+MOSTLY_CHANGED = 0.5
+#: the first look at a frame compares every SAMPLE_STRIDE-th row and column
+SAMPLE_STRIDE = 4
 
 
 class VideoEngine:
@@ -102,13 +73,14 @@ class VideoEngine:
     ``mode='full'`` runs every frame whole (the reference); ``'incremental'`` lets the
     cost model pick per frame. The approximation knobs, all 0 for exact results:
     ``threshold`` (input-tensor units, one number or per channel) ignores smaller
-    pixel changes; ``tau`` caps each layer's dirty region at that fraction of its side;
+    pixel changes; ``tau`` caps each box, on each layer, at that fraction of the map's side;
     ``feature_threshold`` ignores feature changes under that fraction of a layer's
     spread. ``refresh`` forces a full pass after that many approximate updates,
     ``drift`` when that fraction of cells differs by more than half the threshold.
     After a frame falls back to full inference the next look for change waits 1, then
-    2, 4, up to ``BACKOFF`` frames (full inference meanwhile: exact, and on a moving
-    camera the detection is not paid every frame); an update that pays resets it.
+    2, 4, up to ``BACKOFF`` frames (more when a look costs much of a full pass; full
+    inference meanwhile: exact, and on a moving camera the detection is not paid every
+    frame); an update that pays resets it.
     """
 
     def __init__(self, program: Program, *, mode: str = "incremental", threshold=0.0, tau: float = 0.0,
@@ -125,8 +97,16 @@ class VideoEngine:
         self.state: State | None = None
         self._dense_macs = sum(n.full_macs for n in program.dense)
         self._backoff = 0  # after fallbacks, look for change only every 2, 4, ... BACKOFF frames
+        self._updated = 0.0  # share of pixels changed at the last update
+        self._priced_out_at = math.inf  # sampled share of change at which the last exact plan was priced out
+        self._look_seconds = 0.0  # what a look that ends in full inference costs beyond the full pass (EMA)
         self._skip = 0
         self._keep_state = False
+
+    @property
+    def _zero_threshold(self) -> bool:
+        thresholds = self.threshold if not isinstance(self.threshold, (int, float)) else [self.threshold]
+        return all(float(t) == 0.0 for t in thresholds)
 
     @property
     def exact(self) -> bool:
@@ -144,6 +124,9 @@ class VideoEngine:
             result = self._decide_and_run(x, frame)
             result.seconds = time.perf_counter() - started
         self.cost.observe(result.mode, result.compute_seconds, result.estimate)
+        if result.looked and result.mode == "full":
+            extra = max(0.0, result.seconds - result.compute_seconds)
+            self._look_seconds = extra if not self._look_seconds else 0.7 * self._look_seconds + 0.3 * extra
         return result
 
     def _decide_and_run(self, x, frame) -> FrameResult:
@@ -158,53 +141,96 @@ class VideoEngine:
         state = self.state
         if state is None:
             return self._full(x, frame, "first frame: materializing its state")
+        result = self._look_and_run(x, frame, state)
+        result.looked = True
+        return result
+
+    def _look_and_run(self, x, frame, state: State) -> FrameResult:
+        program = self.program
         base = state.tensors[program.input_name]
-        if mostly_changed(x, base, self.threshold):
+        height, width = base.shape[-2:]
+        first = boxes.sample(x, base, self.threshold, SAMPLE_STRIDE)  # 1/16 of the pixels
+        if first.fraction > MOSTLY_CHANGED:
             return self._fall_back(x, frame, "most of the frame changed")
-        mask, changed, drift = changed_mask(x, base, self.threshold)
-        if changed == 0.0:
+        if first.fraction >= self._priced_out_at:  # as much change as at a look the exact plan priced out
+            return self._fall_back(x, frame, f"cost: about {first.fraction:.0%} of pixels changed, sampled; "
+                                             f"an update was priced out at {self._priced_out_at:.0%}")  # fmt: skip
+        costs = self.cost.layer_costs(program)
+        price = boxes.prices(program, costs, self.cost.call_seconds, truncating=bool(self.feature_threshold))
+        total = sum(costs.values())
+        dense = sum(costs[n.name] for n in program.dense)
+        if first.fraction > 0.0 and (self._backoff or first.fraction > 2 * self._updated):
+            # price the update the sample sees before any exact work (skipped while updates
+            # pay and the change is not growing: the exact plan is as cheap then)
+            rough = boxes.plan(program, boxes.sampled_boxes(first, SAMPLE_STRIDE, height, width), self.tau, price,
+                               self.cost.budget(total) - dense)  # fmt: skip
+            estimate = self.cost.estimate(total, 1.0, rough.arithmetic + dense, rough.calls)
+            if not rough.complete or self.cost.choose(estimate) == "full":
+                return self._priced_out(x, frame, estimate, rough, f"about {first.fraction:.0%} of pixels changed, sampled")
+        change = boxes.detect(x, base, self.threshold, drift=not self.exact)
+        if change.fraction > MOSTLY_CHANGED:
+            return self._fall_back(x, frame, "most of the frame changed")
+        if change.fraction == 0.0:
             self._backoff = 0
             state.frame = frame
             return FrameResult(_clone(state.output, state.tensors.values()), "reuse", 0.0, "no cell changed beyond the threshold")
         if not self.exact and self.refresh and state.since_key >= self.refresh:
             return self._full(x, frame, f"refresh: {state.since_key} approximate updates since the key frame")
-        if not self.exact and drift > self.drift:
-            return self._full(x, frame, f"refresh: drift {drift:.0%} of cells")
-        budget = self.cost.budget(program.total_macs) - self._dense_macs
-        planned = tiles.plan(program, mask, self.tau, budget)
-        work = planned.work
-        estimate = self.cost.estimate(program.total_macs, work.macs + self._dense_macs, work.overhead_macs)
-        if planned.masks is None or self.cost.choose(estimate) == "full":
-            predicted = estimate.predicted * self.cost.correction
-            bound = ">" if planned.masks is None else "~"
-            result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({changed:.1%} of pixels changed)")
-            result.estimate = estimate
-            return result
+        if not self.exact and change.drift > self.drift:
+            return self._full(x, frame, f"refresh: drift {change.drift:.0%} of cells")
+        found = boxes.change_boxes(change.changed)
+        planned = boxes.plan(program, found, self.tau, price, self.cost.budget(total) - dense)
+        estimate = self.cost.estimate(total, (planned.macs + self._dense_macs) / max(1, program.total_macs),
+                                      planned.arithmetic + dense, planned.calls)  # fmt: skip
+        if not planned.complete or self.cost.choose(estimate) == "full":
+            self._priced_out_at = max(first.fraction, 1e-9)
+            return self._priced_out(x, frame, estimate, planned, f"{change.fraction:.1%} of pixels changed")
         self._backoff = 0
+        self._updated = change.fraction
+        self._priced_out_at = math.inf
         if self.feature_threshold and state.scales is None:
             state.scales = _spreads(state.tensors)
         started = time.perf_counter()
-        done = tiles.update(program, state.tensors, x, mask, tau=self.tau, feature_threshold=self.feature_threshold,
-                            scales=state.scales, planned=planned)  # fmt: skip
+        done = boxes.update(program, state.tensors, x, found, changed=None if self._zero_threshold else change.changed,
+                            tau=self.tau, price=price, planned=planned, feature_threshold=self.feature_threshold,
+                            scales=state.scales)  # fmt: skip
         state.output = program.run_dense(state.tensors)
         state.frame = frame
         state.exact = state.exact and self.exact
         state.since_key += 0 if self.exact else 1
         recomputed = min(1.0, (done.macs + self._dense_macs) / max(1, program.total_macs))
         return FrameResult(_clone(state.output, state.tensors.values()), "incremental", recomputed,
-                           f"{changed:.1%} of pixels changed, {done.layers} layers updated", sum(done.tiles.values()),
-                           compute_seconds=time.perf_counter() - started, estimate=estimate)  # fmt: skip
+                           f"{change.fraction:.1%} of pixels changed in {len(found)} box(es), {done.layers} layers updated",
+                           done.calls, compute_seconds=time.perf_counter() - started, estimate=estimate)  # fmt: skip
+
+    def _priced_out(self, x, frame, estimate: Estimate, planned: boxes.BoxPlan, what: str) -> FrameResult:
+        """Full inference because the cost model priced the update above a full pass."""
+        predicted = self.cost.corrected(estimate)
+        bound = ">" if not planned.complete else "~"
+        result = self._fall_back(x, frame, f"cost: update {bound}{predicted:.2f}x of full ({what})")
+        result.estimate = estimate
+        return result
 
     def _fall_back(self, x, frame, reason: str) -> FrameResult:
         """Full inference because an update would not pay; look less often while that lasts."""
-        self._backoff = min(BACKOFF, max(1, 2 * self._backoff))
+        self._backoff = min(self._longest_backoff(), max(1, 2 * self._backoff))
         self._skip = self._backoff - 1
         return self._full(x, frame, reason, keep=self._skip == 0 or self._keep_state)
+
+    def _longest_backoff(self) -> int:
+        """``BACKOFF``, or more when a look costs over ``LOOK_SHARE`` of the full passes between looks."""
+        full = self.cost.full_seconds
+        if not full or not self._look_seconds:
+            return BACKOFF
+        return int(min(MAX_BACKOFF, max(BACKOFF, self._look_seconds / (LOOK_SHARE * full))))
 
     def _full(self, x, frame, reason: str, keep: bool = True) -> FrameResult:
         self.state = None  # free the old activations first (the allocator reuses their memory)
         started = time.perf_counter()
-        output, tensors = self.program.run(x.clone() if keep else x, keep=keep)
+        timings = {} if keep and self.cost.calibrating else None
+        output, tensors = self.program.run(x.clone() if keep else x, keep=keep, timings=timings)
+        if timings:
+            self.cost.calibrate(timings)
         if keep:
             self.state = State(tensors, output, frame, frame)
             output = _clone(output, tensors.values())
@@ -221,6 +247,7 @@ class VideoEngine:
 
     def reset(self) -> None:
         self.state = None
+        self._priced_out_at = math.inf
 
 
 def _spreads(tensors) -> dict[str, float]:

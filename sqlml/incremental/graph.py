@@ -115,13 +115,28 @@ class Program:
         return [f"{n.name} ({n.label}): {n.note}" for n in self.dense if n.note]
 
     # -- running -------------------------------------------------------------------
-    def run(self, x, keep: bool = True):
-        """Full inference; returns (output, the materialized local tensors when ``keep``)."""
+    def run(self, x, keep: bool = True, timings: dict[str, float] | None = None):
+        """Full inference; returns (output, the materialized local tensors when ``keep``).
+
+        ``timings``, when given, receives each node's seconds (the cost model's calibration).
+        """
         if not keep or not self.nodes:  # the traced module's own code (or the untraceable module)
             return self.module(x), {}
         env: dict[str, Any] = {}
-        for node in self.nodes:
-            env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
+        if timings is None:
+            for node in self.nodes:
+                env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
+        else:
+            import time
+
+            import torch
+
+            sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+            for node in self.nodes:
+                started = time.perf_counter()
+                env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
+                sync()
+                timings[node.name] = time.perf_counter() - started
         tensors = {name: env[name] for name in self.materialized} if keep else {}
         return self.collect(env), tensors
 

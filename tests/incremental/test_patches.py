@@ -1,13 +1,12 @@
 """The update-patch rules: hand-checked cases and random layers against full inference."""
 
-import math
 import zlib
 
 import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental import patches, tiles
+from sqlml.incremental import boxes, patches
 from sqlml.incremental.graph import compile_model
 
 # -- hand-checked rules ---------------------------------------------------------------------
@@ -127,12 +126,12 @@ def box_mask(shape, box):
 
 
 def incremental_output(model, shape, x_old, x_new, box, program=None):
-    """Full pass on ``x_old``, then a tile update for the change in ``box``: the new output."""
+    """Full pass on ``x_old``, then a box update for the change in ``box``: the new output."""
     program = program or compile_model(model, shape)
     assert program.supported, program.reason
     with torch.inference_mode():
         _, tensors = program.run(x_old.clone())
-        tiles.update(program, tensors, x_new, box_mask(shape, box))
+        boxes.update(program, tensors, x_new, [box])
         return program.run_dense(tensors), program
 
 
@@ -163,14 +162,15 @@ def test_layer_exact_on_random_patches(name):
 
 
 @pytest.mark.parametrize("name", ["conv", "maxpool_ceil", "avgpool_ceil_exclude"])
-def test_dirty_mask_is_exactly_the_affected_outputs(name):
-    """A hand-sized case: one changed corner cell; the mask marks exactly the outputs that read it."""
+def test_planned_box_is_exactly_the_affected_outputs(name):
+    """A hand-sized case: one changed corner cell; the box covers exactly the outputs that read it."""
     layer = nn.Conv2d(3, 2, 3, padding=1) if name == "conv" else LAYERS[name]()
     model = nn.Sequential(layer).eval()
     shape = (3, 9, 9)
     program = compile_model(model, shape)
-    masks = tiles.dirty_masks(program, box_mask(shape, (8, 9, 8, 9)))
-    dirty = masks[program.local[-1].name].nonzero().tolist()
+    plan = boxes.plan(program, [(8, 9, 8, 9)])
+    (y0, y1, x0, x1), = plan.boxes[program.local[-1].name]
+    dirty = [[y, x] for y in range(y0, y1) for x in range(x0, x1)]
     out_h = program.local[-1].shape[-2]
     if name == "conv":  # a 3x3 window: the corner cell is read by the 2x2 outputs around it
         assert dirty == [[7, 7], [7, 8], [8, 7], [8, 8]]
@@ -182,39 +182,6 @@ def test_dirty_mask_is_exactly_the_affected_outputs(name):
     with torch.inference_mode():
         changed = (model(x_new) != model(x)).any(dim=1)[0].nonzero().tolist()
     assert changed == dirty
-
-
-def test_mask_spread_is_the_set_of_windows_reading_a_dirty_cell():
-    """Spreading a mask equals running the layer's window (all-positive weights) over it; the box
-    rule bounds it (equal without dilation, whose gaps it does not see)."""
-    import torch.nn.functional as F
-
-    generator = torch.Generator().manual_seed(1)
-    layers = (nn.Conv2d(1, 1, 5, stride=2, padding=1), nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
-              nn.Conv2d(1, 1, 3, padding=2, dilation=2), nn.AvgPool2d(2, 2, ceil_mode=True),
-              nn.Conv2d(1, 1, (3, 1), stride=(1, 3)))  # fmt: skip
-    for layer in layers:
-        program = compile_model(nn.Sequential(layer), (1, 17, 19))
-        node = program.local[-1]
-        for _ in range(10):
-            y0 = int(torch.randint(0, 17, (1,), generator=generator))
-            x0 = int(torch.randint(0, 19, (1,), generator=generator))
-            box = (y0, min(17, y0 + 3), x0, min(19, x0 + 4))
-            indicator = box_mask((17, 19), box).float()[None, None]
-            mask = tiles.spread(node.op, box_mask((17, 19), box), node.shape[-2:])
-            if isinstance(layer, nn.Conv2d):
-                ones = torch.ones(1, 1, *layer.kernel_size)
-                reads = F.conv2d(indicator, ones, None, layer.stride, layer.padding, layer.dilation)[0, 0] > 0
-            else:
-                reads = layer(indicator)[0, 0] > 0
-            assert torch.equal(mask, reads), (layer, box)
-            bound = torch.zeros_like(mask)
-            out = node.op.affected(box, node.shape[-2:])
-            if out is not None:
-                bound[out[0] : out[1], out[2] : out[3]] = True
-            assert not (mask & ~bound).any()
-            if getattr(layer, "dilation", 1) in (1, (1, 1)):
-                assert torch.equal(mask, bound)
 
 
 class Residual(nn.Module):
@@ -268,8 +235,8 @@ def test_residual_and_concat_exact(model_class):
         x = x_new
 
 
-def test_scattered_changes_stay_scattered_and_exact():
-    """Two far changes (and one stray cell) update a few tiles, not the box around them all."""
+def test_scattered_changes_stay_separate_boxes_and_exact():
+    """Two far changes (and one stray cell) update three small boxes, not the box around them all."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)).eval()
     shape = (3, 64, 64)
     program = compile_model(model, shape)
@@ -278,13 +245,35 @@ def test_scattered_changes_stay_scattered_and_exact():
     x_new[..., 2:6, 2:6] = 0.0
     x_new[..., 56:60, 50:54] = 0.0
     x_new[..., 30, 31] = 5.0
-    mask = (x_new != x).any(dim=1)[0]
+    found = boxes.change_boxes((x_new != x).any(dim=1)[0].float().numpy())
+    assert sorted(found) == [(2, 6, 2, 6), (30, 31, 31, 32), (56, 60, 50, 54)]
+    price = boxes.prices(program, call=1e4)  # a call costs as much as ~270 cells of this net
     with torch.inference_mode():
         _, tensors = program.run(x.clone())
-        work = tiles.update(program, tensors, x_new, mask)
+        work = boxes.update(program, tensors, x_new, found, price=price)
         got = program.run_dense(tensors)
         assert (got - model(x_new)).abs().max().item() <= 1e-5
-    t = tiles.tile_size(64, 64)
-    grid = math.ceil(64 / t) ** 2  # 169 tiles of 5 x 5
-    assert work.tiles[program.local[-1].name] < 0.15 * grid
-    assert work.macs < 0.2 * program.local_macs
+    assert len(work.boxes[program.local[-1].name]) == 3
+    assert work.macs < 0.05 * program.local_macs
+
+
+def test_boxes_merge_when_one_call_is_cheaper_than_two():
+    """Near boxes merge once the cells between them cost less than a call, far ones stay apart."""
+    near = [(0, 4, 0, 4), (0, 4, 5, 9)]  # 4 cells between them
+    assert boxes.merge(near, cell=1.0, call=10.0) == [(0, 4, 0, 9)]
+    assert sorted(boxes.merge(near, cell=1.0, call=2.0)) == near
+    many = [(0, 1, 3 * i, 3 * i + 1) for i in range(12)]
+    assert len(boxes.merge(many, cell=1.0, call=0.0, limit=8)) == 8
+
+
+def test_merging_prices_the_layers_downstream():
+    """A cheap max pool before an expensive conv: boxes stay apart there, since merging them would
+    make the conv after it recompute the gap too."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(4, 64, 3, padding=1)).eval()
+    program = compile_model(model, (3, 64, 64))
+    pool = program.local[1].name
+    apart = [(2, 6, 2, 6), (2, 6, 40, 44)]
+    price = boxes.prices(program, call=2e4)
+    assert len(boxes.plan(program, apart, price=price).boxes[pool]) == 2
+    cheap_here = boxes.merge(boxes.plan(program, apart, price=price).boxes[pool], price.cell[pool], price.call)
+    assert len(cheap_here) == 1  # priced on the pool alone, merging would look free
