@@ -13,34 +13,13 @@ Jensen-Shannon 0.1 on numeric columns, L-infinity 0.01 on string columns.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 import warnings
 
+from procstats import cpu_s, peak_mb, rss_mb  # bench/ is this script's folder, first on sys.path
+
 warnings.filterwarnings("ignore")
-
-
-def peak_mb() -> float:
-    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
+from procstats import peak_mb  # noqa: E402
 
 SNORKEL_PY = HERE / ".venv-snorkel" / "bin" / "python"
 WORDS = ("the a this video is my song love best i you check out subscribe channel free please http www com lol "
@@ -55,21 +55,6 @@ def worker(*args) -> dict:
     if out.returncode:
         raise RuntimeError(f"sqlml worker failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def peak_mb() -> float:
-    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the spawning
-    process's high-water mark over exec into it, which floors a small worker at the peak of
-    the benchmark driver that started it (measured: a worker spawned by a 400 MB parent
-    reports 407 MB at its first line)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- 1. applying LFs ----------------------------------------------------------------------

@@ -11,12 +11,13 @@ Subcommands (each prints one JSON object on the last line of stdout):
 
 import json
 import logging
-import resource
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from procstats import peak_mb  # bench/ is this script's folder, first on sys.path
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
@@ -27,21 +28,6 @@ KEYWORD_LFS = [
     ("kw_channel", "my channel", 1), ("kw_free", "free", 1), ("kw_please", "please", 1),
     ("kw_song", "song", 0), ("kw_love", "love", 0), ("kw_best", "best", 0), ("kw_lol", "lol", 0),
 ]
-
-
-def peak_mb() -> float:
-    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the spawning
-    process's high-water mark over exec into it, which floors a small worker at the peak of
-    the benchmark driver that started it (measured: a worker spawned by a 400 MB parent
-    reports 407 MB at its first line)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cmd_apply(texts_path, out_path):
