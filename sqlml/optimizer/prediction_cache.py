@@ -66,7 +66,7 @@ def signature(call: exp.Anonymous, key_columns: list[str]) -> str:
     for node in list(template.find_all(exp.Column)):
         if node.name in key_columns:
             node.replace(exp.Placeholder())
-    return template.sql(dialect="duckdb", normalize_functions=False)
+    return template.sql(dialect="duckdb", copy=False, normalize_functions=False)  # a copy already
 
 
 def use_cache(h: Hoisted, version, context) -> None:

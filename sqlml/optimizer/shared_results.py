@@ -45,11 +45,18 @@ def key_hash(signature: str, token: str, inputs: list[exp.Expression]) -> exp.Ex
 
 
 def read_shared(h: Hoisted, table_name: str, signature: str, token: str, *, verify: bool) -> None:
-    """Rewrite ``h``'s statement in place to read the call's results from ``table_name``."""
+    """Rewrite ``h``'s statement in place to read the call's results from ``table_name``.
+
+    ``verify``: the table stores the inputs and the join compares them; otherwise the
+    table has the key and the result only and the input columns read as NULL (stars
+    still name them in their EXCLUDE lists).
+    """
     pred = h.pred_cte.alias
     key = f"{KEY}{h.number}"
     projections = [exp.column(KEY).as_(key)]
-    projections += [exp.column(key_column(j)).as_(c) for j, c in enumerate(h.key_columns)]
+    projections += [
+        (exp.column(key_column(j)) if verify else exp.Null()).as_(c) for j, c in enumerate(h.key_columns)
+    ]
     projections.append(exp.column(VALUE).as_(h.value_column))
     h.pred_cte.set("this", select_from(projections, table_name))
     h.pred_cte.set("materialized", None)  # a table scan: nothing to materialize

@@ -168,6 +168,8 @@ def _split_nulls(batch, columns):
     """(rows whose key columns are all non-NULL, the others): DuckDB's default for UDFs."""
     import pyarrow.compute as pc
 
+    if not any(batch.column(c).null_count for c in columns):  # the usual case: no copies
+        return batch, batch.slice(0, 0)
     keep = pc.is_valid(batch.column(columns[0]))
     for column in columns[1:]:
         keep = pc.and_(keep, pc.is_valid(batch.column(column)))

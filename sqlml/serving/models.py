@@ -19,7 +19,7 @@ def model_version(connection, reference: str) -> ModelVersion | None:
     from sqlml.sqlutil import fetch_one
 
     try:
-        from sqlml.training.registry import latest_version, split_reference
+        from sqlml.training.registry import split_reference
     except ImportError:  # the training core is not installed
         return None
     duck = connection.duckdb
@@ -29,14 +29,16 @@ def model_version(connection, reference: str) -> ModelVersion | None:
     if exists is None:
         return None
     name, pinned = split_reference(duck, reference)
-    version = pinned if pinned is not None else latest_version(duck, name)
-    if version is None:
-        return None
-    row = fetch_one(duck, "SELECT created_at FROM sqlml.models WHERE name = ? AND version = ?", [name, version])
+    row = fetch_one(  # the pinned version, else the latest: one query (this runs per statement)
+        duck,
+        "SELECT version, created_at FROM sqlml.models WHERE name = ? AND (? IS NULL OR version = ?) "
+        "ORDER BY version DESC LIMIT 1",
+        [name, pinned, pinned],
+    )
     if row is None:
         return None
-    created = row[0].isoformat() if row[0] else ""
-    return ModelVersion(int(version), f"{name}@{version}:{created}", name)
+    version, created = int(row[0]), row[1].isoformat() if row[1] else ""
+    return ModelVersion(version, f"{name}@{version}:{created}", name)
 
 
 def pinned_reference(reference: str, version: ModelVersion) -> str:

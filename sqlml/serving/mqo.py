@@ -65,18 +65,22 @@ def _run_group(connection, texts: list[str]) -> list[Any]:
     """Plan together (the shared results are computed), then run each statement."""
     import duckdb
 
+    from sqlml.query.router import returns_rows
+
     results = []
     for planned in plan(connection, texts, check_queries=False):
         if not planned.shared:
             results.append(connection.sql(planned.text))
             continue
-        try:
-            results.append(connection.sql(optimizer.OPTIMIZED + planned.sql))
-        except duckdb.Error:
+        try:  # straight to DuckDB: the rewrite is one plain statement, done optimizing
+            relation = connection.duckdb.sql(planned.sql)
+        except duckdb.Error as error:
             if planned.checked:
-                raise
+                connection.session.reraise(error)
             # a query binds when its relation is made and runs when read: nothing ran
             results.append(connection.sql(planned.text))
+            continue
+        results.append(connection.wrap(relation) if returns_rows(planned.text) else None)
     return results
 
 
@@ -120,6 +124,7 @@ def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Pl
             if group_key not in groups:
                 groups[group_key] = _shared_call(h, version, sig)
                 members[group_key] = []
+            groups[group_key].with_inputs = groups[group_key].with_inputs or p.verify
             keys_sql = _keys_sql(h)
             if keys_sql not in groups[group_key].keys_sql:  # statements over the same rows
                 groups[group_key].keys_sql.append(keys_sql)
@@ -136,7 +141,7 @@ def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Pl
     for p in plans:
         if not p.shared:
             continue
-        p.sql = p.tree.sql(dialect="duckdb", normalize_functions=False)
+        p.sql = p.tree.sql(dialect="duckdb", copy=False, normalize_functions=False)  # the tree's last use
         if p.writes or check_queries:
             p.checked = True
             if optimizer.binds(connection, p.sql, p.context.placeholders) is not None:
@@ -185,7 +190,7 @@ def _shared_call(h, version, sig: str):
         version=version,
         signature=sig,
         width=len(h.key_columns),
-        call_sql=call.sql(dialect="duckdb", normalize_functions=False),
+        call_sql=call.sql(dialect="duckdb", copy=False, normalize_functions=False),  # a copy already
         named=named_constants(h.call),
     )
 
@@ -193,7 +198,7 @@ def _shared_call(h, version, sig: str):
 def _keys_sql(h) -> str:
     from sqlml.optimizer.prediction_cache import keys_query
 
-    return keys_query(h).sql(dialect="duckdb", normalize_functions=False)
+    return keys_query(h).sql(dialect="duckdb", copy=False, normalize_functions=False)  # a new tree
 
 
 def _build(connection, call, table: str, store, members) -> bool:

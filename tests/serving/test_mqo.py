@@ -131,7 +131,7 @@ def test_shared_statements_read_one_table_instead_of_recomputing(scored):
 def _shared_tables(sql):
     import re
 
-    return re.findall(r"__sqlml_shared_[0-9a-f]+_\d+", sql)
+    return re.findall(r"__sqlml_shared_[0-9a-f]+_\d+(?:_k)?", sql)
 
 
 def test_statements_over_the_same_rows_compute_their_inputs_once(scored):
@@ -273,3 +273,75 @@ def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored, case):
     finally:
         cheap.uninstall()
     assert got == expected
+
+
+# -- the fixed costs of sharing: what each statement still does -----------------------------
+
+
+def test_shared_tables_store_inputs_only_for_statements_that_compare_them(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    from sqlml.serving.mqo import plan
+
+    (table,) = {name for p in plan(con, QUERIES) for name in _shared_tables(p.sql)}
+    assert _columns(con, table) == ["__ml_h", "__ml_v"]  # a key join needs no inputs
+    script = [
+        "SELECT count(*) FROM t WHERE ml_score('m', x, z) > 60",
+        "INSERT INTO t SELECT 100000 + i, 1000.0 + i, 1, 1.0, 'new', 1.0 FROM range(5) r(i)",
+        "SELECT sum(ml_score('m', x, z)) FROM t",
+    ]
+    plans = plan(con, script)
+    (verifying,) = set(_shared_tables(plans[2].sql))
+    assert verifying.endswith("_k") and verifying != table  # its own name: the layouts never meet
+    assert _columns(con, verifying) == ["k0", "k1", "__ml_h", "__ml_v"]
+
+
+def _columns(con, table):
+    return [row[0] for row in con.duckdb.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def test_a_verifying_relation_read_after_a_later_batch_is_still_right(scored):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    first = con.sql_many(
+        [
+            "SELECT count(*) FROM t WHERE ml_score('m', x, z) > 60",
+            "INSERT INTO t SELECT 100000 + i, 1000.0 + i, 1, 1.0, 'new', 1.0 FROM range(5) r(i)",
+            "SELECT sum(ml_score('m', x, z)) FROM t",
+        ]
+    )
+    expected = con.duckdb.execute("SELECT sum(ml_score('m', x, z)) FROM t").fetchall()
+    con.sql_many(["SELECT sum(ml_score('m', x, z)) FROM t WHERE y = 9", "SELECT count(ml_score('m', x, z)) FROM t"])
+    assert first[2].fetchall() == expected
+
+
+def test_each_statement_is_parsed_once_and_not_optimized_again(scored, monkeypatch):
+    con, model = scored
+    con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
+    import sqlglot
+
+    from sqlml import optimizer
+
+    parses, rewrites = [], []
+    real_parse, real_rewrite = sqlglot.parse, optimizer.rewrite
+    monkeypatch.setattr(sqlglot, "parse", lambda *a, **k: parses.append(a[0]) or real_parse(*a, **k))
+    monkeypatch.setattr(optimizer, "rewrite", lambda *a, **k: rewrites.append(a[0]) or real_rewrite(*a, **k))
+    expected = separately(con, QUERIES)
+    model.reset()
+    results = con.sql_many(QUERIES)
+    assert parses == QUERIES  # no parse of a rewrite, no round trip through text
+    assert rewrites == []  # the rewrites go to DuckDB as they are
+    assert [r.fetchall() for r in results] == expected
+    assert model.rows == 0
+
+
+def test_a_table_without_colliding_keys_is_kept_as_it_is():
+    import pyarrow as pa
+
+    from sqlml.serving.shared_calls import drop_colliding_keys
+
+    rows = pa.table({"k0": [1, 2, 3], "__ml_h": pa.array([12, 10, 11], pa.uint64())})
+    assert drop_colliding_keys(rows) is rows
+    assert drop_colliding_keys(rows.slice(0, 0)).num_rows == 0
+    repeated_last = pa.table({"k0": [1, 2, 3, 4], "__ml_h": pa.array([12, 10, 11, 12], pa.uint64())})
+    assert drop_colliding_keys(repeated_last).column("k0").to_pylist() == [2, 3]
