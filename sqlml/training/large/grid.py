@@ -144,12 +144,16 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
                 raise ObjectExistsError(registry.KIND, member)
     members, groups = _prepare(duck, names, configs, settled, query, replace)
     side = duck.cursor()
+    executor = None
     try:
         for member in members:
             member.make_job(side)
-        outcome = GridExecutor(members, own).run()
-        return _register(ctx, name, members, outcome, own, replace)
+        executor = GridExecutor(members, own)
+        outcome = executor.run()
+        return _register(ctx, name, members, outcome, own, replace)  # while the workers shut down
     finally:
+        if executor is not None:
+            executor.close()
         side.close()
         for prepared in groups.values():
             prepared.training.cleanup()
@@ -285,6 +289,12 @@ class GridExecutor:
         ]
         self.spill = _spill_settings(members)
         self.threads = members[0].options.get("threads") or 1
+        self.transport = None
+
+    def close(self) -> None:
+        """Wait for the workers to end (``run`` only tells them to)."""
+        if self.transport is not None:
+            self.transport.close()
 
     def run(self) -> dict:
         from sqlml.training.job import EpochReport, TrainResult
@@ -296,7 +306,7 @@ class GridExecutor:
         # to run) to rebuild its result from its last checkpoint
         tasks = [Task(m.index, m.name, max(1, self._remaining(m, runs[m.index]))) for m in self.members]
         alternator = ShardAlternator(tasks, unit=self.unit)
-        transport = Inline(self) if self.workers == 1 else Processes(self)
+        transport = self.transport = Inline(self) if self.workers == 1 else Processes(self)
         threads = Threads(self.threads) if self.workers == 1 else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
@@ -347,7 +357,7 @@ class GridExecutor:
                         tasks[model_id].done = True
                         placed.pop(model_id, None)
         finally:
-            transport.close()
+            transport.stop()
             if threads is not None:
                 threads.restore()
         for member in self.members:

@@ -1,7 +1,9 @@
 """How the grid's owner talks to its workers: one worker in this process, or worker processes.
 
 Both offer ``send(worker, command, payload)``, ``receive()`` (the next message from any
-worker), ``export(worker, model)`` (a model's state, to move it) and ``close()``.
+worker), ``export(worker, model)`` (a model's state, to move it), ``stop()`` (tell the
+workers to finish, without waiting) and ``close()`` (wait for them). The owner registers
+the models between the two, while worker processes tear down.
 """
 
 from __future__ import annotations
@@ -54,8 +56,13 @@ class Inline:
             raise TrainingError("the grid worker has nothing more to report")
         return self.messages.pop(0)
 
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.handle("stop", None)
+            self.worker = None
+
     def close(self) -> None:
-        self.worker.handle("stop", None)
+        self.stop()
 
 
 class Processes:
@@ -71,6 +78,7 @@ class Processes:
         self.procs = []
         self.pending: list = []
         self.timeout = timeout
+        self.stopped = False
         for w in range(executor.workers):
             inbox = ctx.Queue()
             settings = {"device": executor.device_names[w], "spill": executor.spill, "threads": executor.threads}
@@ -118,9 +126,14 @@ class Processes:
                 raise TrainingError(f"grid worker {message[1]} sent {message[0]!r} before {expect!r}")
             return message
 
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            for inbox in self.inboxes:
+                inbox.put(("stop", None))
+
     def close(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put(("stop", None))
+        self.stop()
         for proc in self.procs:
             proc.join(timeout=30)
         self._kill()
