@@ -236,3 +236,28 @@ def test_forkserver_preloads_what_a_grid_worker_imports(table, tmp_path, monkeyp
     big = ("pyarrow.lib", "pyarrow.compute", "pyarrow.ipc", "pyarrow._compute", "sqlml.training.feed", "sqlml.training.large.run")
     assert not [m for m in imported if m in big], imported
     assert len(imported) < 20, imported
+
+
+def test_workers_start_while_the_query_is_staged_and_spilled_members_get_their_slots(table, monkeypatch):
+    from sqlml.training.large import grid as grid_module
+    from sqlml.training.large.grid_transport import Processes
+
+    events = []
+    start, prepare = Processes.__init__, grid_module._prepare
+
+    def starting(self, *args, **kwargs):
+        events.append("workers started")
+        start(self, *args, **kwargs)
+
+    def staging(*args, **kwargs):
+        events.append("query staged")
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(Processes, "__init__", starting)
+    monkeypatch.setattr(grid_module, "_prepare", staging)
+    spill = "strategy := 'spill', device_memory := '100KB', hidden := [64, 64, 64]"
+    rows = grid(table, "early FOR (lr IN (0.01, 0.002))", COMMON + ", " + spill + ", workers := 2, unit_batches := 2")
+    assert events == ["workers started", "query staged"]
+    assert {r[8] for r in rows} == {0, 1}  # both workers got a spilled model: their slots came by 'configure'
+    table.sql(f"CREATE MODEL solo WITH ({COMMON}, hidden := [64, 64, 64], lr := 0.002) AS {QUERY}")
+    assert same_weights(weights(table, "early_2"), weights(table, "solo")) == 0.0

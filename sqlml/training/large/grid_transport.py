@@ -68,7 +68,8 @@ class Inline:
 class Processes:
     """Worker processes from the forkserver; messages over queues."""
 
-    def __init__(self, executor, timeout: float = 600.0):
+    def __init__(self, devices: list[str], threads: int, timeout: float = 600.0):
+        """Start one worker per device; returns at once (each says 'ready' when up, skipped then)."""
         from sqlml.training.large import processes
         from sqlml.training.large.grid_worker import serve
 
@@ -79,13 +80,11 @@ class Processes:
         self.pending: list = []
         self.timeout = timeout
         self.stopped = False
-        for w in range(executor.workers):
+        for w, device in enumerate(devices):
             inbox = ctx.Queue()
-            settings = {"device": executor.device_names[w], "spill": executor.spill, "threads": executor.threads}
+            settings = {"device": device, "spill": None, "threads": threads}
             self.procs.append(processes.start(ctx, serve, (w, settings, inbox, self.outbox)))
             self.inboxes.append(inbox)
-        for _ in range(executor.workers):
-            self._next(expect="ready")
 
     def send(self, worker: int, command: str, payload) -> None:
         self.inboxes[worker].put((command, payload))
@@ -103,7 +102,7 @@ class Processes:
             return self.pending.pop(0)
         return self._next()
 
-    def _next(self, expect: str | None = None):
+    def _next(self):
         import queue
 
         deadline = time.monotonic() + self.timeout
@@ -121,9 +120,8 @@ class Processes:
             if message[0] == "error":
                 self._kill()
                 raise TrainingError(f"grid worker {message[1]} failed: {message[3]}")
-            if expect is not None and message[0] != expect:
-                self._kill()
-                raise TrainingError(f"grid worker {message[1]} sent {message[0]!r} before {expect!r}")
+            if message[0] == "ready":
+                continue
             return message
 
     def stop(self) -> None:
