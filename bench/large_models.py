@@ -300,12 +300,13 @@ def bench_grid(args) -> dict:
             "models_per_second": {k: round(n / v, 3) for k, v in best.items()},
             "speedup_vs_sequential_create_model": round(best["sequential_create_model"] / best["two_workers"], 3),
             "speedup_vs_one_worker_grid": round(best["one_worker"] / best["two_workers"], 3),
+            "speedup_per_round": sorted(round(s / t, 3) for s, t in zip(timings["sequential_create_model"], timings["two_workers"])),
             "two_worker_usage": usage,
         }
         out["grids"].append(row)
         print(f"grid of {n}: 2 workers {best['two_workers']:.1f}s, 1 worker {best['one_worker']:.1f}s, "
               f"sequential CREATE MODEL {best['sequential_create_model']:.1f}s -> "
-              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x; "
+              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x (rounds {row['speedup_per_round']}); "
               f"workers busy / CPU they got: {usage}", flush=True)
     con.close()
     return out
