@@ -232,6 +232,7 @@ def bench_pipeline(args) -> dict:
                 accum.append(best_of(lambda: accum_step(m), 1, args.steps))
             stats = runner.stats()
         p, f, a = min(w for w, _ in pipe), min(w for w, _ in full), min(w for w, _ in accum)
+        ratios = sorted(round(pw / aw, 3) for (pw, _), (aw, _) in zip(pipe, accum))  # round by round: the spread
         row = {
             "schedule": schedule, "micro_batches": m, "max_rel_grad_error": rel,
             "pipeline_ms": round(p * 1000, 1), "single_full_batch_ms": round(f * 1000, 1),
@@ -239,11 +240,15 @@ def bench_pipeline(args) -> dict:
             "pipeline_over_single_same_microbatches": round(p / a, 3),
             "pipeline_over_single_full_batch": round(p / f, 3),
             "bubble_theory": round(bubble_fraction(2, m), 3), "idle_measured": stats["bubble_measured"],
+            "ratio_per_round": ratios,
+            "stage_cpu_ms": [round(c * 1000, 1) for c in stats["stage_cpu_seconds"]],
+            "single_same_microbatches_cpu_ms": round(min(c for _, c in accum) * 1000, 1),
         }
         out["runs"].append(row)
         print(f"pipeline {schedule} M={m}: {row['pipeline_ms']} ms vs same micro-batches {row['single_same_microbatches_ms']} ms "
               f"= {row['pipeline_over_single_same_microbatches']}x (full batch {row['pipeline_over_single_full_batch']}x); "
-              f"grad err {rel:.1e}; idle {row['idle_measured']} vs bubble {row['bubble_theory']}", flush=True)
+              f"grad err {rel:.1e}; idle {row['idle_measured']} vs bubble {row['bubble_theory']}; rounds {ratios}; "
+              f"stage CPU {row['stage_cpu_ms']} ms vs one process {row['single_same_microbatches_cpu_ms']} ms", flush=True)
     return out
 
 
@@ -295,12 +300,13 @@ def bench_grid(args) -> dict:
             "models_per_second": {k: round(n / v, 3) for k, v in best.items()},
             "speedup_vs_sequential_create_model": round(best["sequential_create_model"] / best["two_workers"], 3),
             "speedup_vs_one_worker_grid": round(best["one_worker"] / best["two_workers"], 3),
+            "speedup_per_round": sorted(round(s / t, 3) for s, t in zip(timings["sequential_create_model"], timings["two_workers"])),
             "two_worker_usage": usage,
         }
         out["grids"].append(row)
         print(f"grid of {n}: 2 workers {best['two_workers']:.1f}s, 1 worker {best['one_worker']:.1f}s, "
               f"sequential CREATE MODEL {best['sequential_create_model']:.1f}s -> "
-              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x; "
+              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x (rounds {row['speedup_per_round']}); "
               f"workers busy / CPU they got: {usage}", flush=True)
     con.close()
     return out

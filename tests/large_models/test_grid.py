@@ -184,3 +184,80 @@ def test_models_on_a_worker_share_one_decoded_pass():
     assert late == [(0, k) for k in range(2, 10)] and cache.decoded == 10 + 4
     other = list(cache.source(FakeFeed(batch_size=16), 0, 0))  # other batching: a pass of its own
     assert other == [(0, k) for k in range(10)] and cache.decoded == 10 + 4 + 10
+
+
+WORKER_PROBE = """
+import importlib, pickle, sys
+from sqlml.training.large.processes import PRELOAD
+for module in PRELOAD:
+    importlib.import_module(module)
+before = set(sys.modules)
+member = pickle.loads(open(sys.argv[1], "rb").read())  # what a worker process unpickles from its queue
+from sqlml.training.large.grid_worker import Worker
+messages = []
+worker = Worker(0, {"device": "cpu", "spill": None, "threads": 1}, messages.append)
+worker.handle("add", member)
+worker.handle("run", (member[0], 2, None))
+assert messages[0][0] == "ran" and messages[0][3]["batches"] == 2, messages
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_forkserver_preloads_what_a_grid_worker_imports(table, tmp_path, monkeypatch):
+    """A worker's first unit must not import pyarrow, pandas or the feed on the clock (it cost 0.5-1.2 s)."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sqlml.training.large.grid_transport import Inline
+
+    probes = []
+    send = Inline.send
+
+    def probing_send(self, worker, command, payload):
+        if command == "add" and not probes:  # while the staged data still exists
+            path = tmp_path / "member.pkl"
+            path.write_bytes(pickle.dumps(payload))
+            root = str(Path(__file__).resolve().parents[2])
+            env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            probes.append(subprocess.run([sys.executable, "-c", WORKER_PROBE, str(path)], capture_output=True, text=True,
+                                         env=env, cwd=root, timeout=300))
+        send(self, worker, command, payload)
+
+    monkeypatch.setattr(Inline, "send", probing_send)
+    grid(table, "pre FOR (lr IN (0.01, 0.02))", COMMON + ", hidden := [8], workers := 1")
+    assert probes and probes[0].returncode == 0, probes[0].stderr[-2000:]
+    imported = eval(probes[0].stdout.strip().splitlines()[-1])  # noqa: S307 - a list of module names we printed
+    # no new package (before: pyarrow and pandas arrived here), none of the big modules, nothing of the feed
+    new_packages = {m.split(".")[0] for m in imported} - {"sqlml", "torch", "pyarrow"}
+    assert new_packages == set(), new_packages
+    big = ("pyarrow.lib", "pyarrow.compute", "pyarrow.ipc", "pyarrow._compute", "sqlml.training.feed", "sqlml.training.large.run")
+    assert not [m for m in imported if m in big], imported
+    assert len(imported) < 20, imported
+
+
+def test_workers_start_while_the_query_is_staged_and_spilled_members_get_their_slots(table, monkeypatch):
+    from sqlml.training.large import grid as grid_module
+    from sqlml.training.large.grid_transport import Processes
+
+    events = []
+    start, prepare = Processes.__init__, grid_module._prepare
+
+    def starting(self, *args, **kwargs):
+        events.append("workers started")
+        start(self, *args, **kwargs)
+
+    def staging(*args, **kwargs):
+        events.append("query staged")
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(Processes, "__init__", starting)
+    monkeypatch.setattr(grid_module, "_prepare", staging)
+    spill = "strategy := 'spill', device_memory := '100KB', hidden := [64, 64, 64]"
+    rows = grid(table, "early FOR (lr IN (0.01, 0.002))", COMMON + ", " + spill + ", workers := 2, unit_batches := 2")
+    assert events == ["workers started", "query staged"]
+    assert {r[8] for r in rows} == {0, 1}  # both workers got a spilled model: their slots came by 'configure'
+    table.sql(f"CREATE MODEL solo WITH ({COMMON}, hidden := [64, 64, 64], lr := 0.002) AS {QUERY}")
+    assert same_weights(weights(table, "early_2"), weights(table, "solo")) == 0.0

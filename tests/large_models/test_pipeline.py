@@ -52,6 +52,7 @@ def test_two_stage_gpipe_gradients_match_one_process():
         stats = runner.stats()
         assert stats["stages"] == 2 and stats["bubble_theory"] == pytest.approx(1 / 5)
         assert 0 <= stats["bubble_measured"] <= 1 and len(stats["idle_fraction"]) == 2
+        assert len(stats["stage_cpu_seconds"]) == 2 and all(c > 0 for c in stats["stage_cpu_seconds"])
 
 
 @pytest.mark.slow

@@ -142,17 +142,37 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
         for member in names:
             if registry.latest_version(duck, member) is not None:
                 raise ObjectExistsError(registry.KIND, member)
-    members, groups = _prepare(duck, names, configs, settled, query, replace)
-    side = duck.cursor()
+    # worker processes start (from the forkserver) while the query is staged and the jobs are made
+    transport = _start_workers(own, settled)
+    executor = None
     try:
-        for member in members:
-            member.make_job(side)
-        outcome = GridExecutor(members, own).run()
-        return _register(ctx, name, members, outcome, own, replace)
+        members, groups = _prepare(duck, names, configs, settled, query, replace)
+        side = duck.cursor()
+        try:
+            for member in members:
+                member.make_job(side)
+            executor = GridExecutor(members, own, transport)
+            outcome = executor.run()
+            return _register(ctx, name, members, outcome, own, replace)  # while the workers shut down
+        finally:
+            side.close()
+            for prepared in groups.values():
+                prepared.training.cleanup()
     finally:
-        side.close()
-        for prepared in groups.values():
-            prepared.training.cleanup()
+        if executor is not None:
+            executor.close()
+        elif transport is not None:
+            transport.close()
+
+
+def _start_workers(own: dict, settled: list[dict]):
+    """Worker processes for a grid on more than one worker (None: it trains in this process)."""
+    from sqlml.training.large.grid_transport import Processes
+
+    devices = worker_devices(own["workers"], len(settled), settled[0]["device"])
+    if len(devices) == 1:
+        return None
+    return Processes(devices, settled[0].get("threads") or 1)
 
 
 class Member:
@@ -259,6 +279,17 @@ def _register(ctx, name, members, outcome, own, replace):
 # -- running the members ---------------------------------------------------------------------------
 
 
+def worker_devices(setting, n_models: int, device_option) -> list[str]:
+    """One device name per worker: GPUs in turn under CUDA, else 'cpu'."""
+    import torch
+
+    from sqlml.training import registry
+
+    device = torch.device(registry.resolve_device(device_option))
+    workers = resolve_workers(setting, n_models, device)
+    return [f"cuda:{w % torch.cuda.device_count()}" if device.type == "cuda" else "cpu" for w in range(workers)]
+
+
 def resolve_workers(setting, n_models: int, device) -> int:
     import torch
 
@@ -272,19 +303,19 @@ def resolve_workers(setting, n_models: int, device) -> int:
 class GridExecutor:
     """Owner side: starts workers, runs the alternator, relays reports and checkpoints."""
 
-    def __init__(self, members: list[Member], own: dict):
-        import torch
-
+    def __init__(self, members: list[Member], own: dict, transport=None):
         self.members = members
         self.unit = int(own["unit_batches"])
-        device = members[0].job.device
-        self.workers = resolve_workers(own["workers"], len(members), torch.device(device))
-        self.device_names = [
-            f"cuda:{w % torch.cuda.device_count()}" if torch.device(device).type == "cuda" else "cpu"
-            for w in range(self.workers)
-        ]
+        self.device_names = worker_devices(own["workers"], len(members), members[0].options["device"])
+        self.workers = len(self.device_names)
         self.spill = _spill_settings(members)
         self.threads = members[0].options.get("threads") or 1
+        self.transport = transport  # worker processes started early, or None
+
+    def close(self) -> None:
+        """Wait for the workers to end (``run`` only tells them to)."""
+        if self.transport is not None:
+            self.transport.close()
 
     def run(self) -> dict:
         from sqlml.training.job import EpochReport, TrainResult
@@ -296,7 +327,12 @@ class GridExecutor:
         # to run) to rebuild its result from its last checkpoint
         tasks = [Task(m.index, m.name, max(1, self._remaining(m, runs[m.index]))) for m in self.members]
         alternator = ShardAlternator(tasks, unit=self.unit)
-        transport = Inline(self) if self.workers == 1 else Processes(self)
+        if self.transport is None:
+            self.transport = Inline(self) if self.workers == 1 else Processes(self.device_names, self.threads)
+        transport = self.transport
+        if self.spill is not None and self.workers > 1:
+            for worker in range(self.workers):
+                transport.send(worker, "configure", {"spill": self.spill})
         threads = Threads(self.threads) if self.workers == 1 else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
@@ -347,7 +383,7 @@ class GridExecutor:
                         tasks[model_id].done = True
                         placed.pop(model_id, None)
         finally:
-            transport.close()
+            transport.stop()
             if threads is not None:
                 threads.restore()
         for member in self.members:

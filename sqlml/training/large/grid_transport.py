@@ -1,7 +1,9 @@
 """How the grid's owner talks to its workers: one worker in this process, or worker processes.
 
 Both offer ``send(worker, command, payload)``, ``receive()`` (the next message from any
-worker), ``export(worker, model)`` (a model's state, to move it) and ``close()``.
+worker), ``export(worker, model)`` (a model's state, to move it), ``stop()`` (tell the
+workers to finish, without waiting) and ``close()`` (wait for them). The owner registers
+the models between the two, while worker processes tear down.
 """
 
 from __future__ import annotations
@@ -54,14 +56,20 @@ class Inline:
             raise TrainingError("the grid worker has nothing more to report")
         return self.messages.pop(0)
 
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.handle("stop", None)
+            self.worker = None
+
     def close(self) -> None:
-        self.worker.handle("stop", None)
+        self.stop()
 
 
 class Processes:
     """Worker processes from the forkserver; messages over queues."""
 
-    def __init__(self, executor, timeout: float = 600.0):
+    def __init__(self, devices: list[str], threads: int, timeout: float = 600.0):
+        """Start one worker per device; returns at once (each says 'ready' when up, skipped then)."""
         from sqlml.training.large import processes
         from sqlml.training.large.grid_worker import serve
 
@@ -71,13 +79,12 @@ class Processes:
         self.procs = []
         self.pending: list = []
         self.timeout = timeout
-        for w in range(executor.workers):
+        self.stopped = False
+        for w, device in enumerate(devices):
             inbox = ctx.Queue()
-            settings = {"device": executor.device_names[w], "spill": executor.spill, "threads": executor.threads}
+            settings = {"device": device, "spill": None, "threads": threads}
             self.procs.append(processes.start(ctx, serve, (w, settings, inbox, self.outbox)))
             self.inboxes.append(inbox)
-        for _ in range(executor.workers):
-            self._next(expect="ready")
 
     def send(self, worker: int, command: str, payload) -> None:
         self.inboxes[worker].put((command, payload))
@@ -95,7 +102,7 @@ class Processes:
             return self.pending.pop(0)
         return self._next()
 
-    def _next(self, expect: str | None = None):
+    def _next(self):
         import queue
 
         deadline = time.monotonic() + self.timeout
@@ -113,14 +120,18 @@ class Processes:
             if message[0] == "error":
                 self._kill()
                 raise TrainingError(f"grid worker {message[1]} failed: {message[3]}")
-            if expect is not None and message[0] != expect:
-                self._kill()
-                raise TrainingError(f"grid worker {message[1]} sent {message[0]!r} before {expect!r}")
+            if message[0] == "ready":
+                continue
             return message
 
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            for inbox in self.inboxes:
+                inbox.put(("stop", None))
+
     def close(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put(("stop", None))
+        self.stop()
         for proc in self.procs:
             proc.join(timeout=30)
         self._kill()

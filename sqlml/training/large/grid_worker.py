@@ -6,7 +6,7 @@ a model's dropout draws), and for spilled models one ``SpillDevice`` whose slots
 models share. Models reading the same staged data with the same batching share one
 pass over it: decoded batches are kept until every model on the worker has used them.
 
-Commands (from the owner):  add(id, member) | run(id, batches, hint) | export(id) | stop
+Commands (from the owner):  configure(settings) | add(id, member) | run(id, batches, hint) | export(id) | stop
 Messages (to the owner):    ran | epoch | checkpoint | done | exported | error
 ``Worker.handle`` does the work; ``serve`` is the process loop around it, and the owner
 can also call ``handle`` directly (one worker, no process).
@@ -98,7 +98,9 @@ class Worker:
     # -- commands ------------------------------------------------------------------------------
     def handle(self, command: str, payload) -> bool:
         """Do one command; False after ``stop``."""
-        if command == "add":
+        if command == "configure":  # settings known once the jobs exist (the spilled members' slots)
+            self.settings.update(payload)
+        elif command == "add":
             model_id, member = payload
             self.runs[model_id] = self._build(model_id, member)
         elif command == "run":

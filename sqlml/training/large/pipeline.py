@@ -150,7 +150,7 @@ class PipelineRunner:
         self._send_all("step", payloads)
         replies = self._gather("step")
         wall = max(r["wall"] for r in replies.values())
-        self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in range(self.n_stages)]})
+        self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in range(self.n_stages)], "cpu": [replies[r].get("cpu") for r in range(self.n_stages)]})
         self.steps += 1
         return replies[last]
 
@@ -194,6 +194,7 @@ class PipelineRunner:
         steady = self.history[1:] or self.history
         wall = sum(h["wall"] for h in steady)
         busy = [sum(h["busy"][r] for h in steady) for r in range(self.n_stages)]
+        cpu = [sum(h["cpu"][r] for h in steady) for r in range(self.n_stages)]
         return {
             "stages": self.n_stages,
             "micro_batches": self.micro_batches,
@@ -203,6 +204,9 @@ class PipelineRunner:
             "idle_fraction": [round(1 - b / wall, 4) if wall else None for b in busy],
             "bubble_measured": round(1 - sum(busy) / (self.n_stages * wall), 4) if wall else None,
             "bubble_theory": round(bubble_fraction(self.n_stages, self.micro_batches), 4),
+            # CPU seconds each stage process used per step: below its busy time, the machine
+            # took the CPU away; their sum against one process's step is the cost of splitting
+            "stage_cpu_seconds": [round(c / max(len(steady), 1), 4) for c in cpu],
         }
 
     # -- checkpoints -------------------------------------------------------------------------

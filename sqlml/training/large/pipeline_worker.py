@@ -132,7 +132,7 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
             module.zero_grad(set_to_none=True)
             sched = schedule_for(rows)
             busy[0] = 0.0
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             losses = []
             if is_first and is_last:
                 raise RuntimeError("a pipeline needs at least two stages")
@@ -147,7 +147,7 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
             wall = time.perf_counter() - start
             if update and optimizer is not None:
                 optimizer.step()
-            reply = {"wall": wall, "busy": busy[0]}
+            reply = {"wall": wall, "busy": busy[0], "cpu": time.process_time() - cpu}
             if is_last:
                 # the schedule's per-micro-batch losses (its first step also calls the loss on
                 # placeholder tensors to infer shapes, so nothing is accumulated inside the loss)

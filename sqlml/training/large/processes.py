@@ -14,7 +14,14 @@ import sys
 import types
 from contextlib import contextmanager
 
-PRELOAD = ["torch", "torch.distributed.pipelining", "sqlml.training.large.pipeline_worker", "sqlml.training.large.grid_worker"]
+#: imported once by the forkserver, so no worker pays for them. A grid worker's first unit
+#: otherwise imported pyarrow (and pandas through it) and the feed on the clock: 0.5-1.2 s per
+#: worker, most of the owner-side "serial" time of a short grid.
+PRELOAD = [
+    "torch", "torch.distributed.pipelining", "pyarrow", "pyarrow.compute", "pyarrow.ipc", "pandas",
+    "pyarrow.pandas_compat", "sqlml.training.feed", "sqlml.training.large.run", "sqlml.training.large.engines",
+    "sqlml.training.large.pipeline_worker", "sqlml.training.large.grid_worker",
+]
 
 
 def context():
