@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from procstats import cpu_s, peak_mb, rss_mb  # noqa: E402
+from worker_protocol import serve_protocol  # noqa: E402
 
 
 # -- the sqlml worker (a subprocess, so its memory is its own) ----------------------------
@@ -91,22 +92,6 @@ def sqlml_worker(job: dict) -> None:
         return out
 
     serve_protocol(ready, repeat, rest)
-
-
-def serve_protocol(ready: dict, repeat, rest) -> None:
-    """Line protocol on stdin/stdout: '@@{json}' lines out; 'repeat' / 'rest' commands in."""
-    def say(kind, payload):
-        sys.stdout.write("@@" + json.dumps({kind: payload}, default=str) + "\n")
-        sys.stdout.flush()
-
-    say("ready", ready)
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "repeat":
-            say("run", repeat())
-        elif command == "rest":
-            say("rest", rest())
-            return
 
 
 class Worker:

@@ -18,6 +18,7 @@ import time
 import warnings
 
 from procstats import cpu_s, peak_mb, rss_mb  # bench/ is this script's folder, first on sys.path
+from worker_protocol import serve_protocol  # bench/ is this script's folder, first on sys.path
 
 warnings.filterwarnings("ignore")
 
@@ -111,22 +112,6 @@ def main() -> None:
         return rest_out
 
     serve_protocol(out, repeat, rest)
-
-
-def serve_protocol(ready: dict, repeat, rest) -> None:
-    """The line protocol of bench/validation.py's Worker: '@@{json}' out, commands in."""
-    def say(kind, payload):
-        sys.stdout.write("@@" + json.dumps({kind: payload}, default=str) + "\n")
-        sys.stdout.flush()
-
-    say("ready", ready)
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "repeat":
-            say("run", repeat())
-        elif command == "rest":
-            say("rest", rest())
-            return
 
 
 if __name__ == "__main__":
