@@ -4,17 +4,8 @@
 Thin wrappers: the work is in ``sqlml.incremental`` (torch and OpenCV load on first call).
 """
 
+from sqlml.incremental.video import COLUMNS as FRAME_COLUMNS  # light: OpenCV loads inside its functions
 from sqlml.udf import scalar_function, table_function
-
-FRAME_COLUMNS = [
-    ("video", "VARCHAR"),
-    ("frame", "BIGINT"),
-    ("time_s", "DOUBLE"),
-    ("height", "INTEGER"),
-    ("width", "INTEGER"),
-    ("channels", "INTEGER"),
-    ("image", "BLOB"),
-]
 
 
 @table_function(

@@ -1,15 +1,6 @@
 import pytest
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Small models train faster on one thread, above all on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import _one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def mlp(width=32, depth=4, out=3, seed=0, dropout=0.0, batch_norm=False):

@@ -1,6 +1,7 @@
 import pytest
 
 from tests.optimizer.counting import CountingModel, make_tables
+from tests.torch_threads import _one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture
@@ -10,17 +11,6 @@ def scored(con):
     model = CountingModel("ml_score").install(con)
     yield con, model
     model.uninstall()
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Small models run faster on one thread on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 TRAIN_ROWS = """
