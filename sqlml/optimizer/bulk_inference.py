@@ -31,6 +31,7 @@ from sqlml.optimizer.scopes import (
     key_positions,
     named_constants,
     select_from,
+    within,
 )
 
 NAME = "bulk_inference"
@@ -59,7 +60,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
     input_select = select.copy()
     slots: dict[int, exp.Expression] = {}  # projection index -> the original projection
     for i, projection in enumerate(select.expressions):
-        if any(clause_of(o, select) == "expressions" and _within(o, projection) for g in groups for o in g.occurrences):
+        if any(clause_of(o, select) == "expressions" and within(o, projection) for g in groups for o in g.occurrences):
             slots[i] = projection
             input_select.expressions[i].replace(exp.alias_(exp.Null(), f"__ml_slot_{number}_{i}"))
     for j, (group, version) in enumerate(zip(groups, versions, strict=True)):
@@ -150,14 +151,6 @@ def _eligible(select: exp.Select, groups) -> bool:
         if any(o.find_ancestor(exp.Star) is not None for o in group.occurrences):
             return False  # inside * REPLACE (...): no single output column to put it in
     return True
-
-
-def _within(node: exp.Expression, ancestor: exp.Expression) -> bool:
-    while node is not None:
-        if node is ancestor:
-            return True
-        node = node.parent
-    return False
 
 
 def _shape(context, input_sql: str, arg_columns: list[str]):

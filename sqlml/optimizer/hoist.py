@@ -37,6 +37,7 @@ from sqlml.optimizer.scopes import (
     key_positions,
     select_from,
     table,
+    within,
 )
 
 
@@ -163,7 +164,7 @@ def necessary_conditions(select: exp.Select, group: CallGroup) -> list[exp.Expre
     """
     found = []
     for term in conjuncts(select.args.get("where")):
-        inside = [o for o in group.occurrences if _contains(term, o)]
+        inside = [o for o in group.occurrences if within(o, term)]
         if not inside:
             if not has_model_call(term):
                 found.append(term)
@@ -177,14 +178,6 @@ def necessary_conditions(select: exp.Select, group: CallGroup) -> list[exp.Expre
                 if not has_model_call(part) and part not in found:
                     found.append(part)
     return found
-
-
-def _contains(term: exp.Expression, node: exp.Expression) -> bool:
-    while node is not None:
-        if node is term:
-            return True
-        node = node.parent
-    return False
 
 
 def _guards(node: exp.Expression, term: exp.Expression) -> list[exp.Expression]:

@@ -109,6 +109,15 @@ def in_scope(node: exp.Expression, select: exp.Select) -> bool:
     return ancestor is select
 
 
+def within(node: exp.Expression | None, ancestor: exp.Expression) -> bool:
+    """Whether ``ancestor`` is ``node`` itself or on its chain of parents (by identity)."""
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return False
+
+
 def clause_of(node: exp.Expression, select: exp.Select) -> str | None:
     """Which argument of ``select`` (``expressions``, ``where``, ...) contains ``node``."""
     while node.parent is not None and node.parent is not select:
