@@ -10,6 +10,7 @@ Build queries from these (or from sqlglot builders) and pass values as ``?`` par
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 
 
@@ -75,10 +76,52 @@ def is_query_text(text: str) -> bool:
     )
 
 
-def relation_sql(table_or_query: str) -> str:
-    """SQL for a FROM clause given a table name or a query: ``"t"`` or ``(SELECT ...)``."""
+_PARSER = threading.local()
+
+
+def select_query(text: str, *, argument: str = "query", where: str = "") -> str:
+    """The user's query text checked to be exactly one read-only query, ready to wrap.
+
+    Query-text arguments (``ml_validate('SELECT ...', ...)``, ``baseline :=``, the query of
+    ``ml_evaluate``) are attack surface: pasted into ``(...)`` unchecked, text such as
+    ``SELECT * FROM t); DROP TABLE victim; SELECT (1`` runs three statements. DuckDB's own
+    parser splits the text; anything but one SELECT-type statement (SELECT, WITH, FROM,
+    VALUES, TABLE, set operations) is an ``InvalidOptionError`` naming the argument. The
+    result ends with a newline, so a trailing ``-- comment`` cannot swallow a closing paren.
+    """
+    import duckdb
+
+    from sqlml.errors import InvalidOptionError
+
+    where = where or argument
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidOptionError(where, argument, "needs a query (SELECT ...) and got an empty text")
+    if "\x00" in text:
+        raise InvalidOptionError(where, argument, "the query text contains a NUL character")
+    parser = getattr(_PARSER, "con", None)
+    if parser is None:
+        parser = _PARSER.con = duckdb.connect()
+    try:
+        statements = parser.extract_statements(text)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidOptionError(where, argument, f"is not a valid query: {first}") from None
+    if len(statements) != 1:
+        raise InvalidOptionError(
+            where, argument, f"must be exactly one query, and the text holds {len(statements)} statements"
+        )
+    if statements[0].type != duckdb.StatementType.SELECT:
+        kind = statements[0].type.name
+        raise InvalidOptionError(where, argument, f"must be a read-only query (SELECT ...), not a {kind} statement")
+    return text.strip().rstrip(";").rstrip() + "\n"
+
+
+def relation_sql(table_or_query: str, *, argument: str = "query", where: str = "") -> str:
+    """SQL for a FROM clause given a table name or a query: ``"t"`` or ``(SELECT ...)``.
+
+    A query goes through ``select_query`` (exactly one read-only statement)."""
     if is_query_text(table_or_query):
-        return f"({table_or_query.strip().rstrip(';')})"
+        return f"({select_query(table_or_query, argument=argument, where=where)})"
     return table_ref(table_or_query)
 
 
