@@ -35,7 +35,7 @@ _LAZY = {
     "connect": "sqlml.connection:connect",
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
-    "register_architecture": "sqlml.training.architectures:register_architecture",
+    "register_architecture": "sqlml.models.architectures:register_architecture",
     "labeling_function": "sqlml.labeling.lf:labeling_function",
     "keyword_lf": "sqlml.labeling.lf:keyword_lf",
     "regex_lf": "sqlml.labeling.lf:regex_lf",

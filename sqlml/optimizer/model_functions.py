@@ -115,7 +115,7 @@ def describe() -> list[dict[str, Any]]:
 
 
 def _registry_version(connection, model: str) -> ModelVersion | None:
-    """Version and cache token of a trained model (``sqlml.training.registry``)."""
+    """Version and cache token of a trained model (``sqlml.models``)."""
     from sqlml.serving.models import model_version
 
     return model_version(connection, model)

@@ -1,6 +1,6 @@
 """Trained models as the optimizer and the endpoint see them: versions and batch scoring.
 
-The registry (``sqlml.training.registry``) owns models; this module adapts it:
+The registry (``sqlml.models``) owns models; this module adapts it:
 ``model_version`` gives the cache token of a model reference (``'name'`` or
 ``'name@N'``), and ``predict_batch`` scores many rows at once through the very function
 DuckDB calls for ``ml_predict`` / ``ml_predict_proba``, so cached, batched and
@@ -18,10 +18,8 @@ def model_version(connection, reference: str) -> ModelVersion | None:
     """Version and cache token of a model reference; None when there is no such model."""
     from sqlml.sqlutil import fetch_one
 
-    try:
-        from sqlml.training.registry import split_reference
-    except ImportError:  # the training core is not installed
-        return None
+    from sqlml.models.registry import split_reference
+
     duck = connection.duckdb
     exists = fetch_one(
         duck, "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'models'"

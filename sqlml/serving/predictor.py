@@ -104,7 +104,7 @@ class ModelPredictor:
 
     def __init__(self, connection, reference: str):
         from sqlml.serving.models import model_version
-        from sqlml.training.registry import load_model
+        from sqlml.models.loading import load_model
 
         self.loaded = load_model(connection.session, reference)
         record = self.loaded.record

@@ -14,7 +14,7 @@ def test_bulk_scoring_on_the_gpu_matches_the_cpu(trained, monkeypatch):
     import copy
 
     from sqlml.optimizer import bulk_inference
-    from sqlml.training.registry import LoadedModel, load_model
+    from sqlml.models.loading import LoadedModel, load_model
 
     con = trained
     gpu = load_model(con.session, "delay")

@@ -24,7 +24,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
     from torch import nn
 
     from sqlml.query.parser import StatementParser
-    from sqlml.training.architectures import build
+    from sqlml.models.architectures import build
     from sqlml.training.feed import Feed
     from sqlml.training.job import OptimizerSpec
     from sqlml.training.large.layers import sequential_layers
