@@ -110,6 +110,32 @@ def split_reference(duck, reference: str) -> tuple[str, int | None]:
     return reference, None
 
 
+def version_token(duck, reference: str) -> tuple[str, int, str] | None:
+    """(name, version, token) of a model reference (``'name'`` or ``'name@N'``); None when
+    there is no such model (or no registry table yet).
+
+    The token, ``name@N:<created_at>``, names the exact weights: it also changes when a
+    model is dropped and created again under the same number, so caches keyed by it
+    never serve stale results.
+    """
+    exists = fetch_one(
+        duck, "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'models'"
+    )
+    if exists is None:
+        return None
+    name, pinned = split_reference(duck, reference)
+    row = fetch_one(  # the pinned version, else the latest: one query (this runs per statement)
+        duck,
+        "SELECT version, created_at FROM sqlml.models WHERE name = ? AND (? IS NULL OR version = ?) "
+        "ORDER BY version DESC LIMIT 1",
+        [name, pinned, pinned],
+    )
+    if row is None:
+        return None
+    version, created = int(row[0]), row[1].isoformat() if row[1] else ""
+    return name, version, f"{name}@{version}:{created}"
+
+
 def load_record(duck, name: str, version: int | None = None) -> ModelRecord:
     """The registry row of ``name`` (latest version unless given); ``UnknownObjectError`` with near names."""
     if version is None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer import bulk_inference, compute_once, distinct_inputs, predicate_placement, prediction_cache
+from sqlml.optimizer.runtime import trained_models  # noqa: F401 - registers ml_predict and co. as model functions
 
 RULES: tuple = (
     bulk_inference.rule,
@@ -132,7 +133,7 @@ def _prepare(sql, connection, disabled, store):
 
     off = frozenset(disabled) if disabled is not None else disabled_rules(connection)
     if store is True:
-        from sqlml.serving.cache import store_for
+        from sqlml.optimizer.runtime.cache_store import store_for
 
         store = None if "prediction_cache" in off else store_for(connection)
     context = RewriteContext(connection=connection, disabled=off, store=store or None)

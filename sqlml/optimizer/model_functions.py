@@ -3,7 +3,9 @@
 A model call is an expensive, deterministic scalar function whose first argument names a
 model: ``ml_predict('delay_clf', dep_delay, distance)``. The optimizer computes such calls
 once per distinct input, runs cheap predicates before them, caches their results and
-shares them across queries. Other areas add their own with ``register_model_function``:
+shares them across queries. The built-in ones (``ml_predict`` and co.) are registered by
+``sqlml.optimizer.runtime.trained_models``; other areas add their own with
+``register_model_function``:
 
     >>> from sqlml.optimizer.model_functions import MODEL_FUNCTIONS
     >>> sorted(MODEL_FUNCTIONS)          # doctest: +SKIP
@@ -112,31 +114,3 @@ def describe() -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _registry_version(connection, model: str) -> ModelVersion | None:
-    """Version and cache token of a trained model (``sqlml.models``)."""
-    from sqlml.serving.models import model_version
-
-    return model_version(connection, model)
-
-
-def _udf_batch(name: str):
-    """A batch path that calls the function's own vectorized implementation on big arrays."""
-
-    def batch(session, model, version, arrays, named):
-        from sqlml.serving.models import predict_batch
-
-        return predict_batch(name, session, model, version, arrays, named)
-
-    return batch
-
-
-for _name, _description in (
-    ("ml_predict", "class name (or a regression value as text) a trained model predicts"),
-    ("ml_predict_value", "a regression model's prediction"),
-    ("ml_predict_proba", "class probabilities of a trained classifier"),
-):
-    register_model_function(
-        _name, cost=100.0, version=_registry_version, batch=_udf_batch(_name), description=_description
-    )

@@ -123,7 +123,7 @@ def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
     scored on as many threads as DuckDB uses (a fill is as parallel as the UDF path)."""
     import pyarrow as pa
 
-    from sqlml.serving.bulk import batch_rows, model_workers, ordered_map
+    from sqlml.optimizer.runtime.bulk_stream import batch_rows, model_workers, ordered_map
 
     duck = connection.duckdb
     workers = model_workers(duck)

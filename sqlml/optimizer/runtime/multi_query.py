@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlml import optimizer
-from sqlml.serving import cache
+from sqlml.optimizer.runtime import cache_store
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Planned:
 
 def sql_many(connection, statements: list[str]) -> list[Any]:
     """Run ``statements`` in order, sharing their model calls; a Relation or None each."""
-    from sqlml.query.router import match_statement
+    from sqlml.query.classify import match_statement
     from sqlml.query.tokens import split_statements, tokenize
 
     results = []
@@ -65,7 +65,7 @@ def _run_group(connection, texts: list[str]) -> list[Any]:
     """Plan together (the shared results are computed), then run each statement."""
     import duckdb
 
-    from sqlml.query.router import returns_rows
+    from sqlml.query.classify import returns_rows
 
     results = []
     for planned in plan(connection, texts, check_queries=False):
@@ -94,7 +94,7 @@ def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Pl
     from sqlml.optimizer.prediction_cache import signature
 
     off = optimizer.disabled_rules(connection)
-    store = None if "prediction_cache" in off else cache.store_for(connection)
+    store = None if "prediction_cache" in off else cache_store.store_for(connection)
     # sharing hoists every call (the cache's own hoisting is what this replaces)
     disabled = (off - {"distinct_inputs"}) | {"prediction_cache"}
     plans = [_prepare(connection, text, disabled) for text in texts]
@@ -176,7 +176,7 @@ def _shared_call(h, version, sig: str):
     from sqlglot import exp
 
     from sqlml.optimizer.scopes import named_constants
-    from sqlml.serving.shared_calls import SharedCall, key_names
+    from sqlml.optimizer.runtime.shared_calls import SharedCall, key_names
 
     call = h.call.copy()
     names = key_names(len(h.key_columns))
@@ -206,7 +206,7 @@ def _build(connection, call, table: str, store, members) -> bool:
     a table an earlier statement creates) leaves the group. False: nothing shared."""
     import duckdb
 
-    from sqlml.serving.shared_calls import build
+    from sqlml.optimizer.runtime.shared_calls import build
 
     try:
         with connection.session.translate_errors():
@@ -235,7 +235,7 @@ def share_script(connection, text: str, spans: list[tuple[int, int]], start: int
     The run ends at the first sqlml statement (it may create or drop models).
     """
     from sqlml.optimizer.model_functions import mentions_model_call
-    from sqlml.query.router import match_statement
+    from sqlml.query.classify import match_statement
     from sqlml.query.tokens import tokenize
 
     run: list[tuple[int, str]] = []  # every plain statement: those that write matter too
