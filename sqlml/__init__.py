@@ -27,6 +27,7 @@ from sqlml.errors import (
     UnknownObjectError as UnknownObjectError,
     ValidationError as ValidationError,
 )
+from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 
 __version__ = "0.1.0"
 

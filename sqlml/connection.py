@@ -99,9 +99,9 @@ class Connection:
     def sql_many(self, statements: list[str]) -> list[Relation | None]:
         """Run statements in order, computing model calls they share only once.
 
-        One result per statement, as ``sql`` gives it (see sqlml.optimizer.runtime.multi_query).
+        One result per statement, as ``sql`` gives it (see sqlml.query.batch).
         """
-        from sqlml.optimizer.runtime.multi_query import sql_many
+        from sqlml.query.batch import sql_many
 
         self._pending = None
         return sql_many(self, list(statements))

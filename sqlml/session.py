@@ -17,11 +17,9 @@ from typing import Any
 
 import duckdb
 
-_TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
+from sqlml.errors import ERROR_EXPLAINERS
 
-#: Areas that tell a DuckDB catalog error in their own terms: "module:function" called with
-#: (error, session), returning an SqlmlError or None. Imported only when such an error occurs.
-ERROR_EXPLAINERS = ("sqlml.labeling.explain:explain_missing_storage",)
+_TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
 
 
 class ErrorStash:

@@ -5,8 +5,8 @@ The fast path: text with none of the words that can start an sqlml statement and
 Otherwise the script is split at top-level semicolons; each statement is matched
 against ``STATEMENTS`` by its leading words (``sqlml.query.classify``), and plain
 statements that call ``ml_`` functions pass through the optimizer first
-(``Connection.optimize``; a run of them in one script is planned together by
-``sqlml.optimizer.runtime.multi_query``).
+(``Connection.optimize``; a run of them in one script is planned together, see
+``sqlml.query.batch``).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             continue
         if _ML_CALL.search(statement):
             if len(spans) > 1 and not shared:
-                from sqlml.optimizer.runtime.multi_query import share_script
+                from sqlml.query.batch import share_script
 
                 shared = share_script(connection, text, spans, i)
             statement = shared.pop(i, None) or connection.optimize(statement)

@@ -276,7 +276,7 @@ class Server:
         config: ServerConfig | None = None,
         connection=None,
     ):
-        import sqlml
+        from sqlml.connection import connect
 
         if predictor is None and model is None:
             raise ValueError("a model name (or a predictor) is needed")
@@ -284,7 +284,7 @@ class Server:
         # In a process that already has the database open (a notebook, the tour), pass its
         # Connection: the server writes through a cursor of it instead of connecting again
         # (a second connect would re-register the SQL functions on the shared instance).
-        self.connection = connection.cursor() if connection is not None else sqlml.connect(database)
+        self.connection = connection.cursor() if connection is not None else connect(database)
         try:
             if predictor is None:
                 from sqlml.serving.predictor import ModelPredictor

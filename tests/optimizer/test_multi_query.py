@@ -67,7 +67,7 @@ def test_scripts_share_model_calls(scored_one):
 
 def test_a_script_run_stops_at_sqlml_statements(scored_one):
     con, model = scored_one
-    from sqlml.optimizer.runtime.multi_query import share_script
+    from sqlml.query.batch import share_script
     from sqlml.query.tokens import split_statements
 
     script = (

@@ -5,6 +5,6 @@ The rules in ``sqlml.optimizer`` only rewrite SQL; the work they plan happens he
     trained_models  ml_predict and co. as model functions: version tokens, batch scoring
     cache_store     the prediction cache table (sqlml.prediction_cache): fills, clear, stats
     bulk_stream     bulk inference: a statement's rows streamed through the model in batches
-    multi_query     Connection.sql_many and scripts: model calls shared by several statements
+    multi_query     model calls shared by statements that run together (sql_many, scripts)
     shared_calls    the TEMP tables those shared calls are computed into
 """
