@@ -110,7 +110,7 @@ def bench_apply(tmp: Path, n: int) -> dict:
 
 
 def _storage(table: str) -> str:
-    from sqlml.labeling.registry import storage_id
+    from sqlml.labeling.store import storage_id
 
     return storage_id(table)
 

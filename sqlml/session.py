@@ -58,7 +58,7 @@ class Session:
         self.errors = ErrorStash()
         self._root = duck.cursor()
         #: Python objects registered with Connection.register, by kind then name.
-        self.registry: dict[str, dict[str, Any]] = {}
+        self.registered: dict[str, dict[str, Any]] = {}
         #: Per-session caches (loaded models, hot states), by area then key.
         self.caches: dict[str, dict[Any, Any]] = {}
         self.lock = threading.RLock()

@@ -13,7 +13,7 @@ A table function becomes a scalar UDF returning ``LIST(STRUCT(...))`` behind a T
 table macro that unnests it (DuckDB 2.0 has no Python table-function API), so
 ``SELECT * FROM ml_catalog()`` works anywhere SQL does, named parameters included.
 
-``REGISTRY`` (name -> ``Function``) is a plain dict; print it to see what exists.
+``FUNCTIONS`` (name -> ``Function``) is a plain dict; print it to see what exists.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Function:
         return TABLE_UDF_PREFIX + self.name if self.is_table else self.name
 
 
-REGISTRY: dict[str, Function] = {}
+FUNCTIONS: dict[str, Function] = {}
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -73,7 +73,7 @@ def scalar_function(
     """Declare a scalar SQL function ``name``; the Python function gets the Session first."""
 
     def decorate(fn):
-        REGISTRY[name] = Function(
+        FUNCTIONS[name] = Function(
             name=name,
             fn=fn,
             returns=returns,
@@ -110,7 +110,7 @@ def table_function(
         def rows(session, *args):
             return _as_dicts(fn(session, *args), col_names)
 
-        REGISTRY[name] = Function(
+        FUNCTIONS[name] = Function(
             name=name,
             fn=rows,
             returns=struct,
@@ -127,7 +127,7 @@ def table_function(
 
 
 def load_builtin() -> dict[str, Function]:
-    """Import every module of ``udfs/`` once per process; their decorators fill REGISTRY."""
+    """Import every module of ``udfs/`` once per process; their decorators fill FUNCTIONS."""
     global _loaded
     with _load_lock:
         if not _loaded:
@@ -140,7 +140,7 @@ def load_builtin() -> dict[str, Function]:
                 sys.modules[module_name] = module
                 spec.loader.exec_module(module)
             _loaded = True
-    return REGISTRY
+    return FUNCTIONS
 
 
 def bind(function: Function, session) -> Callable[..., Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from sqlml.errors import LabelingError
-from sqlml.labeling.registry import canonical_table, storage_id
+from sqlml.labeling.store import canonical_table, storage_id
 from sqlml.sqlutil import table_ref
 
 _MISSING = re.compile(r"Table with name (?:votes|rows)_([0-9a-f]{16}) does not exist")

@@ -1,4 +1,4 @@
-"""Which SQL functions are model calls: a printable registry the optimizer rules consult.
+"""Which SQL functions are model calls: ``MODEL_FUNCTIONS``, a printable table the optimizer rules consult.
 
 A model call is an expensive, deterministic scalar function whose first argument names a
 model: ``ml_predict('delay_clf', dep_delay, distance)``. The optimizer computes such calls
@@ -37,7 +37,7 @@ class ModelVersion:
 @dataclass(frozen=True)
 class ModelFunction:
     name: str
-    #: SQL type of the result; None: the type declared by the UDF in ``sqlml.udf.REGISTRY``
+    #: SQL type of the result; None: the type declared by the UDF in ``sqlml.udf.FUNCTIONS``
     returns: str | None = None
     #: relative cost of one call, to order several model predicates (cheapest first)
     cost: float = 100.0
@@ -101,7 +101,7 @@ def return_type(function: ModelFunction) -> str:
 
 
 def describe() -> list[dict[str, Any]]:
-    """The registry as rows (``ml_model_functions()`` shows them)."""
+    """``MODEL_FUNCTIONS`` as rows (``ml_model_functions()`` shows them)."""
     rows = []
     for function in sorted(MODEL_FUNCTIONS.values(), key=lambda f: f.name):
         rows.append(

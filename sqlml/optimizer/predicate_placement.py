@@ -11,7 +11,7 @@ rows). The rule keeps the cheap terms where they are and guards the model terms:
 
 CASE evaluates its THEN branch only for rows whose WHEN holds, and a guard that
 mentions every table of the cheap terms cannot be pushed below their join. Several
-model terms nest cheapest first (EvaDB's ReorderPredicates: cost from the registry).
+model terms nest cheapest first (EvaDB's ReorderPredicates: cost from MODEL_FUNCTIONS).
 In WHERE, ``CASE WHEN a THEN b ELSE FALSE END`` keeps exactly the rows ``a AND b`` keeps.
 """
 
@@ -46,7 +46,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
 
 
 def cost(term: exp.Expression) -> float:
-    """Summed registry cost of the model calls in a term (0: a cheap term)."""
+    """Summed MODEL_FUNCTIONS cost of the model calls in a term (0: a cheap term)."""
     total = 0.0
     for node in term.walk():
         function = model_function(node)

@@ -39,7 +39,7 @@ def needs_front_end(text: str) -> bool:
 
 
 def match_statement(tokens: list[Token]) -> str | None:
-    """The registry key whose words lead the statement (``CREATE OR REPLACE`` folded)."""
+    """The STATEMENTS key whose words lead the statement (``CREATE OR REPLACE`` folded)."""
     words = [t.word for t in tokens[:6]]
     if words[:3] == ["CREATE", "OR", "REPLACE"]:
         words = ["CREATE", *words[3:]]

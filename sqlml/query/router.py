@@ -33,7 +33,7 @@ class StatementContext:
     """What a statement handler gets: the connection, its statement, and where it sits."""
 
     connection: Any  # sqlml.Connection
-    key: str  # the registry key, e.g. "CREATE MODEL"
+    key: str  # the statement key, e.g. "CREATE MODEL"
     text: str  # this statement's text
     script: str  # the whole text it came from
     offset: int  # where the statement starts in the script
