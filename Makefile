@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test test-all bench install-sql clean
+.PHONY: demo test test-all lint bench install-sql clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/sqlml demo --db sqlml_demo.db
 
-test: $(VENV)/.installed
+# ruff (lint, import order) and mypy (the core and sqlml.models), as pyproject.toml sets them
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check sqlml udfs tests bench
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
 
-test-all: $(VENV)/.installed
+test-all: lint
 	$(PY) -m pytest -q -m 'not gpu'
 
 install-sql: $(VENV)/.installed

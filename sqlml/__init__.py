@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 
+from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 from sqlml.errors import (
     DataError as DataError,
     InvalidOptionError as InvalidOptionError,
@@ -27,7 +28,6 @@ from sqlml.errors import (
     UnknownObjectError as UnknownObjectError,
     ValidationError as ValidationError,
 )
-from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 
 __version__ = "0.1.0"
 

@@ -6,8 +6,21 @@ import argparse
 import sys
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the checkout's."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("sqlml")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from sqlml import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sqlml", description="DuckDB as the home of an ML project.")
+    parser.add_argument("--version", action="version", version=f"sqlml {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     shell = commands.add_parser("shell", help="interactive SQL shell (reads a script from a pipe)")

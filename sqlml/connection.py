@@ -7,6 +7,7 @@ from collections import deque
 from typing import Any
 
 import duckdb
+from duckdb import DuckDBPyRelation
 
 from sqlml import catalog, macros, udf
 from sqlml.errors import SqlmlError
@@ -112,7 +113,7 @@ class Connection:
 
         return optimizer.rewrite(statement, connection=self).sql
 
-    def wrap(self, relation: duckdb.DuckDBPyRelation) -> Relation:
+    def wrap(self, relation: DuckDBPyRelation) -> Relation:
         return Relation(relation, self._session)
 
     # -- fetching the result of execute() ---------------------------------------------------

@@ -136,6 +136,7 @@ def load_builtin() -> dict[str, Function]:
                     continue
                 module_name = f"sqlml_udfs.{path.stem}"
                 spec = importlib.util.spec_from_file_location(module_name, path)
+                assert spec is not None and spec.loader is not None  # a .py file always has a loader
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[module_name] = module
                 spec.loader.exec_module(module)
@@ -160,7 +161,7 @@ def bind(function: Function, session) -> Callable[..., Any]:
 
     if function.params is not None:
         # DuckDB checks the Python signature against the declared parameter types.
-        call.__signature__ = inspect.Signature(
+        call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(function.params))]
         )
     return call

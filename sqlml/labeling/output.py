@@ -12,7 +12,6 @@ Hard labels break exact ties by the larger class balance, then the first declare
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 
 import numpy as np
@@ -22,7 +21,6 @@ from sqlml.errors import DataError, ObjectExistsError
 from sqlml.labeling import store
 from sqlml.labeling.fit import OUT, PATTERNS
 from sqlml.sqlutil import fetch_value, quote_ident
-
 
 SOURCES = ("gold", "weak", "abstain")
 PER_PATTERN = "__sqlml_lm_per_pattern"

@@ -8,12 +8,20 @@ network in eval mode; the cache is dropped whenever a model is saved or dropped.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from sqlml.errors import DataError, ServingError, UnknownObjectError
 from sqlml.models import registry
 from sqlml.models.features import FeatureSpec, as_tensor
 from sqlml.models.registry import ModelRecord, latest_version, load_record, load_weights, split_reference
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from sqlml.session import Session
 
 
 class LoadedModel:
@@ -24,7 +32,7 @@ class LoadedModel:
     ``predict`` and ``predict_value`` take that tensor (or Arrow data, encoded first).
     """
 
-    def __init__(self, record: ModelRecord, module, device):
+    def __init__(self, record: ModelRecord, module: nn.Module, device: torch.device):
         self.record = record
         self.module = module
         self.device = device
@@ -36,16 +44,16 @@ class LoadedModel:
     def __repr__(self) -> str:
         return f"<LoadedModel {self.record.name}@{self.record.version} {self.record.architecture} on {self.device}>"
 
-    def encode(self, data):
+    def encode(self, data: Any) -> torch.Tensor:
         return self.encode_valid(data)[0]
 
-    def encode_valid(self, data):
+    def encode_valid(self, data: Any) -> tuple[torch.Tensor, np.ndarray]:
         """(input tensor, boolean mask of rows whose features are all present and finite)."""
         columns = self._columns(data)
         matrix, valid = self.spec.encode(columns)
         return as_tensor(matrix), valid
 
-    def _columns(self, data) -> list:
+    def _columns(self, data: Any) -> list[Any]:
         names = getattr(data, "column_names", None) or (data.schema.names if hasattr(data, "schema") else None)
         if names is not None:
             missing = [n for n in self.spec.names if n not in names]
@@ -57,7 +65,7 @@ class LoadedModel:
             return [data.column(n) for n in self.spec.names]
         return list(data)
 
-    def forward(self, x, batch_rows: int = 65_536):
+    def forward(self, x: Any, batch_rows: int = 65_536) -> torch.Tensor:
         """Raw outputs ``[n, n_outputs]`` on CPU, computed in chunks without gradients."""
         import torch
 
@@ -70,24 +78,24 @@ class LoadedModel:
                 outputs.append(self.module(chunk).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty((0, self.record.n_outputs))
 
-    def predict_proba(self, x) -> np.ndarray:
+    def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities ``[n, k]`` (classification models)."""
         import torch
 
         self._require("classification", "ml_predict_proba")
         return torch.softmax(self.forward(x), dim=1).numpy()
 
-    def predict_index(self, x) -> np.ndarray:
+    def predict_index(self, x: Any) -> np.ndarray:
         self._require("classification", "predict_index")
         return self.forward(x).argmax(dim=1).numpy()
 
-    def predict_value(self, x) -> np.ndarray:
+    def predict_value(self, x: Any) -> np.ndarray:
         """Regression predictions in the label's units (float64)."""
         self._require("regression", "ml_predict_value")
         target = self.spec.target
         return self.forward(x)[:, 0].double().numpy() * target.std + target.mean
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x: Any) -> np.ndarray:
         """Class names (classification) or values (regression), one per row."""
         if self.record.task == "classification":
             return np.asarray(self.record.classes, dtype=object)[self.predict_index(x)]
@@ -101,7 +109,7 @@ class LoadedModel:
             )
 
 
-def build_module(record: ModelRecord, state_dict: dict, device=None, *, strict: bool = True):
+def build_module(record: ModelRecord, state_dict: dict[str, Any], device: torch.device | None = None, *, strict: bool = True) -> nn.Module:
     """The record's architecture, built and loaded with ``state_dict``, in eval mode."""
     import torch
 
@@ -126,7 +134,7 @@ def build_module(record: ModelRecord, state_dict: dict, device=None, *, strict: 
     return module.to(device or torch.device("cpu"))
 
 
-def resolve_device(setting: str = "auto"):
+def resolve_device(setting: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU; an unavailable device is refused clearly."""
     import torch
 
@@ -145,7 +153,7 @@ def resolve_device(setting: str = "auto"):
     return device
 
 
-def load_model(session, name: str, version: int | None = None, *, device: str = "auto") -> LoadedModel:
+def load_model(session: Session, name: str, version: int | None = None, *, device: str = "auto") -> LoadedModel:
     """The model, loaded once per session and version (``session.cache('models')``)."""
     cache = session.cache("models")
     with session.lock:
@@ -168,7 +176,7 @@ def load_model(session, name: str, version: int | None = None, *, device: str = 
         if loaded is None:
             with session.cursor() as cur:
                 record = load_record(cur, name, version)
-                weights = load_weights(cur, name, version)
+                weights = load_weights(cur, name, record.version)
             target = resolve_device(device)
             loaded = LoadedModel(record, build_module(record, weights, target), target)
             cache[key] = loaded

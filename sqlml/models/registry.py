@@ -19,14 +19,17 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sqlml import catalog
 from sqlml.errors import ObjectExistsError, UnknownObjectError
-from sqlml.sqlutil import fetch_one, fetch_value
 from sqlml.models.features import FeatureSpec
+from sqlml.sqlutil import fetch_one, fetch_value
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 KIND = "model"
 _VERSIONED = re.compile(r"^(.*)@(\d+)$", re.S)
@@ -74,7 +77,7 @@ class ModelRecord:
 _COLUMNS = "name, version, architecture, task, options, features, label, classes, input_shape, n_outputs, metrics, created_at, query, status"
 
 
-def _record(row) -> ModelRecord:
+def _record(row: tuple[Any, ...]) -> ModelRecord:
     return ModelRecord(
         name=row[0],
         version=row[1],
@@ -93,16 +96,16 @@ def _record(row) -> ModelRecord:
     )
 
 
-def model_names(duck) -> list[str]:
+def model_names(duck: DuckDBPyConnection) -> list[str]:
     return [r[0] for r in duck.execute("SELECT DISTINCT name FROM sqlml.models ORDER BY name").fetchall()]
 
 
-def latest_version(duck, name: str) -> int | None:
+def latest_version(duck: DuckDBPyConnection, name: str) -> int | None:
     """The newest version of ``name``, or None when no such model exists."""
     return fetch_value(duck, "SELECT max(version) FROM sqlml.models WHERE name = ?", [name])
 
 
-def split_reference(duck, reference: str) -> tuple[str, int | None]:
+def split_reference(duck: DuckDBPyConnection, reference: str) -> tuple[str, int | None]:
     """``'name'`` -> (name, None); ``'name@3'`` -> (name, 3) unless a model is literally named so."""
     match = _VERSIONED.match(reference)
     if match and latest_version(duck, reference) is None:
@@ -110,7 +113,7 @@ def split_reference(duck, reference: str) -> tuple[str, int | None]:
     return reference, None
 
 
-def version_token(duck, reference: str) -> tuple[str, int, str] | None:
+def version_token(duck: DuckDBPyConnection, reference: str) -> tuple[str, int, str] | None:
     """(name, version, token) of a model reference (``'name'`` or ``'name@N'``); None when
     there is no such model (or no registry table yet).
 
@@ -136,7 +139,7 @@ def version_token(duck, reference: str) -> tuple[str, int, str] | None:
     return name, version, f"{name}@{version}:{created}"
 
 
-def load_record(duck, name: str, version: int | None = None) -> ModelRecord:
+def load_record(duck: DuckDBPyConnection, name: str, version: int | None = None) -> ModelRecord:
     """The registry row of ``name`` (latest version unless given); ``UnknownObjectError`` with near names."""
     if version is None:
         name, version = split_reference(duck, name)
@@ -152,7 +155,7 @@ def load_record(duck, name: str, version: int | None = None) -> ModelRecord:
     return _record(row)
 
 
-def load_weights(duck, name: str, version: int) -> dict:
+def load_weights(duck: DuckDBPyConnection, name: str, version: int) -> dict[str, Any]:
     """The state dict of one version (``torch.load(weights_only=True)``)."""
     import torch
 
@@ -162,7 +165,7 @@ def load_weights(duck, name: str, version: int) -> dict:
     return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
 
 
-def next_version(duck, name: str) -> int:
+def next_version(duck: DuckDBPyConnection, name: str) -> int:
     used = fetch_value(
         duck,
         "SELECT greatest((SELECT max(last_version) FROM sqlml.model_versions WHERE name = ?), "
@@ -172,7 +175,7 @@ def next_version(duck, name: str) -> int:
     return int(used or 0) + 1
 
 
-def save_model(duck, record: ModelRecord, state_dict: dict, *, replace: bool = False) -> int:
+def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[str, Any], *, replace: bool = False) -> int:
     """Store a new version of ``record.name`` with ``state_dict``; returns the version given.
 
     Without ``replace`` an existing model of that name is an ``ObjectExistsError``; with it
@@ -219,7 +222,7 @@ def save_model(duck, record: ModelRecord, state_dict: dict, *, replace: bool = F
     return version
 
 
-def drop_model(duck, name: str, version: int | None = None, *, missing_ok: bool = False) -> int:
+def drop_model(duck: DuckDBPyConnection, name: str, version: int | None = None, *, missing_ok: bool = False) -> int:
     """Delete every version of ``name`` (or one); returns how many were dropped."""
     if latest_version(duck, name) is None:
         if missing_ok:
@@ -239,13 +242,15 @@ def drop_model(duck, name: str, version: int | None = None, *, missing_ok: bool 
     if latest is None:
         catalog.delete_object(duck, KIND, name, missing_ok=True)
     else:
-        props = catalog.get_object(duck, KIND, name)["properties"]
+        found = catalog.get_object(duck, KIND, name)
+        assert found is not None  # the catalog row lives as long as a version does
+        props = found["properties"]
         catalog.put_object(duck, KIND, name, {**props, "latest_version": latest}, replace=True)
     _bump()
     return int(count)
 
 
-def _json_number(value):
+def _json_number(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     return str(value)

@@ -15,7 +15,7 @@ offending token, measured in the text the user wrote.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlml.errors import SqlmlSyntaxError
 from sqlml.query.tokens import Token, tokenize
@@ -155,7 +155,7 @@ class StatementParser:
             return _unquote_string(tok.text)
         if tok.kind == "operator" and tok.text == "[":
             self.pos += 1
-            items = []
+            items: list[Any] = []
             if self.accept("]"):
                 return items
             while True:
@@ -165,7 +165,7 @@ class StatementParser:
                 self.expect(",")
         if tok.kind == "operator" and tok.text == "{":
             self.pos += 1
-            struct = {}
+            struct: dict[str, Any] = {}
             if self.accept("}"):
                 return struct
             while True:
@@ -183,7 +183,7 @@ class StatementParser:
         self.error("expected a value")
 
     # -- errors ------------------------------------------------------------------
-    def error(self, message: str, token: Token | None = None):
+    def error(self, message: str, token: Token | None = None) -> NoReturn:
         tok = token or self.current
         if tok is None:
             where, length = len(self.sql.rstrip()), 1

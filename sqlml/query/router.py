@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import importlib
 import re
-
-import duckdb
 from dataclasses import dataclass
 from typing import Any
+
+import duckdb
 
 from sqlml.errors import ReadOnlyError
 from sqlml.query.classify import match_statement, needs_front_end, returns_rows
@@ -96,7 +96,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
                 from sqlml.query.batch import share_script
 
                 shared = share_script(connection, text, spans, i)
-            statement = shared.pop(i, None) or connection.optimize(statement)
+            statement = shared.pop(i, "") or connection.optimize(statement)
         result = _plain(connection, statement, params if last else None, mode)
     return result
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlml.serving.batcher import AdaptiveBatcher, BatchPolicy, Overloaded
@@ -254,9 +255,9 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 def _utcnow():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Server:

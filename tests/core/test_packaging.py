@@ -4,11 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
-import pytest
-
+import sqlml
 from sqlml import resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,7 @@ def test_wheel_carries_sql_and_udfs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "sqlml/_resources/sql/install.sql" in names
     assert "sqlml/_resources/udfs/catalog.py" in names
+    assert "sqlml/py.typed" in names
     assert any(n.startswith("sqlml/_resources/sql/migrations/") for n in names)
     site = tmp_path / "site"
     subprocess.run(
@@ -92,3 +93,11 @@ def test_wheel_carries_sql_and_udfs(tmp_path):
     assert sql_dir == str(site / "sqlml" / "_resources" / "sql")
     assert udfs_dir == str(site / "sqlml" / "_resources" / "udfs")
     assert version >= 1 and objects == 0
+
+
+def test_version_from_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "sqlml", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.strip() == f"sqlml {declared}"
+    assert sqlml.__version__ == declared

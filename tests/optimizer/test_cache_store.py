@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlml
 from sqlml.optimizer.runtime import cache_store
-
 from tests.optimizer.counting import CountingModel, make_tables
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import sqlml
-
 from tests.optimizer.counting import CountingModel, make_tables
 
 QUERIES = [
@@ -59,7 +58,8 @@ def test_scripts_share_model_calls(scored_one):
     )
     last = con.sql(script).fetchall()
     assert model.total == union_inputs(con)
-    assert last == con.duckdb.execute(QUERIES[2].replace("id, ml_score('m', x, z) AS s", "count(*)").replace(" ORDER BY id", "") + " AND ml_score('m', x, z) > 60").fetchall()
+    counted = QUERIES[2].replace("id, ml_score('m', x, z) AS s", "count(*)").replace(" ORDER BY id", "")
+    assert last == con.duckdb.execute(counted + " AND ml_score('m', x, z) > 60").fetchall()
     assert con.sql("SELECT count(*), sum(s) FROM a").fetchall() == con.duckdb.execute(
         "SELECT count(*), sum(ml_score('m', x, z)) FROM t WHERE y < 5"
     ).fetchall()
@@ -183,8 +183,8 @@ def test_a_statement_after_a_write_still_gets_every_row_right(scored_one):
         "INSERT INTO t SELECT 100000 + i, 1000.0 + i, 1, 1.0, 'new', 1.0 FROM range(5) r(i); "
         "SELECT sum(ml_score('m', x, z)) FROM t"
     )
-    from sqlml.query.tokens import split_statements
     from sqlml.optimizer.runtime.multi_query import plan
+    from sqlml.query.tokens import split_statements
 
     statements = [script[a:b].strip() for a, b in split_statements(script)]
     plans = plan(con, statements)

@@ -6,7 +6,6 @@ import pytest
 
 from sqlml.optimizer.model_functions import MODEL_FUNCTIONS
 from sqlml.optimizer.runtime.trained_models import model_version
-
 from tests.trained import train_model
 
 QUERY = (

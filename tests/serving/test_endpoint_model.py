@@ -18,7 +18,6 @@ import pytest
 
 import sqlml
 from sqlml.serving.server import Server, ServerConfig
-
 from tests.trained import TRAIN_ROWS, train_model
 
 ROOT = Path(__file__).resolve().parents[2]

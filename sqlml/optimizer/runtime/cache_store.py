@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer.model_functions import ModelFunction, ModelVersion
-from sqlml.sqlutil import fetch_one, fetch_value, quote_ident
+from sqlml.sqlutil import fetch_value, quote_ident
 
 PERSISTENT_STORE = "sqlml.prediction_cache"
 TEMP_STORE = "temp.__sqlml_prediction_cache"

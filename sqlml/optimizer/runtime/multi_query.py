@@ -125,8 +125,8 @@ def _prepare(connection, text: str, disabled) -> Planned:
 def _shared_call(h, version, sig: str):
     from sqlglot import exp
 
-    from sqlml.optimizer.scopes import named_constants
     from sqlml.optimizer.runtime.shared_calls import SharedCall, key_names
+    from sqlml.optimizer.scopes import named_constants
 
     call = h.call.copy()
     names = key_names(len(h.key_columns))

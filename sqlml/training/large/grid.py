@@ -130,7 +130,7 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
     configs = expand(grid)
     names = [f"{name}_{k}" for k in range(1, len(configs) + 1)]
     settled = []
-    for member, config in zip(names, configs):
+    for config in configs:
         opts = settle({**common, **config})
         if opts["strategy"] not in MEMBER_STRATEGIES:
             raise InvalidOptionError(
@@ -443,8 +443,8 @@ class GridExecutor:
 def _spill_settings(members: list[Member]) -> dict | None:
     """One device configuration for every spilled member: the slot size that fits all of them."""
     from sqlml.training.large.layers import sequential_layers, shard_layout
-    from sqlml.training.large.options import spill_options
     from sqlml.training.large.optimizers import state_tensors_per_param
+    from sqlml.training.large.options import spill_options
     from sqlml.training.large.spill import slots_needed
     from sqlml.training.large.strategy import shard_plan
 
