@@ -1,7 +1,9 @@
 """A small recursive-descent reader for sqlml statements.
 
-sqlml statements are pre-parsed here (DESIGN: subclassing sqlglot's parser breaks
-under the compiled ``sqlglotc``). Handlers read their statement word by word:
+sqlml statements are pre-parsed here rather than by a sqlglot dialect: a Python subclass
+of sqlglot's parser fails when the compiled ``sqlglotc`` is installed ("interpreted
+classes cannot inherit from compiled"; see ARCHITECTURE.md). Handlers read their
+statement word by word:
 
     p = StatementParser(text)
     p.expect("CREATE"); replace = p.accept("OR", "REPLACE"); p.expect("MODEL")

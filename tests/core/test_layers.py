@@ -157,3 +157,12 @@ def test_the_check_sees_lazy_imports_and_handler_strings():
     named = imports_of("sqlml.wiring")
     assert {"sqlml.labeling.statements", "sqlml.training.large.grid", "sqlml.labeling.explain"} <= named
     assert "sqlml.query.batch" in imports_of("sqlml.query.router")  # imported inside a function
+
+
+def test_architecture_md_states_the_same_layers():
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    for layer, entries in LAYERS:
+        assert f"| {layer} |" in text, f"ARCHITECTURE.md lacks the layer {layer!r}"
+        for entry in entries:
+            shown = "sqlml/__init__" if entry == "sqlml" else entry.removeprefix("sqlml.").replace(".", "/")
+            assert f"`{shown}" in text, f"ARCHITECTURE.md does not place {entry} in a layer"
