@@ -12,7 +12,8 @@ sqlml.query.router), and text naming no registered model function is not even pa
     compute_once         a call written twice is computed once (when distinct_inputs is off)
 
 A rule can be switched off per connection (``ml_optimizer_rule('distinct_inputs',
-false)``) or per call (``rewrite(sql, disabled={...})``).
+false)``) or per call (``rewrite(sql, disabled={...})``). The work rules plan (cache
+fills, bulk streams, results shared by several statements) runs in ``sqlml.optimizer.runtime``.
 """
 
 from __future__ import annotations

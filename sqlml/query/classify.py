@@ -1,6 +1,6 @@
 """What a statement is: an sqlml statement (which key of ``STATEMENTS``), a query that
 returns rows, or plain SQL that DuckDB takes untouched. Cheap tests on text and tokens,
-shared by the router and the optimizer's multi-query planning.
+shared by the router and by statements that run together (``sqlml.query.batch``).
 """
 
 from __future__ import annotations
