@@ -41,9 +41,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlml.incremental import states, video  # noqa: E402
+from sqlml.incremental import boxes, states, video  # noqa: E402
 from sqlml.incremental.cost import CostModel  # noqa: E402
-from sqlml.incremental import boxes  # noqa: E402
 from sqlml.incremental.engine import VideoEngine  # noqa: E402
 from sqlml.incremental.graph import compile_model  # noqa: E402
 from sqlml.incremental.inference import Preprocess  # noqa: E402
@@ -242,7 +241,7 @@ def video_case(name, kind, model, frames, preprocess, device, settings, reps) ->
     runs: dict[str, list[tuple[float, float]]] = {}  # per setting: (full, setting) seconds of each repetition
     outputs = {}
     run_full(model, tensors[:3], device)  # warm-up: one-off allocations and kernel set-up
-    for options in settings.values():
+    for _options in settings.values():
         run_engine(program, tensors[:3], device, threshold=0.0)
     for _ in range(reps):
         for label, options in settings.items():
@@ -472,7 +471,8 @@ def main() -> None:
     data = Path(args.data)
     started = time.perf_counter()
     result = {"device": str(device), "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall", "frames_per_clip": args.frames, "size": args.size, "pnet_size": args.pnet_size, "reps": args.reps}  # fmt: skip
+              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall",
+              "frames_per_clip": args.frames, "size": args.size, "pnet_size": args.pnet_size, "reps": args.reps}  # fmt: skip
 
     if not args.only_video:
         log("exact mode, max |incremental - full| per layer type:")

@@ -34,7 +34,6 @@ sys.path.insert(0, str(HERE))
 from procstats import cpu_s, peak_mb, rss_mb  # noqa: E402
 from worker_protocol import serve_protocol  # noqa: E402
 
-
 # -- the sqlml worker (a subprocess, so its memory is its own) ----------------------------
 
 
@@ -61,7 +60,7 @@ def sqlml_worker(job: dict) -> None:
         con.sql("SELECT * FROM ml_statistics('train', store := false)").fetchall()
         c1, t1 = cpu_s(), time.perf_counter()
         con.sql(f"CREATE OR REPLACE DATA SCHEMA s FROM train WITH (label := '{label}')")
-        c2, t2 = cpu_s(), time.perf_counter()
+        _c2, t2 = cpu_s(), time.perf_counter()
         found = api.validate(con, "serve", "s", baseline="train")
         c3, t3 = cpu_s(), time.perf_counter()
         return {"statistics_s": t1 - t0, "create_schema_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t1,

@@ -34,8 +34,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
 from procstats import peak_mb  # noqa: E402
+from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
 
 SNORKEL_PY = HERE / ".venv-snorkel" / "bin" / "python"
 WORDS = ("the a this video is my song love best i you check out subscribe channel free please http www com lol "
@@ -110,7 +110,7 @@ def bench_apply(tmp: Path, n: int) -> dict:
 
 
 def _storage(table: str) -> str:
-    from sqlml.labeling.registry import storage_id
+    from sqlml.labeling.store import storage_id
 
     return storage_id(table)
 

@@ -67,7 +67,7 @@ def walker_detector(frames_rgb, height: int, width: int, visible: set[int]):
     """
     import torch
 
-    from sqlml.training.architectures import cnn
+    from sqlml.models.architectures import cnn
 
     torch.manual_seed(6)
     model = cnn((3, height, width), 2, {"channels": [32, 64], "kernel_size": 3}).eval()

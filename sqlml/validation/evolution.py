@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sqlml.errors import InvalidOptionError, ObjectExistsError, UnknownObjectError
-from sqlml.validation import checks as custom
-from sqlml.validation import inference, scan, sources, store
-from sqlml.validation import schema as schemas
+from sqlml.validation import checks as custom, inference, scan, schema as schemas, sources, store
 from sqlml.validation.schema import DataSchema
 from sqlml.validation.significance import wilson_bounds
 from sqlml.validation.statistics import DatasetStats

@@ -15,9 +15,8 @@ a parenthesised query. Each statement is one transaction; every change is a new 
 from __future__ import annotations
 
 from sqlml.errors import InvalidOptionError
-from sqlml.validation import checks as custom
-from sqlml.validation import evolution, sources
-from sqlml.validation import schema as schemas
+from sqlml.validation import checks as custom, evolution, schema as schemas, sources
+
 
 def create_data_schema(ctx):
     p = ctx.parser()

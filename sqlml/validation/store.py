@@ -14,7 +14,6 @@ from sqlml.validation.rows import insert_rows
 from sqlml.validation.sketch import Sketch
 from sqlml.validation.statistics import (
     HISTOGRAM_BUCKETS,
-    QUANTILE_POINTS,
     ColumnStats,
     DatasetStats,
     merge_datasets,

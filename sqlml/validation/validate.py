@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.errors import InvalidOptionError
-from sqlml.validation import kinds, scan, sources, store
-from sqlml.validation import schema as schemas
+from sqlml.validation import kinds, scan, schema as schemas, sources, store
 from sqlml.validation.anomalies import DETECTORS, Anomaly, Measurement, make
 from sqlml.validation.schema import ColumnSchema, DataSchema
 from sqlml.validation.sources import Column, Source

@@ -75,7 +75,10 @@ def test_threads(flights_like):
 
 def test_shuffle_false_feeds_query_order(flights_like):
     rec = Recorder()
-    flights_like.sql(f"CREATE MODEL m WITH (architecture := 'recorder', shuffle := false, normalize := false, epochs := 1, batch_size := 4) AS SELECT id, label FROM train ORDER BY id")
+    flights_like.sql(
+        "CREATE MODEL m WITH (architecture := 'recorder', shuffle := false, normalize := false, epochs := 1, batch_size := 4) "
+        "AS SELECT id, label FROM train ORDER BY id"
+    )
     assert rec.first_x[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
@@ -128,7 +131,7 @@ def test_device(flights_like):
 
 def test_features_label_and_classes(flights_like):
     con = flights_like
-    con.sql(f"CREATE MODEL m WITH (features := ['a', 'b'], classes := ['on_time', 'late'], epochs := 1) AS SELECT * FROM train")
+    con.sql("CREATE MODEL m WITH (features := ['a', 'b'], classes := ['on_time', 'late'], epochs := 1) AS SELECT * FROM train")
     (names, classes) = con.sql("SELECT features, classes FROM ml_models()").fetchall()[0]
     assert names == ["a", "b"] and classes == ["on_time", "late"]
     (p,) = con.sql("SELECT ml_predict_proba('m', a, b) FROM train LIMIT 1").fetchall()[0]

@@ -25,8 +25,8 @@ from sqlml.validation import kinds
 from sqlml.validation.anomalies.model import Measurement
 from sqlml.validation.scan import Extra, finite_value
 from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
-from sqlml.validation.sketch import bucket_bounds, cut_conditions
 from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
+from sqlml.validation.sketch import bucket_bounds, cut_conditions
 
 DRIFT_BINS = 10
 
