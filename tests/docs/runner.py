@@ -161,9 +161,9 @@ def main(argv: list[str]) -> int:
     import time
     from pathlib import Path
 
-    from .pages import all_pages, parse, relative
-
     import torch
+
+    from .pages import all_pages, parse, relative
 
     torch.set_num_threads(1)  # as the tests run (tests/torch_threads.py)
     include_slow = "--slow" in argv
