@@ -7,7 +7,7 @@ from tests.torch_threads import _one_torch_thread  # noqa: F401 - autouse fixtur
 def clean_registries():
     """Pages register architectures and model functions; give them back as they were."""
     from sqlml.optimizer.model_functions import MODEL_FUNCTIONS
-    from sqlml.training.architectures import ARCHITECTURES
+    from sqlml.models.architectures import ARCHITECTURES
 
     saved = [(registry, dict(registry)) for registry in (ARCHITECTURES, MODEL_FUNCTIONS)]
     yield
