@@ -175,11 +175,21 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
         SELECT column_name, min(bucket) FILTER (WHERE upto > 0.5 * (total - 1)) AS bucket FROM running GROUP BY 1
     ),
     medians AS (  -- the bucket's representative value (0.5% relative error), clipped to [min, max]
-        SELECT m.column_name,
+        SELECT m.column_name, f.kind,
                CASE WHEN m.bucket = 0 THEN 0.0
                     ELSE least(greatest(sign(m.bucket) * 2 * pow(1.005 / 0.995, abs(m.bucket) - 3000) / (1.005 / 0.995 + 1), f.min), f.max)
-               END AS value
+               END AS value,
+               -- the integers the bucket can hold (bounds widened by 1e-9, clipped to [min, max])
+               ceil(greatest(f.min, CASE WHEN m.bucket > 0 THEN pow(1.005 / 0.995, m.bucket - 3001) * (1 - 1e-9)
+                                         WHEN m.bucket < 0 THEN -pow(1.005 / 0.995, -m.bucket - 3000) * (1 + 1e-9) ELSE 0 END)) AS first_int,
+               floor(least(f.max, CASE WHEN m.bucket > 0 THEN pow(1.005 / 0.995, m.bucket - 3000) * (1 + 1e-9)
+                                       WHEN m.bucket < 0 THEN -pow(1.005 / 0.995, -m.bucket - 3001) * (1 - 1e-9) ELSE 0 END)) AS last_int
         FROM median_buckets AS m JOIN first_pass AS f USING (column_name)
+    ),
+    integer_medians AS (  -- as sketch.integer_in_bucket: an integer only where it keeps the 0.5% bound
+        SELECT column_name, value, first_int, last_int,
+               least(greatest(round(value), first_int), last_int) AS nearest
+        FROM medians WHERE kind = 'integer'
     ),
     merged_values AS (
         SELECT column_name, value, sum(count) AS count
@@ -197,7 +207,10 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
            coalesce(f.exact_values AND v.distinct_values IS NOT NULL, false) AS distinct_exact,
            f.min, f.max, f.mean,
            sqrt(m.m2 / nullif(f.finite - 1, 0)) AS std,
-           CASE WHEN f.kind = 'integer' AND abs(round(md.value) - md.value) <= 0.006 * abs(md.value) THEN round(md.value)
+           CASE WHEN im.first_int > im.last_int OR im.first_int IS NULL THEN md.value
+                WHEN im.first_int = im.last_int THEN im.first_int
+                WHEN greatest(abs(im.nearest - im.first_int) / abs(im.first_int), abs(im.last_int - im.nearest) / abs(im.last_int)) <= 0.005
+                     THEN im.nearest
                 ELSE md.value END AS median,
            f.zeros, f.nan, f.inf, f.min_value, f.max_value, v.top_values,
            CASE WHEN f.kind IN ('string', 'list') THEN f.sum_length / nullif(f.count, 0) END AS avg_length
@@ -205,5 +218,6 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
     CROSS JOIN rows_total AS r
     LEFT JOIN moments AS m USING (column_name)
     LEFT JOIN medians AS md USING (column_name)
+    LEFT JOIN integer_medians AS im USING (column_name)
     LEFT JOIN value_summary AS v USING (column_name)
     ORDER BY f.position;
