@@ -54,6 +54,8 @@ class ColumnStats:
     values: dict[str, int] = field(default_factory=dict)
     values_exact: bool = False
     values_floor: int = 0  # no unlisted value occurs more than this
+    #: drift bins fixed by a schema's reference (cut keys, counts); None: from the sketch
+    bins: tuple[list[int], list[int]] | None = None
 
     @property
     def kind(self) -> str:

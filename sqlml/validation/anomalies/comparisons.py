@@ -15,6 +15,10 @@ trivial moves:
   moved by more than ``drift_linf``.
 * missing-rate shift: two-proportion z test, and at least one percentage point.
 * mean shift: z test with the baseline's standard deviation, and at least 0.1 of it.
+
+With no baseline given, the baseline is the schema's reference (drift by default). Then
+a column that already has an error (values out of range, a new category, too many
+NULLs) is not compared too: the error says what happened, the drift would only repeat it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ import math
 
 from sqlml.validation import kinds
 from sqlml.validation.anomalies.model import Measurement
+from sqlml.validation.reference import drift_bins
 from sqlml.validation.scan import Extra, finite_value
 from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
 from sqlml.validation.sketch import bucket_bounds, cut_conditions
 from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
-
-DRIFT_BINS = 10
 
 
 def plan(run) -> list:
@@ -41,7 +44,7 @@ def plan(run) -> list:
         if actual.kind not in kinds.NUMERIC or expected.drift_jsd is None or base is None or base.kind not in kinds.NUMERIC:
             continue
         value = finite_value(run.source, actual.name)
-        for i, (op, threshold) in enumerate(cut_conditions(base.sketch.cut_points(DRIFT_BINS))):
+        for i, (op, threshold) in enumerate(cut_conditions(drift_bins(base)[0])):
             extras.append(Extra(("drift_bin", actual.name, i), f"count_if({value} {op} ?)", [threshold]))
     return extras
 
@@ -50,11 +53,14 @@ def detect(run) -> list:
     if run.baseline is None:
         return []
     found = []
+    explained = {a.column_name for a in run.found if a.is_error}
     for expected, actual in run.checked():
         base = run.baseline.columns.get(actual.name)
         cur = run.stats.columns[actual.name]
         if base is None or base.kind != cur.kind and not {base.kind, cur.kind} <= kinds.NUMERIC:
             continue
+        if run.by_default and (actual.name in explained or not base.count):
+            continue  # drift by default adds to the constraints: columns they flagged (or never saw) are not compared
         found += _missing_shift(run, base, cur)
         if cur.kind in kinds.NUMERIC and expected.drift_jsd is not None:
             found += _numeric(run, expected, base, cur)
@@ -69,11 +75,10 @@ def _record(run, column, metric, value, threshold, base_rows, rows, flagged, det
 
 
 def _numeric(run, expected, base, cur) -> list:
-    cuts = base.sketch.cut_points(DRIFT_BINS)
+    cuts, p = drift_bins(base)
     if not cuts or not cur.finite:
         return []  # a constant baseline (a partition column) has no distribution to drift from
-    p = base.sketch.binned(cuts)
-    q = _batch_bins(run, cur, len(cuts))
+    q = _batch_bins(run, cur, cuts)
     n_b, n_c = sum(p), sum(q)
     jsd = jensen_shannon(p, q)
     threshold = max(expected.drift_jsd, jsd_threshold(len(p), n_c, n_b, run.alpha))
@@ -93,13 +98,13 @@ def _numeric(run, expected, base, cur) -> list:
     )]
 
 
-def _batch_bins(run, cur, cuts: int) -> list[int]:
+def _batch_bins(run, cur, cuts: list[int]) -> list[int]:
     """The batch's counts per drift bin: from the scan's cumulative counts, or its sketch."""
-    cumulative = [run.extras.get(("drift_bin", cur.name, i)) for i in range(cuts)]
+    cumulative = [run.extras.get(("drift_bin", cur.name, i)) for i in range(len(cuts))]
     if any(c is None for c in cumulative):
-        return cur.sketch.binned(run.baseline.columns[cur.name].sketch.cut_points(DRIFT_BINS))
+        return cur.sketch.binned(cuts)
     edges = [0, *cumulative, cur.finite]
-    return [max(0, edges[i + 1] - edges[i]) for i in range(cuts + 1)]
+    return [max(0, edges[i + 1] - edges[i]) for i in range(len(cuts) + 1)]
 
 
 def _categorical(run, expected, base, cur) -> list:
