@@ -51,7 +51,8 @@ MAX_DOMAIN_SIZE = 100
 #: A column may miss values up to this many times as often as in training (and at least the
 #: Wilson bound allows): missing rates vary between batches far beyond binomial noise.
 MISSING_SLACK = 2.0
-#: Domain values seen fewer times than this are its long tail: new values may take their share.
+#: Domain values seen fewer times than this (and than 0.1% of the rows) are its long tail:
+#: new values may take their share.
 RARE_VALUE_COUNT = 30
 MIN_KEY_ROWS = 20
 RANGE_MARGIN = 0.5  # bounds = [q0.001, q0.999] widened by this share of their spread
@@ -281,7 +282,7 @@ def _string_domain(column: ColumnSchema, col: ColumnStats, max_domain_size: int,
         return
     column.domain = sorted(col.values)
     singletons = sum(1 for c in col.values.values() if c == 1)
-    rare = sum(c for c in col.values.values() if c < RARE_VALUE_COUNT)
+    rare = sum(c for c in col.values.values() if c < min(RARE_VALUE_COUNT, col.count / 1000))  # a tail needs many rows
     unseen = max((singletons + 1.0) / (col.count + 1.0), rare / col.count)
     column.min_domain_mass = 1.0 - unseen
     notes.append(f"domain of {distinct} values")

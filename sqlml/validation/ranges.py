@@ -147,10 +147,12 @@ def _calendar(col: ColumnStats, tokens: set[str]) -> Closure | None:
             continue
         if unit == "weekday":  # 0..6 (Sunday 0) or 1..7 (ISO); 7 and 0 both seen: 0..7
             low, high = (0, 6) if col.max <= 6 and col.min == 0 else (1, 7) if col.min >= 1 else (0, 7)
-        seen = f"{col.min:g}..{col.max:g}" if col.min != col.max else f"{col.min:g}"
-        distinct = f"{int(col.distinct)} distinct integers " if col.distinct and col.distinct_exact else "integers "
-        return Closure(float(low), float(high), f"named like a calendar unit ({unit}), and {distinct}{seen} in {col.finite:,} rows fit it",
-                       time_span=span)
+        if col.min == col.max:
+            seen = f"the value {col.min:g} in {col.finite:,} rows fits it"
+        else:
+            distinct = f"{int(col.distinct)} distinct integers" if col.distinct and col.distinct_exact else "integers"
+            seen = f"{distinct} {col.min:g}..{col.max:g} in {col.finite:,} rows fit it"
+        return Closure(float(low), float(high), f"named like a calendar unit ({unit}), and {seen}", time_span=span)
     return None
 
 
