@@ -189,8 +189,12 @@ def _missing_shift(run, base, cur, floors) -> list:
     )]
 
 
+#: A mean of fewer values is too much at the mercy of one of them for a z test.
+MIN_MEAN_VALUES = 30
+
+
 def _mean_shift(run, base, cur, floors) -> list:
-    if base.finite < 2 or cur.finite < 1 or not base.std:
+    if base.finite < 2 or cur.finite < MIN_MEAN_VALUES or not base.std:
         return []
     delta = cur.mean - base.mean
     se = base.std * math.sqrt(1 / cur.finite + 1 / base.finite)
