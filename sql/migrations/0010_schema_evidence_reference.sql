@@ -28,5 +28,9 @@ CREATE TABLE IF NOT EXISTS sqlml.data_schema_reference (
     "values"     VARCHAR[],              -- strings and booleans: the most frequent values ...
     value_counts BIGINT[],               -- ... and their counts
     values_exact BOOLEAN NOT NULL,       -- every value is listed
-    values_floor BIGINT NOT NULL         -- else: no unlisted value occurs more often than this
+    values_floor BIGINT NOT NULL,        -- else: no unlisted value occurs more often than this
+    clip_low     DOUBLE,                 -- numeric: the 0.1%-99.9% quantiles widened by half their spread ...
+    clip_high    DOUBLE,
+    clipped_mean DOUBLE,                 -- ... and the mean and variance of the values clipped to them
+    clipped_var  DOUBLE
 );

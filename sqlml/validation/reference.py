@@ -6,7 +6,9 @@ what the comparisons read and no more (about 30 numbers for a numeric column, at
 ``REFERENCE_VALUES`` values for a categorical one, against the thousands of sketch buckets
 of full statistics):
 
-* counts: rows, non-NULL values, finite values; mean and M2 (the variance);
+* counts: rows, non-NULL values, finite values; mean and M2 (the variance); a clip range
+  (the 0.1%-99.9% quantiles widened by half their spread) with the mean and variance of
+  the values clipped to it, for mean shifts;
 * numeric columns: the drift bins, i.e. the sketch grid keys cutting the training values
   into ``DRIFT_BINS`` near-equal-mass bins, with the count per bin. A batch is counted into
   the same bins exactly (comparisons equivalent to the grid keys), so nothing is
@@ -35,6 +37,7 @@ _TYPES = {
     "schema_name": "VARCHAR", "version": "INTEGER", "column_name": "VARCHAR", "data_type": "VARCHAR", "rows": "BIGINT",
     "count": "BIGINT", "finite": "BIGINT", "mean": "DOUBLE", "m2": "DOUBLE", "cuts": "INTEGER[]", "bin_counts": "BIGINT[]",
     "values": "VARCHAR[]", "value_counts": "BIGINT[]", "values_exact": "BOOLEAN", "values_floor": "BIGINT",
+    "clip_low": "DOUBLE", "clip_high": "DOUBLE", "clipped_mean": "DOUBLE", "clipped_var": "DOUBLE",
 }
 
 
@@ -44,6 +47,27 @@ def drift_bins(col: ColumnStats) -> tuple[list[int], list[int]]:
         return col.bins
     cuts = col.sketch.cut_points(DRIFT_BINS)
     return cuts, col.sketch.binned(cuts)
+
+
+#: Mean shifts are measured on values clipped to the baseline's 0.1%-99.9% quantiles widened by
+#: half their spread (the tolerant range inference gives a column), so one extreme value (a
+#: 960-minute delay in a 100-row batch) cannot move the mean alone, while a shifted batch is
+#: still inside the clip (clipping at the quantiles themselves hides a shift past them).
+CLIP_POINTS = (0.001, 0.999)
+CLIP_MARGIN = 0.5
+
+
+def clipped_summary(col: ColumnStats) -> tuple[float, float, float, float] | None:
+    """(low, high, mean, variance) of a numeric column's values clipped to [low, high]: a
+    reference's own, else from the sketch; None without values."""
+    if col.clipped is not None:
+        return col.clipped
+    if not col.sketch.counts:
+        return None
+    q_low, q_high = col.quantiles(CLIP_POINTS)
+    spread = q_high - q_low
+    low, high = q_low - CLIP_MARGIN * spread, q_high + CLIP_MARGIN * spread
+    return (low, high, *col.sketch.clipped_moments(low, high))
 
 
 def build(stats: DatasetStats) -> DatasetStats:
@@ -59,6 +83,7 @@ def _column(col: ColumnStats) -> ColumnStats:
     )
     if col.kind in kinds.NUMERIC and col.sketch.counts:
         ref.bins = drift_bins(col)
+        ref.clipped = clipped_summary(col)
     if col.kind in (kinds.STRING, kinds.BOOLEAN):
         ref.values, ref.values_exact, ref.values_floor = _top(col.values, col.values_exact, col.values_floor)
     return ref
@@ -79,6 +104,7 @@ def save(duck, schema_name: str, version: int, reference: DatasetStats) -> None:
         rows.append((
             schema_name, version, col.name, col.data_type, col.rows, col.count, col.finite, col.mean, col.m2, cuts, counts,
             [v for v, _ in ordered], [c for _, c in ordered], col.values_exact, col.values_floor,
+            *(col.clipped or (None, None, None, None)),
         ))
     insert_rows(duck, "sqlml.data_schema_reference", _TYPES, rows)
 
@@ -104,6 +130,8 @@ def load(duck, schema_name: str, version: int) -> DatasetStats | None:
         )
         if r["cuts"] is not None:
             col.bins = (list(r["cuts"]), list(r["bin_counts"]))
+        if r["clipped_mean"] is not None:
+            col.clipped = (r["clip_low"], r["clip_high"], r["clipped_mean"], r["clipped_var"])
         columns[col.name] = col
     return DatasetStats(row_count=max(c.rows for c in columns.values()), columns=columns, source="(schema reference)")
 

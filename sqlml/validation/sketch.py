@@ -141,6 +141,17 @@ class Sketch:
             )
         return self._arrays
 
+    def clipped_moments(self, low: float, high: float) -> tuple[float, float]:
+        """Mean and (population) variance of the values clipped to [low, high], each value
+        read as its bucket's representative (within ACCURACY)."""
+        import numpy as np
+
+        counts, _, _ = self.arrays()
+        values = np.clip(np.array([representative(k) for k in self.keys()], dtype=float), low, high)
+        total = counts.sum()
+        mean = float((counts * values).sum() / total)
+        return mean, float((counts * (values - mean) ** 2).sum() / total)
+
     def merge(self, other: Sketch) -> Sketch:
         merged = dict(self.counts)
         for k, v in other.counts.items():

@@ -56,6 +56,8 @@ class ColumnStats:
     values_floor: int = 0  # no unlisted value occurs more than this
     #: drift bins fixed by a schema's reference (cut keys, counts); None: from the sketch
     bins: tuple[list[int], list[int]] | None = None
+    #: a reference's (low, high, mean, variance) of the values clipped to [low, high]; None: from the sketch
+    clipped: tuple[float, float, float, float] | None = None
 
     @property
     def kind(self) -> str:
