@@ -16,15 +16,11 @@ JFK = "SELECT * REPLACE (CASE WHEN origin <> 'JFK' AND hash('j' || flight_id) % 
 
 
 @pytest.fixture(scope="module")
-def flights():
-    con = sqlml.connect()
-    suite.load(con)
-    con.sql("CREATE DATA SCHEMA f FROM train")
-    yield con
-    con.close()
+def flights(flights_half):
+    return flights_half  # schema 'flights' from a random half of the flights
 
 
-def found(con, source, schema="f", **named):
+def found(con, source, schema="flights", **named):
     args = "".join(f", {k} := $${v}$$" for k, v in named.items())
     return {(c, t) for c, t in con.sql(f"SELECT column_name, anomaly_type FROM ml_validate($${source}$$, '{schema}'{args})").fetchall()}
 
@@ -34,7 +30,7 @@ def test_a_delay_shift_and_a_doubled_jfk_share_are_caught_at_1k_rows_with_no_bas
     assert found(flights, batch) == set()
     assert {("dep_delay", "MEAN_SHIFT"), ("dep_delay", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")} == found(flights, DELAYED.format(batch))
     assert found(flights, JFK.format(batch)) == {("origin", "COMPARATOR_L_INFTY_HIGH")}
-    rel = flights.sql(f"SELECT description, family FROM ml_validate($${JFK.format(batch)}$$, 'f')").fetchall()
+    rel = flights.sql(f"SELECT description, family FROM ml_validate($${JFK.format(batch)}$$, 'flights')").fetchall()
     assert "'JFK' went from 33." in rel[0][0] and rel[0][1] == "drift"
 
 
@@ -45,18 +41,18 @@ def test_a_baseline_still_overrides_the_reference(flights):
 
 
 def test_serving_compares_with_the_reference_as_skew(flights):
-    rows = flights.sql(f"SELECT column_name, anomaly_type, family FROM ml_validate($${DELAYED.format(suite.sample(1000, 3))}$$, 'f', "
+    rows = flights.sql(f"SELECT column_name, anomaly_type, family FROM ml_validate($${DELAYED.format(suite.sample(1000, 3))}$$, 'flights', "
                        "environment := 'serving')").fetchall()
     assert ("dep_delay", "MEAN_SHIFT", "skew") in rows
 
 
 def test_the_reference_is_compact_and_readable(flights):
     rows = flights.sql("SELECT column_name, len(cuts), len(bin_counts), len(\"values\") FROM sqlml.data_schema_reference "
-                       "WHERE schema_name = 'f' AND version = 1").fetchall()
+                       "WHERE schema_name = 'flights' AND version = 1").fetchall()
     assert len(rows) == 20  # one per column
     assert all(bins is None or bins <= 11 for _, _, bins, _ in rows)
     assert all(values is None or values <= 200 for _, _, _, values in rows)
-    ref = {r[0]: r for r in flights.sql("SELECT column_name, rows, mean, std, bins, top_values FROM ml_schema_reference('f')").fetchall()}
+    ref = {r[0]: r for r in flights.sql("SELECT column_name, rows, mean, std, bins, top_values FROM ml_schema_reference('flights')").fetchall()}
     rows_total = flights.sql("SELECT count(*), avg(dep_delay), stddev_samp(dep_delay) FROM train").fetchall()[0]
     assert ref["dep_delay"][1] == rows_total[0] and ref["dep_delay"][2] == pytest.approx(rows_total[1])
     assert ref["dep_delay"][3] == pytest.approx(rows_total[2])
@@ -87,7 +83,7 @@ def test_a_schema_written_before_references_keeps_working(db_path):
     """A catalog at version 7 with a schema written then: migrated on open, validated, accepted."""
     with sqlml.connect() as new:
         suite.load(new)
-        new.sql("CREATE DATA SCHEMA f FROM train")
+        new.sql("CREATE DATA SCHEMA flights FROM train")
         old_columns = [r[0] for r in new.sql(
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'sqlml' AND table_name = 'data_schema_columns' "
             "AND column_name NOT IN ('valid_min', 'valid_max', 'evidence')").fetchall()]
@@ -109,12 +105,12 @@ def test_a_schema_written_before_references_keeps_working(db_path):
     raw.close()
     with sqlml.connect(db_path) as con:
         assert catalog.catalog_version(con.duckdb) == catalog.latest_version()
-        schema = api.load_schema(con, "f")
+        schema = api.load_schema(con, "flights")
         assert schema.reference is None and schema.columns["month"].valid_max is None and schema.columns["month"].evidence is None
         delayed = DELAYED.format(suite.sample(1000, 6))
         assert found(con, delayed) == set()  # no reference: nothing to compare with by default
         assert ("dep_delay", "MEAN_SHIFT") in found(con, delayed, baseline="train")
         assert ("month", "INT_TYPE_BIG_INT") in found(con, "SELECT * REPLACE (13 AS month) FROM other LIMIT 500")
-        con.sql(f"ALTER DATA SCHEMA f ACCEPT (SELECT * REPLACE (CASE WHEN flight_id % 100 = 0 THEN 'ZZ' ELSE carrier END AS carrier) FROM other)")
-        assert api.load_schema(con, "f").reference is not None
+        con.sql(f"ALTER DATA SCHEMA flights ACCEPT (SELECT * REPLACE (CASE WHEN flight_id % 100 = 0 THEN 'ZZ' ELSE carrier END AS carrier) FROM other)")
+        assert api.load_schema(con, "flights").reference is not None
         assert ("dep_delay", "MEAN_SHIFT") in found(con, delayed)

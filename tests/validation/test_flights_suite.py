@@ -4,17 +4,12 @@ and the months of each season against a schema from another month of it."""
 
 import pytest
 
-import sqlml
 from tests.validation import flights_suite as suite
 
 
 @pytest.fixture(scope="module")
-def flights():
-    con = sqlml.connect()
-    suite.load(con)
-    con.sql("CREATE DATA SCHEMA flights FROM train")
-    yield con
-    con.close()
+def flights(flights_half):
+    return flights_half
 
 
 def validate(con, query, schema="flights"):

@@ -179,7 +179,7 @@ def _count(stats, value: str, closest: float) -> float:
 
 def _missing_shift(run, base, cur, floors) -> list:
     """The share of NULLs moved: exact binomial tails where counts are small (a 100-row batch
-    expects 2.5 NULLs at 2.5%: the normal approximation would see 10 at 1.5e-4, not 1e-6)."""
+    expects 2.5 NULLs at 2.5%: 11 or more happen with probability 4e-5, which a z test calls significant at 1e-6)."""
     if not base.rows or not cur.rows:
         return []
     before, after = base.missing / base.rows, cur.missing / cur.rows
