@@ -85,13 +85,17 @@ MAX_GROWN_DOMAIN = 1000
 
 
 def _relax(new: DataSchema, run, anomaly) -> str | None:
-    """The change that absorbs ``anomaly``, in words (None: none can), made to ``new``."""
+    """The change that absorbs ``anomaly``, in words (None: none can), made to ``new``; each
+    constraint it changed now rests on the accepted data, and its evidence says so."""
+    name = anomaly.column_name
+    before = new.columns.get(name) if name else None
+    rules = {kind: inference.rule_text(before, kind) for kind in _EVIDENCE_KINDS} if before is not None else {}
     change = _relaxation(new, run, anomaly)
-    column = new.columns.get(anomaly.column_name) if anomaly.column_name else None
-    if change and column is not None and anomaly.family not in ("drift", "skew"):
-        for kind in _EVIDENCE_KINDS:  # what changed now rests on the accepted data, not on inference
-            if inference.rule_text(column, kind) != next((e["rule"] for e in column.evidence or () if e["kind"] == kind), None):
-                inference.add_evidence(column, kind, f"ACCEPT {run.source.label}", None)
+    after = new.columns.get(name) if name else None
+    if change and before is not None and after is not None:
+        for kind, rule in rules.items():
+            if inference.rule_text(after, kind) != rule:
+                inference.add_evidence(after, kind, f"ACCEPT {run.source.label}", None)
     return change
 
 
@@ -263,7 +267,7 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
         if ("min_value" in changed or "max_value" in changed) and "min_range_mass" not in changed and target.min_range_mass is None:
             changed["min_range_mass"] = 1.0
         updated = replace(target, **changed)
-        for kind in _EVIDENCE_KINDS:
+        for kind in _EVIDENCE_KINDS:  # what changed now rests on the user's word
             if inference.rule_text(updated, kind) != inference.rule_text(target, kind):
                 inference.add_evidence(updated, kind, "set by hand (ALTER DATA SCHEMA ... SET COLUMN)", None)
         new.columns[column] = updated

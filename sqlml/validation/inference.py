@@ -146,10 +146,10 @@ def infer_column(col: ColumnStats, *, max_domain_size: int = MAX_DOMAIN_SIZE, is
     elif col.count == 0:
         notes.append("always NULL in the source: no constraints")
     else:
-        low, _ = wilson_bounds(col.count, col.rows)
-        low = min(low, 1.0 - MISSING_SLACK * col.missing / col.rows)
-        column.min_fraction = max(round(low, 6), 0.0)
-        _presence_evidence(column, col)
+        wilson, _ = wilson_bounds(col.count, col.rows)
+        slack = 1.0 - MISSING_SLACK * col.missing / col.rows
+        column.min_fraction = max(round(min(wilson, slack), 6), 0.0)
+        _presence_evidence(column, col, by_slack=slack < wilson)
         constant = (col.distinct_exact and col.distinct == 1) or (kind in kinds.NUMERIC and col.min == col.max and col.finite > 0)
         key = is_key or _key_like(col)
         if kind in kinds.NUMERIC and not key:
@@ -229,15 +229,13 @@ def _g(x, missing: str) -> str:
     return missing if x is None else f"{x:g}"
 
 
-def _presence_evidence(column: ColumnSchema, col: ColumnStats) -> None:
+def _presence_evidence(column: ColumnSchema, col: ColumnStats, *, by_slack: bool) -> None:
     if not column.min_fraction:
         return
-    if not col.missing:
-        reason = f"never NULL in {col.rows:,} rows; the lower confidence bound (Wilson, z = {BOUND_Z:g})"
-    else:
-        reason = (f"NULL in {col.missing:,} of {col.rows:,} rows ({col.missing / col.rows:.2%}); up to {MISSING_SLACK:g} times that "
-                  f"tolerated (missing rates move between batches: monthly cancellations 0.8%-5% around 2.5%)")
-    add_evidence(column, "presence", reason, NormalDist().cdf(BOUND_Z))
+    seen = f"NULL in {col.missing:,} of {col.rows:,} rows ({col.missing / col.rows:.2%})" if col.missing else f"never NULL in {col.rows:,} rows"
+    how = (f"up to {MISSING_SLACK:g} times that tolerated (missing rates move between batches: monthly cancellations "
+           f"0.8%-5% around 2.5%)" if by_slack else f"the lower confidence bound (Wilson, z = {BOUND_Z:g})")
+    add_evidence(column, "presence", f"{seen}; {how}", NormalDist().cdf(BOUND_Z))
 
 
 def _strict_range(column: ColumnSchema, col: ColumnStats, notes: list[str]) -> None:
