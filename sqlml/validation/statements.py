@@ -120,8 +120,8 @@ def _source(p) -> str:
 
 def _schema_table(ctx, schema):
     return ctx.connection.wrap(ctx.duck.sql(
-        "SELECT column_name, data_type, min_fraction, len(domain) AS domain_size, min_value, max_value, is_unique, "
-        "environments, notes FROM ml_schema(?, schema_version := ?)",
+        "SELECT column_name, data_type, min_fraction, len(domain) AS domain_size, valid_min, valid_max, min_value, max_value, "
+        "is_unique, environments, notes FROM ml_schema(?, schema_version := ?)",
         params=[schema.name, schema.version],
     ))
 

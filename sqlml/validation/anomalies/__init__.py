@@ -19,5 +19,6 @@ from sqlml.validation.anomalies.model import (
     make as make,
 )
 
-#: Detector modules, in the order their anomalies are listed.
-DETECTORS = (structure, dataset, presence, values, comparisons, checks)
+#: Detector modules, in the order their anomalies are listed: errors first, then the drift
+#: comparisons, which skip columns an error already explains when drift is checked by default.
+DETECTORS = (structure, dataset, presence, values, checks, comparisons)
