@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 
 from sqlml.errors import (
+    ConflictError as ConflictError,
     DataError as DataError,
     InvalidOptionError as InvalidOptionError,
     LabelingError as LabelingError,

@@ -39,6 +39,8 @@ def explain_missing_storage(error: BaseException, session) -> LabelingError | No
         ).fetchall()
     for schema, name in relations:
         parts = [name] if schema == "main" else [schema, name]
+        if any("." in p for p in parts):
+            continue  # never labeled (canonical_table refuses dotted names)
         if storage_id(canonical_table(parts)) == storage:
             shown = _shown(parts)
             return LabelingError(

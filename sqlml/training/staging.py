@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sqlml.errors import DataError, suggest
-from sqlml.sqlutil import is_query_text, quote_ident
+from sqlml.sqlutil import is_query_text, quote_ident, select_query
 from sqlml.training.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
@@ -194,7 +194,7 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         select.append(f"CAST({quote_ident(target.weight)} AS FLOAT) AS weight")
     if target.soft_label:
         select.append(f"CAST({quote_ident(target.soft_label)} AS FLOAT[]) AS soft")
-    sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q"
+    sql = f"SELECT {', '.join(select)} FROM ({_strip(query, 'validation_query')}) AS q"
     if target.label:
         sql += f" WHERE {quote_ident(target.label)} IS NOT NULL"
     rows = _write_blocks(duck, sql, path, block_rows, None)
@@ -223,8 +223,9 @@ _NUMBER_IDS = frozenset(
 )
 
 
-def _strip(query: str) -> str:
-    return query.strip().rstrip(";").strip()
+def _strip(query: str, argument: str = "query") -> str:
+    """The query checked to be exactly one read-only statement, ready to wrap in ``(...)``."""
+    return select_query(query, argument=argument, where="CREATE MODEL")
 
 
 def _relation(duck, query: str, what: str):
@@ -233,7 +234,7 @@ def _relation(duck, query: str, what: str):
     if not is_query_text(query):
         raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
     try:
-        relation = duck.sql(_strip(query))
+        relation = duck.sql(_strip(query, "validation_query" if what.startswith("validation") else "query"))
     except duckdb.Error as error:
         raise DataError(f"the {what} failed: {error}") from None
     if relation is None:
@@ -264,7 +265,7 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
         raise DataError(f"the training query failed: {error}") from None
     rows = 0
     carry = None  # rows read but not yet written (fewer than a block)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+    with reader, pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
         try:
             for batch in reader:
                 if not batch.num_rows:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlml import catalog
 from sqlml.errors import InvalidOptionError, ObjectExistsError, UnknownObjectError
 from sqlml.validation import checks as custom
 from sqlml.validation import inference, scan, sources, store
@@ -25,8 +26,7 @@ def create(duck, name: str, source_text: str, options: dict | None = None, *, re
     """Infer and store a schema from ``source_text``; its statistics are stored too."""
     opts = inference.check_options(options or {})
     previous = schemas.current_version(duck, name) if schemas.exists(duck, name) else None
-    if previous is not None and not replace_existing:
-        raise ObjectExistsError(schemas.KIND, name)
+    catalog.require_new(duck, schemas.KIND, name, replace=replace_existing, exists=previous is not None)
     source = sources.resolve(duck, source_text)
     stats = training_statistics(duck, source)
     store.save(duck, stats, dataset=opts["dataset"] or sources.dataset_key(source_text), span=opts["span"])

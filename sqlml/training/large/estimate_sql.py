@@ -24,6 +24,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
     from torch import nn
 
     from sqlml.query.parser import StatementParser
+    from sqlml.sqlutil import relation_sql
     from sqlml.training.architectures import build
     from sqlml.training.feed import Feed
     from sqlml.training.job import OptimizerSpec
@@ -45,7 +46,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
         given["device_memory"] = 1 << 62  # no budget: one shard unless shards/boundaries say otherwise
     options = settle(given)
     opts = spill_options(options)
-    sample_query = f"SELECT * FROM ({query.strip().rstrip(';')}) LIMIT {SAMPLE_ROWS}"
+    sample_query = f"SELECT * FROM {relation_sql(query, argument='query', where='ml_memory_estimate')} LIMIT {SAMPLE_ROWS}"
     directory = scratch_directory(options)
     try:
         with session.cursor() as cur:

@@ -31,7 +31,8 @@ import uuid
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from sqlml.errors import InvalidOptionError, ObjectExistsError
+from sqlml import catalog
+from sqlml.errors import InvalidOptionError
 
 WHERE = "CREATE MODELS"
 
@@ -138,10 +139,8 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
             )
         settled.append(opts)
     duck = ctx.duck
-    if not replace:
-        for member in names:
-            if registry.latest_version(duck, member) is not None:
-                raise ObjectExistsError(registry.KIND, member)
+    for member in names:
+        catalog.require_new(duck, registry.KIND, member, replace=replace, exists=registry.latest_version(duck, member) is not None)
     # worker processes start (from the forkserver) while the query is staged and the jobs are made
     transport = _start_workers(own, settled)
     executor = None
