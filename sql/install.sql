@@ -191,8 +191,22 @@ CREATE OR REPLACE MACRO ml_schema_checks(data_schema, schema_version := NULL) AS
     ORDER BY k.check_name;
 
 -- What changed between two versions: one row per changed property (column NULL: the dataset).
+-- A schema or version that does not exist is an error (sqlml reports it as UnknownObjectError),
+-- never "every column removed".
 CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
-    WITH a AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v1),
+    WITH known AS (
+            SELECT list(version ORDER BY version) AS versions
+            FROM sqlml.data_schema_versions WHERE schema_name = data_schema
+         ),
+         missing AS (
+            SELECT CASE WHEN known.versions IS NULL THEN 'data schema ''' || data_schema || ''' does not exist'
+                        ELSE 'data schema ''' || data_schema || ''' has no version ' || coalesce(CAST(asked.v AS VARCHAR), 'NULL')
+                             || ' (its versions: ' || array_to_string(known.versions, ', ') || ')' END AS message
+            FROM known, (SELECT unnest([v1, v2]) AS v) AS asked
+            WHERE asked.v IS NULL OR NOT list_contains(coalesce(known.versions, []), asked.v)
+            LIMIT 1
+         ),
+         a AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v1),
          b AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v2),
          joined AS (
             SELECT coalesce(b.column_name, a.column_name) AS column_name,
@@ -253,7 +267,8 @@ CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
             WHERE ka.check_name IS NULL OR kb.check_name IS NULL OR ka.expression <> kb.expression OR ka.scope <> kb.scope
          )
     SELECT column_name, property, before, after
-    FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM check_changes)
+    FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM check_changes
+          UNION ALL SELECT NULL, -2, CAST(error(message) AS VARCHAR), NULL, NULL FROM missing)
     ORDER BY position, column_name, property;
 
 -- Stored statistics sets: which datasets and spans have statistics, and how big they were.

@@ -93,7 +93,7 @@ def check_name(kind: str, name: str) -> None:
     """Refuse names no object should have: empty, too long, or with control characters (NUL, newline)."""
     from sqlml.errors import InvalidOptionError
 
-    where = f"{kind} name"
+    where = f"CREATE {kind.upper()}"
     if not isinstance(name, str) or not name.strip():
         raise InvalidOptionError(where, "name", f"a {kind} needs a non-empty name, got {name!r}")
     if len(name) > MAX_NAME_LENGTH:

@@ -19,9 +19,12 @@ import duckdb
 
 _TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
 
-#: Areas that tell a DuckDB catalog error in their own terms: "module:function" called with
+#: Areas that tell a DuckDB catalog (or macro ``error()``) error in their own terms: "module:function" called with
 #: (error, session), returning an SqlmlError or None. Imported only when such an error occurs.
-ERROR_EXPLAINERS = ("sqlml.labeling.explain:explain_missing_storage",)
+ERROR_EXPLAINERS = (
+    "sqlml.labeling.explain:explain_missing_storage",
+    "sqlml.validation.explain:explain_missing_version",
+)
 
 
 class ErrorStash:
@@ -97,14 +100,14 @@ class Session:
     def reraise(self, error: BaseException):
         """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
         original = self.errors.original(error)
-        if original is None and isinstance(error, duckdb.CatalogException):
+        if original is None and isinstance(error, (duckdb.CatalogException, duckdb.InvalidInputException)):
             original = self._explain(error)
         if original is None:
             raise error
         original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
         raise original
 
-    def _explain(self, error: duckdb.CatalogException) -> BaseException | None:
+    def _explain(self, error: duckdb.Error) -> BaseException | None:
         import importlib
 
         for target in ERROR_EXPLAINERS:

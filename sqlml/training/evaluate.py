@@ -51,10 +51,14 @@ def evaluate_model(session, model: str, query: str, label: str | None = None) ->
             if not use.any():
                 continue
             rows = np.flatnonzero(use)
+            kind = "proba" if record.task == "classification" else "value"
+            predicted, finite = loaded.predictions(x[rows], np.ones(len(rows), dtype=bool), kind)
+            skipped += int((~finite).sum())  # the model's output overflowed for these rows
+            predicted, rows = predicted[finite], rows[finite]
             if record.task == "classification":
-                metrics.update_classification(loaded.predict_proba(x[rows]), y[rows].astype(np.int64))
+                metrics.update_classification(predicted, y[rows].astype(np.int64))
             else:
-                metrics.update_regression(loaded.predict_value(x[rows]), y[rows])
+                metrics.update_regression(predicted, y[rows])
     result = metrics.result()
     return {
         "model": record.name,

@@ -148,8 +148,11 @@ def save_model(duck, record: ModelRecord, state_dict: dict, *, replace: bool = F
     """
     import torch
 
+    from sqlml.training.finite import require_finite_weights
+
     if latest_version(duck, record.name) is not None and not replace:
         raise ObjectExistsError(KIND, record.name)
+    require_finite_weights(record.name, state_dict, imported=record.status == "imported")
     version = next_version(duck, record.name)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
@@ -230,10 +233,11 @@ class LoadedModel:
     ``predict`` and ``predict_value`` take that tensor (or Arrow data, encoded first).
     """
 
-    def __init__(self, record: ModelRecord, module, device):
+    def __init__(self, record: ModelRecord, module, device, nulls=None):
         self.record = record
         self.module = module
         self.device = device
+        self.nulls = nulls  # sqlml.serving.nulls.NullCounts, or None (not counted)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -275,6 +279,33 @@ class LoadedModel:
                 chunk = x[start : start + batch_rows].to(self.device)
                 outputs.append(self.module(chunk).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty((0, self.record.n_outputs))
+
+    def predictions(self, x, valid: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid rows) for ``kind`` 'proba', 'index' or 'value'; never NaN where valid.
+
+        A row is invalid (its prediction NULL) when its inputs were (``valid`` False) or
+        when the network's output for it is not finite; both are counted by reason.
+        """
+        import torch
+
+        from sqlml.serving.nulls import INVALID_INPUT, NON_FINITE_OUTPUT
+
+        self._require("regression" if kind == "value" else "classification", f"predictions of kind {kind!r}")
+        out = self.forward(x)
+        if kind == "proba":
+            values = torch.softmax(out, dim=1).numpy()
+        elif kind == "index":
+            values = out.argmax(dim=1).numpy()
+        else:
+            target = self.spec.target
+            values = out[:, 0].double().numpy() * target.std + target.mean
+        finite = np.isfinite(values if kind != "index" else out.numpy())
+        finite = finite.all(axis=1) if finite.ndim > 1 else finite
+        if self.nulls is not None:
+            name, version = self.record.name, self.record.version
+            self.nulls.add(name, version, INVALID_INPUT, int((~valid).sum()))
+            self.nulls.add(name, version, NON_FINITE_OUTPUT, int((valid & ~finite).sum()))
+        return values, valid & finite
 
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities ``[n, k]`` (classification models)."""
@@ -375,7 +406,9 @@ def load_model(session, name: str, version: int | None = None, *, device: str = 
             with session.cursor() as cur:
                 record = load_record(cur, name, version)
                 weights = load_weights(cur, name, version)
+            from sqlml.serving.nulls import counts_of
+
             target = resolve_device(device)
-            loaded = LoadedModel(record, build_module(record, weights, target), target)
+            loaded = LoadedModel(record, build_module(record, weights, target), target, nulls=counts_of(session))
             cache[key] = loaded
         return loaded

@@ -9,6 +9,7 @@ schema cannot absorb (custom checks) stay, and the reason says so.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from sqlml import catalog
@@ -215,6 +216,7 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
             if key not in DATASET_SETTINGS:
                 raise InvalidOptionError(where, key, allowed=DATASET_SETTINGS)
             setattr(new, key, _checked(where, key, value, DATASET_SETTINGS[key]))
+        _ordered(where, ("min_rows", new.min_rows), ("max_rows", new.max_rows))
     else:
         target = new.columns.get(column)
         if target is None:
@@ -230,9 +232,21 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
         if ("min_value" in changed or "max_value" in changed) and "min_range_mass" not in changed and target.min_range_mass is None:
             changed["min_range_mass"] = 1.0
         new.columns[column] = replace(target, **changed)
+        edited = new.columns[column]
+        _ordered(where, ("min", edited.min_value), ("max", edited.max_value))
+        _ordered(where, ("min_length", edited.min_length), ("max_length", edited.max_length))
     new.reason = "SET " + (f"COLUMN {column} " if column else "") + ", ".join(f"{k} := {v!r}" for k, v in options.items())
     schemas.save(duck, new)
     return new
+
+
+def _ordered(where: str, low: tuple, high: tuple) -> None:
+    """Refuse a lower bound above its upper bound (after the SET; NULL is no bound)."""
+    (low_name, low_value), (high_name, high_value) = low, high
+    if low_value is not None and high_value is not None and low_value > high_value:
+        raise InvalidOptionError(
+            where, low_name, f"{low_name} {low_value!r} is above {high_name} {high_value!r}; no value could pass both"
+        )
 
 
 def _checked(where: str, key: str, value, rule: str):
@@ -241,7 +255,7 @@ def _checked(where: str, key: str, value, rule: str):
             raise InvalidOptionError(where, key, "cannot be NULL")
         return None
     ok = {
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
         "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "fraction": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "probability": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 0.5,
@@ -258,7 +272,7 @@ def _checked(where: str, key: str, value, rule: str):
 
 
 _RULE_TEXT = {
-    "number": "a number",
+    "number": "a finite number",
     "count": "a non-negative integer",
     "fraction": "a number between 0 and 1",
     "probability": "a probability between 0 and 0.5",
