@@ -100,7 +100,7 @@ class Session:
     def reraise(self, error: BaseException):
         """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
         original = self.errors.original(error)
-        if original is None and isinstance(error, (duckdb.CatalogException, duckdb.InvalidInputException)):
+        if original is None and isinstance(error, (duckdb.CatalogException, duckdb.InvalidInputException, duckdb.BinderException)):
             original = self._explain(error)
         if original is None:
             raise error

@@ -12,6 +12,7 @@ activations at ``batch_size`` are reported with a peak and a verdict.
 
 from __future__ import annotations
 
+from sqlml.bounds import MAX_BYTES
 from sqlml.errors import InvalidOptionError, TrainingError
 
 SAMPLE_ROWS = 4096
@@ -43,7 +44,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
         raise InvalidOptionError("ml_memory_estimate", "strategy", "estimates are for strategy 'spill' (the default here)")
     budget_given = given.get("device_memory") is not None
     if not budget_given:
-        given["device_memory"] = 1 << 62  # no budget: one shard unless shards/boundaries say otherwise
+        given["device_memory"] = MAX_BYTES  # no budget: one shard unless shards/boundaries say otherwise
     options = settle(given)
     opts = spill_options(options)
     sample_query = f"SELECT * FROM {relation_sql(query, argument='query', where='ml_memory_estimate')} LIMIT {SAMPLE_ROWS}"
