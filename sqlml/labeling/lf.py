@@ -142,6 +142,7 @@ def create_sql_lf(duck, name: str, table_parts: list[str], expression: str, opti
     unknown = set(options) - set(LF_OPTIONS)
     if unknown:
         raise InvalidOptionError(f"CREATE LABELING FUNCTION {name}", sorted(unknown)[0], allowed=LF_OPTIONS)
+    catalog.check_name(registry.LF_KIND, name)
     table = registry.canonical_table(table_parts)
     check_expression(expression, name)
     source_columns(duck, table_parts)
