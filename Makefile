@@ -23,7 +23,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 test-all: $(VENV)/.installed
-	$(PY) -m pytest -q -m 'not gpu'
+	SQLML_FUZZ=all $(PY) -m pytest -q -m 'not gpu'
 
 install-sql: $(VENV)/.installed
 	$(PY) -c "from sqlml.resources import install_sql_text; open('sql/install.sql', 'w').write(install_sql_text())"

@@ -14,7 +14,7 @@ import pytest
 
 import sqlml
 from sqlml import catalog
-from sqlml.errors import ConflictError, ObjectExistsError
+from sqlml.errors import ObjectExistsError
 
 THREADS = 3
 
@@ -78,6 +78,8 @@ def test_one_winner_and_object_exists_errors(data, kind):
 
 def test_labeling_functions_on_one_table_never_share_an_id(data):
     """Different names on one table: serialized on the table's label set (a loser is told to run again)."""
+    from sqlml.errors import ConflictError
+
     con = data
     con.sql("CREATE LABELING FUNCTION first ON c WITH (classes := ['p', 'q']) AS CASE WHEN id > 1 THEN 'p' END")
     outcome = race(con, [f"CREATE LABELING FUNCTION lf_{i} ON c AS CASE WHEN id > {i} THEN 'q' END" for i in range(THREADS)])
@@ -87,6 +89,8 @@ def test_labeling_functions_on_one_table_never_share_an_id(data):
 
 
 def test_or_replace_races_leave_one_consistent_object(data):
+    from sqlml.errors import ConflictError
+
     con = data
     con.sql("CREATE DATA SCHEMA s FROM tr")
     outcome = race(con, [f"ALTER DATA SCHEMA s SET COLUMN x (max := {10 + i})" for i in range(THREADS)])

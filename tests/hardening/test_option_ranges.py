@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from sqlml.bounds import max_threads
 from sqlml.errors import InvalidOptionError
 from sqlml.training.options import settle
 
@@ -57,6 +56,8 @@ def test_create_model_options_out_of_range(data, options, option):
 
 
 def test_threads_bound_is_this_machines(data):
+    from sqlml.bounds import max_threads
+
     assert settle({"threads": max_threads()})["threads"] == max_threads()
     with pytest.raises(InvalidOptionError, match=f"from 1 to {max_threads():,}"):
         settle({"threads": max_threads() + 1})
