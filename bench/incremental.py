@@ -396,7 +396,7 @@ def states_case(program, x, reps: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    """The README tables for a results JSON."""
+    """The tables of docs/benchmarks/incremental.md for a results JSON."""
     lines = [
         "| clip | model | full fps | setting | fps | speedup (range) | top-1 agreement | max prob. error | frames full / inc. / reuse |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -450,7 +450,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer frames, smaller occlusion grids")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "incremental.json"))
-    parser.add_argument("--markdown", metavar="JSON", help="print the README tables of a results file and exit")
+    parser.add_argument("--markdown", metavar="JSON", help="print the docs/benchmarks/incremental.md tables of a results file and exit")
     parser.add_argument("--clips", default=",".join((*STATIC, "bikes")), help="comma-separated clips (default all)")
     parser.add_argument("--models", default="vgg,pnet", help="comma-separated models (default vgg,pnet)")
     parser.add_argument("--settings", help="semicolon-separated setting labels, e.g. 'exact;threshold 24' (default all)")

@@ -147,7 +147,7 @@ def _run(tour) -> None:
     tour.say(f"  model time: full {full_ms / 1e3:.2f}s, incremental {inc_ms / 1e3:.2f}s: x{full_ms / inc_ms:.2f}; "
              f"whole queries {timings['full']:.2f}s vs {timings['incremental']:.2f}s")  # fmt: skip
     tour.say(f"  top-1 agreement {top1:.0%}, largest probability difference {error:.1e}")
-    tour.say("  (on a shared machine; bench/incremental.py measures carefully, see the README's Benchmarks)")
+    tour.say("  (on a shared machine; bench/incremental.py measures carefully, see docs/benchmarks/incremental.md)")
     tour.facts["video_speedup"] = full_ms / inc_ms
     tour.facts["video_agreement"] = top1
 
