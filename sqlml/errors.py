@@ -86,12 +86,10 @@ class ConflictError(SqlmlError, RuntimeError):
     Nothing of the losing statement was saved; running it again sees the winner's change.
     """
 
-    def __init__(self, what: str = ""):
-        self.what = what
-        subject = what or "the same sqlml objects"
+    def __init__(self):
         super().__init__(
-            f"another connection changed {subject} at the same time, and its statement committed first; "
-            f"nothing of this statement was saved. Run it again."
+            "another connection changed the same sqlml objects at the same time, and its statement committed "
+            "first; nothing of this statement was saved. Run it again."
         )
 
 

@@ -19,8 +19,9 @@ import duckdb
 
 _TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
 
-#: Areas that tell a DuckDB catalog (or macro ``error()``) error in their own terms: "module:function" called with
-#: (error, session), returning an SqlmlError or None. Imported only when such an error occurs.
+#: Areas that tell a DuckDB error of their SQL macros (a missing table, a macro's ``error()``)
+#: in their own terms: "module:function" called with (error, session), returning an
+#: SqlmlError or None. Imported only when such an error occurs.
 ERROR_EXPLAINERS = (
     "sqlml.labeling.explain:explain_missing_storage",
     "sqlml.validation.explain:explain_missing_version",

@@ -41,6 +41,14 @@ def race(con, statements: list[str]) -> list[BaseException | None]:
     return outcome
 
 
+def winners(outcome) -> int:
+    """How many statements won a race that loses with ConflictError (run it again)."""
+    from sqlml.errors import ConflictError
+
+    assert all(o is None or isinstance(o, ConflictError) for o in outcome), outcome
+    return sum(o is None for o in outcome)
+
+
 @pytest.fixture
 def data(con):
     con.sql("CREATE TABLE tr AS SELECT range AS id, (range % 7)::DOUBLE AS x, CASE WHEN range % 2 = 0 THEN 'a' ELSE 'b' END AS label FROM range(200)")
@@ -78,25 +86,19 @@ def test_one_winner_and_object_exists_errors(data, kind):
 
 def test_labeling_functions_on_one_table_never_share_an_id(data):
     """Different names on one table: serialized on the table's label set (a loser is told to run again)."""
-    from sqlml.errors import ConflictError
-
     con = data
     con.sql("CREATE LABELING FUNCTION first ON c WITH (classes := ['p', 'q']) AS CASE WHEN id > 1 THEN 'p' END")
-    outcome = race(con, [f"CREATE LABELING FUNCTION lf_{i} ON c AS CASE WHEN id > {i} THEN 'q' END" for i in range(THREADS)])
-    assert all(o is None or isinstance(o, ConflictError) for o in outcome), outcome
+    won = winners(race(con, [f"CREATE LABELING FUNCTION lf_{i} ON c AS CASE WHEN id > {i} THEN 'q' END" for i in range(THREADS)]))
     ids = con.sql("SELECT lf_id FROM sqlml.labeling_functions WHERE table_name = 'c'").fetchall()
-    assert len(ids) == len(set(ids)) == 1 + sum(o is None for o in outcome)
+    assert len(ids) == len(set(ids)) == 1 + won
 
 
 def test_or_replace_races_leave_one_consistent_object(data):
-    from sqlml.errors import ConflictError
-
     con = data
     con.sql("CREATE DATA SCHEMA s FROM tr")
-    outcome = race(con, [f"ALTER DATA SCHEMA s SET COLUMN x (max := {10 + i})" for i in range(THREADS)])
-    assert all(o is None or isinstance(o, ConflictError) for o in outcome), outcome
+    won = winners(race(con, [f"ALTER DATA SCHEMA s SET COLUMN x (max := {10 + i})" for i in range(THREADS)]))
     versions = con.sql("SELECT version FROM sqlml.data_schema_versions WHERE schema_name = 's' ORDER BY 1").fetchall()
-    assert versions == [(v,) for v in range(1, 2 + sum(o is None for o in outcome))]
+    assert versions == [(v,) for v in range(1, 2 + won)]
 
 
 def test_catalog_refuses_a_duplicate_name_even_without_sqlml(db_path):
