@@ -142,3 +142,21 @@ def test_predictions_are_never_nan_and_null_reasons_are_counted(data, tmp_path):
         "SELECT count(*) FROM (SELECT ml_predict_proba('big', x * 1e10, -y * 1e10) AS p FROM d) WHERE list_has_any(p, ['nan'::FLOAT])"
     ).fetchall()
     assert nan_rows == [(0,)]
+
+
+def test_on_an_accelerator_losses_are_checked_in_groups_naming_the_first_bad_batch():
+    """The GPU path of the loss guard (no device sync per batch), run with CPU tensors."""
+    from sqlml.training.finite import CHECK_EVERY_ON_DEVICE, LossGuard
+
+    guard = LossGuard("m", batches_per_epoch=40, lr=0.5, device="cuda")
+    losses = [torch.tensor(1.0)] * 4 + [torch.tensor(float("inf"))] + [torch.tensor(float("nan"))] * 20
+    with pytest.raises(TrainingError, match=r"became inf at epoch 2, batch 5 of 40.*lr := 0.5; try 0.05") as info:
+        for batch, loss in enumerate(losses, 1):
+            guard.observe(loss, 2, batch)
+    assert batch == CHECK_EVERY_ON_DEVICE  # found at the first group check, not per batch
+    tail = LossGuard("m", device="cuda")
+    tail.observe(torch.tensor(2.0), 1, 1)
+    tail.observe(torch.tensor(float("nan")), 1, 2)
+    with pytest.raises(TrainingError, match="epoch 1, batch 2"):
+        tail.check()  # what the loops call at each epoch's end
+    assert "no model was saved" in str(info.value)
