@@ -44,3 +44,4 @@ STATEMENTS.update(
 READ_ONLY.add("EXPLAIN ML")
 
 ERROR_EXPLAINERS.append("sqlml.labeling.explain:explain_missing_storage")
+ERROR_EXPLAINERS.append("sqlml.validation.explain:explain_missing_version")

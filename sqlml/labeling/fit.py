@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sqlml import bounds
+from sqlml.bounds import number, whole
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
 from sqlml.labeling import store
 from sqlml.labeling.lf import source_columns
@@ -30,14 +32,41 @@ ROWS_PER_PASS = 250_000  # rows whose patterns one aggregate computes (memory, n
 PATTERNS, ENTRIES, OUT = "__sqlml_lm_patterns", "__sqlml_lm_entries", "__sqlml_lm_out"
 
 
+def _choice(*choices):
+    return lambda v: None if v in choices else "expected one of " + ", ".join(map(repr, choices))
+
+
+#: The range of every option with one (docs/limits.md), checked before anything runs.
+RANGES = {
+    "seed": whole(0, bounds.MAX_SEED),
+    "anchor": _choice(True, False),
+    "gold_weight": number(0, 1e6),
+    "weak_weight": number(0, 1e6),
+    "epochs": whole(1, bounds.MAX_EPOCHS),
+    "lr": number(0, bounds.MAX_LR, low_open=True),
+    "l2": number(0, 1e6),
+    "abstain": _choice("ignore", "model"),
+    "shrinkage": number(0, 1e12),
+    "max_iter": whole(1, bounds.MAX_EPOCHS),
+    "tol": number(0, 1),
+    "smoothing": number(0, 1e6),
+    "prior_accuracy": number(0, 1, low_open=True, high_open=True),
+    "min_overlap": number(0, 1e12),
+    "max_triplets": whole(1, 1_000_000),
+}
+
+
 def check_options(options: dict) -> str:
     method = str(options.get("method", DEFAULT_METHOD)).lower()
     if method not in METHODS:
         raise InvalidOptionError("CREATE LABEL MODEL", "method", f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     allowed = COMMON_OPTIONS + METHOD_OPTIONS[method]
-    for option in options:
+    where = f"CREATE LABEL MODEL (method {method})"
+    for option, value in options.items():
         if option not in allowed:
-            raise InvalidOptionError(f"CREATE LABEL MODEL (method {method})", option, allowed=allowed)
+            raise InvalidOptionError(where, option, allowed=allowed)
+        if option in RANGES:
+            bounds.require(where, option, value, RANGES[option])
     return method
 
 

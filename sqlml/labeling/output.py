@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from sqlml import catalog
-from sqlml.errors import DataError, ObjectExistsError
+from sqlml.errors import DataError
 from sqlml.labeling import store
 from sqlml.labeling.fit import OUT, PATTERNS
 from sqlml.sqlutil import fetch_value, quote_ident
@@ -28,8 +28,7 @@ PER_PATTERN = "__sqlml_lm_per_pattern"
 
 def check_name(duck, name: str, replace: bool) -> None:
     existing = catalog.get_object(duck, store.MODEL_KIND, name)
-    if existing is not None and not replace:
-        raise ObjectExistsError(store.MODEL_KIND, name)
+    catalog.require_new(duck, store.MODEL_KIND, name, replace=replace, exists=existing is not None)
     if existing is None and fetch_value(
         duck, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND lower(table_name) = lower(?)", [name]
     ):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlml import bounds
 from sqlml.errors import InvalidOptionError, TrainingError, UnknownObjectError
 
 if TYPE_CHECKING:
@@ -110,11 +111,8 @@ def build(name: str, input_shape: tuple[int, ...], n_outputs: int, options: dict
 
 def _hidden(options: dict[str, Any], key: str, default: list[int]) -> list[int]:
     value = options.get(key, default)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
-        raise InvalidOptionError("CREATE MODEL", key, f"expected a positive integer or a list of them, got {value!r}")
-    return value
+    bounds.require("CREATE MODEL", key, value, bounds.whole_list(1, bounds.MAX_LAYER_WIDTH, max_items=bounds.MAX_LAYERS, what="layer sizes"))
+    return [value] if isinstance(value, int) else value
 
 
 def _activation(name: str) -> nn.Module:
@@ -174,8 +172,8 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
             "Give input_shape := [C, H, W] for a FLOAT[n] column, or use a FLOAT[C][H][W] column."
         )
     kernel = options.get("kernel_size", 3)
-    if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
-        raise InvalidOptionError("CREATE MODEL", "kernel_size", f"expected an odd positive integer, got {kernel!r}")
+    if not isinstance(kernel, int) or isinstance(kernel, bool) or not 1 <= kernel <= 63 or kernel % 2 == 0:
+        raise InvalidOptionError("CREATE MODEL", "kernel_size", f"expected an odd whole number from 1 to 63, got {kernel!r}")
     channels_in, height, width = input_shape
     for c in _hidden(options, "channels", [16, 32]):
         layers.append(nn.Conv2d(channels_in, c, kernel, padding=kernel // 2))

@@ -171,7 +171,8 @@ def float_matrix(column: Any, feature: Feature, n: int) -> tuple[np.ndarray, np.
         values = _to_numpy(column).reshape(n, 1)
     else:
         values = _array_values(column, feature, n)
-    valid = ~np.isnan(values).any(axis=1) if values.size else np.ones(n, dtype=bool)
+    # NULL arrives as NaN; a value beyond float32's range became infinite: neither can be scored
+    valid = np.isfinite(values).all(axis=1) if values.size else np.ones(n, dtype=bool)
     return values, valid
 
 

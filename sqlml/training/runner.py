@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlml.errors import DataError, ObjectExistsError, TrainingError
+from sqlml import catalog
+from sqlml.errors import DataError, TrainingError
 from sqlml.models import registry
 from sqlml.models.architectures import build
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type
@@ -49,8 +50,7 @@ class Prepared:
 def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool = False) -> Prepared:
     """Check options and name, run the validation gate, stage the query. Caller cleans up."""
     options = settle(given)
-    if not replace and registry.latest_version(duck, name) is not None:
-        raise ObjectExistsError(registry.KIND, name)
+    catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
     if options["validate"]:
         from sqlml.training.gate import check_training_data
 
@@ -212,8 +212,7 @@ def import_weights(duck, name: str, given: dict[str, Any], *, replace: bool = Fa
     import torch
 
     options = settle(given, importing=True)
-    if not replace and registry.latest_version(duck, name) is not None:
-        raise ObjectExistsError(registry.KIND, name)
+    catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
     path = options["weights"]
     if not os.path.isfile(path):
         raise DataError(f"weights file {path!r} does not exist")

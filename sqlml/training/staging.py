@@ -24,11 +24,12 @@ import numpy as np
 
 from sqlml.errors import DataError, suggest
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
-from sqlml.sqlutil import is_query_text, quote_ident
+from sqlml.sqlutil import is_query_text, quote_ident, select_query
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
 BLOCK_BYTES = 8 << 20  # target size of one staged block
 MAX_CLASSES = 10_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # networks compute in float32: larger magnitudes become inf
 
 
 @dataclass
@@ -107,12 +108,22 @@ def scratch_directory(options: dict[str, Any]) -> str:
     run are removed here, before a new one is made.
     """
     base = options.get("scratch_dir") or tempfile.gettempdir()
-    os.makedirs(base, exist_ok=True)
-    for entry in os.listdir(base):
-        match = re.match(r"sqlml-train-(\d+)-", entry)
-        if match and not _alive(int(match.group(1))):
-            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+    try:
+        os.makedirs(base, exist_ok=True)
+        for entry in os.listdir(base):
+            match = re.match(r"sqlml-train-(\d+)-", entry)
+            if match and not _alive(int(match.group(1))):
+                shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+        return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+    except OSError as error:
+        from sqlml.errors import InvalidOptionError
+
+        option = "scratch_dir" if options.get("scratch_dir") else "scratch_dir (default: the system temp folder)"
+        raise InvalidOptionError(
+            "CREATE MODEL", option,
+            f"cannot create a folder for the staged training data in {base!r} ({error.strerror or error}); "
+            f"give scratch_dir := a writable folder",
+        ) from None
 
 
 def _alive(pid: int) -> bool:
@@ -194,7 +205,7 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         select.append(f"CAST({quote_ident(target.weight)} AS FLOAT) AS weight")
     if target.soft_label:
         select.append(f"CAST({quote_ident(target.soft_label)} AS FLOAT[]) AS soft")
-    sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q"
+    sql = f"SELECT {', '.join(select)} FROM ({_strip(query, 'validation_query')}) AS q"
     if target.label:
         sql += f" WHERE {quote_ident(target.label)} IS NOT NULL"
     rows = _write_blocks(duck, sql, path, block_rows, None)
@@ -223,8 +234,9 @@ _NUMBER_IDS = frozenset(
 )
 
 
-def _strip(query: str) -> str:
-    return query.strip().rstrip(";").strip()
+def _strip(query: str, argument: str = "query") -> str:
+    """The query checked to be exactly one read-only statement, ready to wrap in ``(...)``."""
+    return select_query(query, argument=argument, where="CREATE MODEL")
 
 
 def _relation(duck, query: str, what: str):
@@ -233,12 +245,19 @@ def _relation(duck, query: str, what: str):
     if not is_query_text(query):
         raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
     try:
-        relation = duck.sql(_strip(query))
+        relation = duck.sql(_strip(query, "validation_query" if what.startswith("validation") else "query"))
     except duckdb.Error as error:
         raise DataError(f"the {what} failed: {error}") from None
     if relation is None:
         raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
     return relation
+
+
+def _hint(error) -> str:
+    if "out of range for the destination type FLOAT" in str(error):
+        return (f" (numeric features are staged as FLOAT, at most ±{FLOAT32_MAX:.3g}: scale the feature in the query, "
+                f"or filter WHERE abs(x) < 1e38)")
+    return ""
 
 
 def _auto_block_rows(kinds: dict[str, tuple[str, list[int]]]) -> int:
@@ -261,10 +280,10 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
     try:
         reader = duck.sql(sql).to_arrow_reader(read_rows)
     except duckdb.Error as error:
-        raise DataError(f"the training query failed: {error}") from None
+        raise DataError(f"the training query failed: {error}{_hint(error)}") from None
     rows = 0
     carry = None  # rows read but not yet written (fewer than a block)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+    with reader, pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
         try:
             for batch in reader:
                 if not batch.num_rows:
@@ -282,7 +301,7 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
                 if start < batch.num_rows:
                     carry = batch.slice(start)
         except duckdb.Error as error:
-            raise DataError(f"the training query failed: {error}") from None
+            raise DataError(f"the training query failed: {error}{_hint(error)}") from None
         if carry is not None:
             writer.write_batch(carry)
     return rows
@@ -318,9 +337,9 @@ class _Stats:
                 continue
             if column.null_count:
                 raise _bad_values(name, column.null_count, "NULL")
-            nans = int(np.isnan(_leaf_values(column)).sum())
-            if nans:
-                raise _bad_values(name, nans, "NaN")
+            bad = int((~np.isfinite(_leaf_values(column))).sum())
+            if bad:
+                raise _bad_values(name, bad, "NaN or infinite")
         names = batch.schema.names
         if "label" in names:
             label = batch.column("label")
@@ -328,8 +347,17 @@ class _Stats:
                 self._count(self.labels, label, self.cols.label, limit=MAX_CLASSES)
             else:
                 v = label.drop_null().to_numpy(zero_copy_only=False)
-                if np.isnan(v).any():
-                    raise _bad_values(self.cols.label, int(np.isnan(v).sum()), "NaN")
+                bad = int((~np.isfinite(v)).sum())
+                if bad:
+                    raise _bad_values(self.cols.label, bad, "NaN or infinite", role="label")
+                huge = int((np.abs(v) > FLOAT32_MAX).sum())
+                if huge:
+                    raise DataError(
+                        f"label column {self.cols.label!r} has {huge} value(s) beyond ±{FLOAT32_MAX:.3g}, the float32 range "
+                        f"the network computes in. Scale the label in the training query (e.g. {self.cols.label} / 1e30) "
+                        f"or filter them (WHERE abs({self.cols.label}) < 1e38).",
+                        column=self.cols.label,
+                    )
                 self.label_sums[0] += float(v.sum())
                 self.label_sums[1] += float((v * v).sum())
                 self.label_sums[2] += len(v)
@@ -342,11 +370,23 @@ class _Stats:
                     column=self.cols.weight,
                 )
             w = weight.to_numpy(zero_copy_only=False)
-            if np.isnan(w).any() or (w < 0).any():
-                raise DataError(f"weight column {self.cols.weight!r} has negative or NaN values", column=self.cols.weight)
+            if not np.isfinite(w).all() or (w < 0).any():
+                bad = int((~np.isfinite(w) | (w < 0)).sum())
+                raise DataError(
+                    f"weight column {self.cols.weight!r} has {bad} negative, NaN or infinite value(s); keep the rows "
+                    f"with WHERE isfinite({self.cols.weight}) AND {self.cols.weight} >= 0",
+                    column=self.cols.weight,
+                )
             self.weight_sum += float(w.sum())
         if "soft" in names:
             soft = batch.column("soft")
+            bad = int((~np.isfinite(pc.list_flatten(soft).fill_null(0.0).to_numpy(zero_copy_only=False))).sum())
+            if bad:
+                raise DataError(
+                    f"soft label column {self.cols.soft_label!r} has {bad} NaN or infinite probabilit(ies); every "
+                    f"probability must be a finite number",
+                    column=self.cols.soft_label,
+                )
             lengths = pc.list_value_length(soft).drop_null().to_numpy(zero_copy_only=False)
             if len(lengths):
                 if self.soft_width is None:
@@ -385,9 +425,9 @@ class _Stats:
             raise _bad_values(self.numeric[j], int(nulls[j]), "NULL")
         values = child.to_numpy(zero_copy_only=False).reshape(-1, k)
         sums = values.sum(axis=0, dtype=np.float64)
-        if np.isnan(sums).any():  # a column's sum is NaN exactly when it holds a NaN (or +inf and -inf)
-            j = int(np.flatnonzero(np.isnan(sums))[0])
-            raise _bad_values(self.numeric[j], int(np.isnan(values[:, j]).sum()), "NaN")
+        if not np.isfinite(sums).all():  # float32 values sum to at most 1e38 * rows in float64: only NaN/inf break it
+            j = int(np.flatnonzero(~np.isfinite(sums))[0])
+            raise _bad_values(self.numeric[j], int((~np.isfinite(values[:, j])).sum()), "NaN or infinite")
         self.sums += sums
         self.squares += np.einsum("ij,ij->j", values, values, dtype=np.float64)
         self.count += len(values)
@@ -511,9 +551,10 @@ def _leaf_values(column) -> np.ndarray:
     return flat.to_numpy(zero_copy_only=False)
 
 
-def _bad_values(name: str, count: int, what: str) -> DataError:
-    return DataError(
-        f"feature column {name!r} has {count} {what} value(s) in the training data. Filter them "
-        f"(WHERE {name} IS NOT NULL) or fill them (coalesce({name}, 0)) in the training query.",
-        column=name,
-    )
+def _bad_values(name: str, count: int, what: str, role: str = "feature") -> DataError:
+    """A refusal of NULL or non-finite training values, with a filter that removes them."""
+    if what == "NULL":
+        hint = f"Filter them (WHERE {name} IS NOT NULL) or fill them (coalesce({name}, 0))"
+    else:  # NaN <> NaN and NaN IS NOT NULL: only isfinite removes both NaN and ±inf (and NULL)
+        hint = f"Filter them (WHERE isfinite({name})) or replace them (CASE WHEN isfinite({name}) THEN {name} ELSE 0 END)"
+    return DataError(f"{role} column {name!r} has {count} {what} value(s) in the training data. {hint} in the training query.", column=name)
