@@ -404,7 +404,6 @@ def _spill_slots(members: list[Member]):
     from sqlml.training.large.layers import sequential_layers, shard_layout
     from sqlml.training.large.optimizers import state_tensors_per_param
     from sqlml.training.large.options import spill_options
-    from sqlml.training.large.spill import slots_needed
     from sqlml.training.large.strategy import shard_plan
 
     spilled = [m for m in members if m.options["strategy"] == "spill"]
@@ -419,8 +418,8 @@ def _spill_slots(members: list[Member]):
         if opts["balance"] == "time":
             raise InvalidOptionError(WHERE, "balance", "grid members balance shards by 'bytes'")
         layers = sequential_layers(member.job.module)
-        capacity = opts["device_memory"] // slots_needed(opts["spill_prefetch"])
-        plan = shard_plan(layers, opts, count_key="shards", optimizer=member.job.optimizer, capacity=capacity)
+        plan = shard_plan(layers, opts, count_key="shards", optimizer=member.job.optimizer,
+                          batch_size=member.job.batch_size, device=member.job.device)
         for a, b in plan.ranges():
             layout = shard_layout(nn.Sequential(*layers[a:b]), state_tensors_per_param(member.job.optimizer))
             slot_bytes = max(slot_bytes, layout.total_bytes)

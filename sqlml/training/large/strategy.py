@@ -13,7 +13,7 @@ from sqlml.errors import InvalidOptionError, TrainingError
 from sqlml.training import loop
 from sqlml.training.large.layers import sequential_layers
 from sqlml.training.large.options import PIPELINE_OPTIONS, SPILL_OPTIONS, defaults, pipeline_options, spill_options
-from sqlml.training.large.partition import balance_plan, budget_plan, manual_plan
+from sqlml.training.large.partition import balance_plan, manual_plan, spill_plan
 
 
 def sample_batch(feed, rows: int = 64):
@@ -37,8 +37,8 @@ def rows_of(sample):
     return lambda n: sample[torch.arange(n) % sample.shape[0]]
 
 
-def shard_plan(layers, opts: dict, *, count_key: str, optimizer=None, sample=None, capacity: int | None = None):
-    """Manual boundaries, n balanced shards, or (spill) the fewest shards that fit ``capacity``."""
+def shard_plan(layers, opts: dict, *, count_key: str, optimizer=None, sample=None, batch_size: int = 256, device="cpu"):
+    """Manual boundaries, n balanced shards, or (spill) the cut that runs fastest within ``device_memory``."""
     from sqlml.training.large.optimizers import state_tensors_per_param
 
     if opts.get("boundaries") is not None:
@@ -46,7 +46,9 @@ def shard_plan(layers, opts: dict, *, count_key: str, optimizer=None, sample=Non
     count = opts.get(count_key)
     if count is not None:
         return balance_plan(layers, count, by=opts["balance"], sample=sample)
-    return budget_plan(layers, capacity, state_tensors_per_param=state_tensors_per_param(optimizer), optimizer=optimizer.name)
+    return spill_plan(layers, opts["device_memory"], state_tensors_per_param=state_tensors_per_param(optimizer),
+                      optimizer=optimizer.name, prefetch=opts["spill_prefetch"], recompute=opts["checkpoint_activations"],
+                      batch_size=batch_size, device=str(device))
 
 
 # -- spill -------------------------------------------------------------------------------
@@ -59,20 +61,12 @@ def spill_engine(module, optimizer, task: str, device, opts: dict, *, feed=None,
 
     from sqlml.training.large.engines import SpillEngine
     from sqlml.training.large.memory import estimate
-    from sqlml.training.large.spill import SpillTrainer, slots_needed
+    from sqlml.training.large.spill import SpillTrainer
 
     layers = sequential_layers(module, what=f"the model ({type(module).__name__})")
     sample = sample_batch(feed) if feed is not None else None
     budget = shared.budget if shared is not None else opts["device_memory"]
-    capacity = budget // slots_needed(opts["spill_prefetch"])
-    plan = shard_plan(layers, opts, count_key="shards", optimizer=optimizer, sample=sample, capacity=capacity)
-    report = None
-    if sample is not None:
-        shards = [nn.Sequential(*layers[a:b]) for a, b in plan.ranges()]
-        report = estimate(
-            shards, optimizer, batch_size=batch_size, make_input=rows_of(sample), device_memory=budget,
-            prefetch=opts["spill_prefetch"], checkpoint_activations=opts["checkpoint_activations"], names=plan.describe(),
-        )
+    plan = shard_plan(layers, opts, count_key="shards", optimizer=optimizer, sample=sample, batch_size=batch_size, device=device)
     trainer = SpillTrainer(
         module, plan, optimizer,
         device_memory=shared if shared is not None else budget,
@@ -82,6 +76,14 @@ def spill_engine(module, optimizer, task: str, device, opts: dict, *, feed=None,
         prefetch=opts["spill_prefetch"],
         checkpoint_activations=opts["checkpoint_activations"],
     )
+    report = None
+    if sample is not None:
+        shards = [nn.Sequential(*layers[a:b]) for a, b in plan.ranges()]
+        report = estimate(
+            shards, optimizer, batch_size=batch_size, make_input=rows_of(sample), device_memory=budget,
+            prefetch=opts["spill_prefetch"], checkpoint_activations=opts["checkpoint_activations"], names=plan.describe(),
+            kept=trainer.kept,
+        )
     return SpillEngine(trainer, task), plan, report
 
 
