@@ -145,7 +145,7 @@ class ModelPredictor:
         import pyarrow as pa
 
         record = self.loaded.record
-        columns = [pa.array([row.get(f.name) for row in rows]) for f in self.fields]
+        columns = [_column(f, [row.get(f.name) for row in rows]) for f in self.fields]
         x, valid = self.loaded.encode_valid(columns)
         if record.task == "classification":
             probabilities = self.loaded.predict_proba(x)
@@ -163,6 +163,17 @@ class ModelPredictor:
         values = self.loaded.predict_value(x)
         valid = valid & np.isfinite(values)
         return [{"value": float(v) if ok else None} for ok, v in zip(valid, values, strict=True)]
+
+
+def _column(field: InputField, values: list[Any]):
+    """One feature's values as Arrow, numbers as float64 (a JSON integer like 10**30 fits no int64)."""
+    import pyarrow as pa
+
+    if field.kind == "number":
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if field.kind == "array":
+        return pa.array([None if v is None else [float(x) for x in v] for v in values], pa.list_(pa.float64()))
+    return pa.array(values)
 
 
 def _example(field: InputField) -> Any:
