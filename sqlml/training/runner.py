@@ -40,6 +40,7 @@ class Prepared:
     query: str
     options: dict[str, Any]  # settled
     training: TrainingSet
+    lineage: dict[str, Any] | None = None  # what it is trained on (ml_lineage)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -51,10 +52,14 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
     options = settle(given)
     if not replace and registry.latest_version(duck, name) is not None:
         raise ObjectExistsError(registry.KIND, name)
+    validation = None
     if options["validate"]:
         from sqlml.training.gate import check_training_data
 
-        check_training_data(duck, options["validate"], query, model=name)
+        validation = check_training_data(duck, options["validate"], query, model=name)
+    from sqlml.training.lineage import lineage
+
+    recorded = lineage(duck, query, options, validation)
     directory = scratch_directory(options)
     try:
         training = stage(duck, query, options, directory=directory)
@@ -63,7 +68,7 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
 
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return Prepared(name, query, options, training)
+    return Prepared(name, query, options, training, recorded)
 
 
 def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob:
@@ -183,6 +188,7 @@ def model_record(prepared: Prepared, result: TrainResult, seconds: float) -> reg
         metrics=metrics,
         query=prepared.query,
         status="trained",
+        lineage=dict(prepared.lineage or {}),
     )
 
 
