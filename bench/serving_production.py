@@ -31,8 +31,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import sqlml  # noqa: E402
 from rounds import log, machine, paired, ratio  # noqa: E402
+
+import sqlml  # noqa: E402
 
 READER = """
 import json, sys, time
@@ -48,7 +49,8 @@ lag = (datetime.utcnow() - newest).total_seconds() if newest else None
 query = con.sql("SELECT ml_serving_log_query(?)", [model]).fetchall()[0][0]
 logged_inputs = con.sql(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
 checked = time.perf_counter()
-anomalies = con.sql(f"SELECT column_name, anomaly_type, severity FROM ml_validate(ml_serving_log_query('{model}'), '{schema}', environment := 'serving')").fetchall()
+skew = f"ml_validate(ml_serving_log_query('{model}'), '{schema}', environment := 'serving')"
+anomalies = con.sql(f"SELECT column_name, anomaly_type, severity FROM {skew}").fetchall()
 print(json.dumps({"opened_s": round(opened, 3), "logged_requests": rows, "newest_request_age_s": lag, "logged_inputs": logged_inputs,
                   "skew_check_s": round(time.perf_counter() - checked, 3), "anomalies": len(anomalies), "total_s": round(time.perf_counter() - started, 3)}))
 """
@@ -224,7 +226,8 @@ def bench_replicas(db: str, model: str, features: str, quick: bool) -> dict:
         per_round = sorted(t / o for t, o in zip(throughput["two replicas"], throughput["one replica"], strict=True))
         result.update({
             "throughput_rps": {k: [round(x, 1) for x in v] for k, v in throughput.items()},
-            "two / one replica throughput, per round (min, median, max)": [round(per_round[0], 3), round(statistics.median(per_round), 3), round(per_round[-1], 3)],
+            "two / one replica throughput, per round (min, median, max)": [
+                round(per_round[0], 3), round(statistics.median(per_round), 3), round(per_round[-1], 3)],
             "failed": failed,
         })
         with sqlml.connect(db, read_only=True) as con:
@@ -257,7 +260,7 @@ def bench_export(db: str, quick: bool, scratch: Path) -> dict:
                 f"SELECT {FEATURES}, truth AS label FROM delay_features WHERE month IN {months}")
         path = scratch / "delay_clf.onnx"
         con.sql(f"EXPORT MODEL delay_clf TO '{path}'")
-        december = con.sql(f"SELECT {FEATURES} FROM delay_features WHERE month = 12").arrow()
+        december = con.sql(f"SELECT {FEATURES} FROM delay_features WHERE month = 12").to_arrow_table()
         names = [n.strip() for n in FEATURES.split(",")]
         feeds = {}
         for name in names:
@@ -279,7 +282,7 @@ def bench_export(db: str, quick: bool, scratch: Path) -> dict:
             "ONNX Runtime on the export (session.run on arrays)": lambda: session.run(["probabilities"], feeds),
             "ONNX Runtime, reading the rows from DuckDB too": lambda: session.run(["probabilities"], {
                 n: (c.to_numpy(zero_copy_only=False).astype(object) if feeds[n].dtype == object else c.to_numpy(zero_copy_only=False).astype(np.float32))
-                for n, c in zip(names, con.sql(f"SELECT {FEATURES} FROM delay_features WHERE month = 12").arrow().columns, strict=True)}),
+                for n, c in zip(names, con.sql(f"SELECT {FEATURES} FROM delay_features WHERE month = 12").to_arrow_table().columns, strict=True)}),
         }
         times = paired(sides, rounds=3 if quick else 7, label="export throughput")
     first = list(sides)[0]

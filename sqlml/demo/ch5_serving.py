@@ -216,7 +216,7 @@ def _export(tour, facts, late: int) -> None:
     tour.show(f"EXPORT MODEL '{MODEL}@production' TO '{path.replace(chr(39), chr(39) * 2)}'")
     con = tour.con
     december = con.sql(f"SELECT {FEATURES}, ml_predict_proba('{MODEL}', {FEATURES})[{late}] AS p FROM delay_features "
-                       f"WHERE month = 12 ORDER BY flight_id LIMIT 2000").arrow()
+                       f"WHERE month = 12 ORDER BY flight_id LIMIT 2000").to_arrow_table()
     feeds = {}
     for name in (n.strip() for n in FEATURES.split(",")):
         values = december.column(name).to_numpy(zero_copy_only=False)

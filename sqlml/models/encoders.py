@@ -72,14 +72,16 @@ def _numeric_torch(feature: Feature) -> nn.Module:
     class Standardise(nn.Module):
         def __init__(self, mean: float, std: float):
             super().__init__()
-            self.register_buffer("mean", torch.tensor([mean], dtype=torch.float32))
-            self.register_buffer("std", torch.tensor([std], dtype=torch.float32))
+            # float32 constants, as FeatureSpec.encode subtracts and divides in float32
+            self.mean = float(torch.tensor(mean, dtype=torch.float32))
+            self.std = float(torch.tensor(std, dtype=torch.float32))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x.to(torch.float32).reshape(-1, 1) - self.mean) / self.std
 
-    scaled = feature.mean is not None
-    return Standardise(float(feature.mean) if scaled else 0.0, float(feature.std or 1.0) if scaled else 1.0)
+    if feature.mean is None:
+        return Standardise(0.0, 1.0)
+    return Standardise(float(feature.mean), float(feature.std or 1.0))
 
 
 def _numeric_onnx(feature: Feature, graph: OnnxGraph, raw: str) -> str:

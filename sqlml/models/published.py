@@ -45,8 +45,8 @@ def folder_of(database: str) -> Path | None:
 
 
 def database_path(duck: DuckDBPyConnection) -> str | None:
-    row = duck.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return row[0] if row and row[0] else None
+    rows = duck.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return rows[0][0] if rows and rows[0][0] else None
 
 
 def model_dir(folder: Path, name: str) -> Path:

@@ -54,8 +54,8 @@ def _has_table(duck, qualified: str) -> bool:
     schema, table = qualified.split(".")
     found = duck.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0][0])
 
 
 def features_query(duck, model: str) -> str:

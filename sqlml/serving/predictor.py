@@ -142,7 +142,6 @@ class ModelPredictor:
 
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
         import numpy as np
-        import pyarrow as pa
 
         record = self.loaded.record
         columns = [_column(f, [row.get(f.name) for row in rows]) for f in self.fields]

@@ -164,7 +164,7 @@ def _publish_from(duck, folder, name: str) -> None:
 
 
 def _has_registry(duck) -> bool:
-    row = duck.execute(
+    rows = duck.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sqlml' AND table_name = 'models'"
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows[0][0])

@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 
 import sqlml
-
 from sqlml.serving.batcher import BatchPolicy
 from sqlml.serving.server import Server, ServerConfig
 
