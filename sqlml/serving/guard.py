@@ -4,7 +4,8 @@
 headers and body within ``read_timeout`` seconds of opening or of its previous response
 (slow headers, slow bodies and idle keep-alive connections alike are then closed); at most
 ``max_connections`` are open: a new one beyond that evicts the connection that has waited
-longest without delivering a request, or is closed itself when every connection is busy
+longest without delivering a request (connections that never delivered one go before the
+idle connections of clients that did), or is closed itself when every connection is busy
 being answered. ``json_depth`` bounds a body's nesting before it is parsed (Python's
 parser would recurse).
 """
@@ -41,6 +42,7 @@ class _Watch:
     opened: float
     busy: bool = False
     transport: object = None
+    answered: int = 0  # requests answered on it: a client's pooled connection, not a stranger
 
 
 @dataclass
@@ -83,9 +85,11 @@ class ConnectionGuard:
     def _opened(self, handler, transport) -> None:
         now = time.monotonic()
         if len(self._watched) >= self.max_connections:
-            idle = [(w.deadline, h) for h, w in self._watched.items() if not w.busy]
+            # evict a connection that never delivered a request first (slow or silent), oldest
+            # first; only then an idle one a client keeps in its pool between requests
+            idle = [(w.answered > 0, w.deadline, h) for h, w in self._watched.items() if not w.busy]
             if idle:
-                _, oldest = min(idle, key=lambda item: item[0])
+                _, _, oldest = min(idle, key=lambda item: item[:2])
                 self._close(oldest)
             else:
                 self.refused += 1
@@ -104,6 +108,7 @@ class ConnectionGuard:
         watch = self._watched.get(handler)
         if watch is not None:
             watch.busy = False
+            watch.answered += 1
             watch.deadline = time.monotonic() + self.read_timeout
 
     def _close(self, handler) -> None:

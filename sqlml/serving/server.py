@@ -256,6 +256,9 @@ class Endpoint:
             raise RequestError(
                 413, "body_too_large", f"the body is larger than {self.config.max_body_bytes} bytes", None
             ) from problem
+        except (ConnectionError, OSError) as problem:
+            # the client went away, or was closed for sending too slowly (--read-timeout)
+            raise RequestError(408, "incomplete_body", f"the connection closed before the body arrived: {type(problem).__name__}", None) from None
         if json_depth(raw, self.config.max_depth) > self.config.max_depth:
             raise RequestError(400, "too_deep", f"the body nests arrays/objects deeper than {self.config.max_depth} levels", None)
         try:
