@@ -160,18 +160,30 @@ def latest_version(duck: DuckDBPyConnection, name: str) -> int | None:
     return fetch_value(duck, "SELECT max(version) FROM sqlml.models WHERE name = ?", [name])
 
 
+def parse_reference(reference: str) -> tuple[str, int | None, str | None]:
+    """``'m'`` -> (m, None, None); ``'m@3'`` -> (m, 3, None); ``'m@production'`` -> (m, None, 'production').
+
+    Text only: a model literally named ``'m@3'`` is the caller's to check first."""
+    match = _VERSIONED.match(reference)
+    if match:
+        return match.group(1), int(match.group(2)), None
+    match = _ALIASED.match(reference)
+    if match:
+        return match.group(1), None, match.group(2)
+    return reference, None, None
+
+
 def split_reference(duck: DuckDBPyConnection, reference: str) -> tuple[str, int | None]:
     """``'name'`` -> (name, None); ``'name@3'`` -> (name, 3); ``'name@production'`` -> (name,
     the version alias ``production`` names); unless a model is literally named so."""
-    match = _VERSIONED.match(reference)
-    if match and latest_version(duck, reference) is None:
-        return match.group(1), int(match.group(2))
-    match = _ALIASED.match(reference)
-    if match and latest_version(duck, reference) is None:
+    name, pinned, alias = parse_reference(reference)
+    if name == reference or latest_version(duck, reference) is not None:
+        return reference, None
+    if alias is not None:
         from sqlml.models.aliases import alias_version
 
-        return match.group(1), alias_version(duck, match.group(1), match.group(2))
-    return reference, None
+        return name, alias_version(duck, name, alias)
+    return name, pinned
 
 
 def version_token(duck: DuckDBPyConnection, reference: str) -> tuple[str, int, str] | None:

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 from sqlml.errors import ServingError, UnknownObjectError
 from sqlml.models import published
-
-_VERSIONED = re.compile(r"^(.*)@(\d+)$", re.S)
-_ALIASED = re.compile(r"^(.*)@([A-Za-z_][A-Za-z0-9_]*)$", re.S)
+from sqlml.models.registry import parse_reference
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,8 @@ class ModelSource:
         self.open_timeout = open_timeout
         self.connection = connection  # a process that already holds the database passes it
         self.model, self.pinned, self.alias = reference, None, None
-        refs = published.read_refs(folder, reference)
-        if refs is None:
-            match = _VERSIONED.match(reference) or _ALIASED.match(reference)
-            if match:
-                self.model = match.group(1)
-                if match.group(2).isdigit():
-                    self.pinned = int(match.group(2))
-                else:
-                    self.alias = match.group(2)
+        if published.read_refs(folder, reference) is None:  # not a model literally named 'm@3'
+            self.model, self.pinned, self.alias = parse_reference(reference)
         if published.read_refs(folder, self.model) is None:
             self.publish()
         self.refs()  # the model must exist
