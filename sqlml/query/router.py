@@ -150,6 +150,11 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             result = value if mode == "sql" else ("relation", value)
             continue
         if _ML_CALL.search(statement):
+            if "ml_label_model_predict" in statement.lower():  # a table function computed first
+                from sqlml.labeling.predict import materialize
+
+                with session.translate_errors():
+                    statement = materialize(connection, statement)
             if len(spans) > 1 and not shared:
                 from sqlml.serving.mqo import share_script
 

@@ -7,7 +7,9 @@ A training query's columns become features by their DuckDB type:
 * fixed-size arrays ``FLOAT[n]`` (or ``DOUBLE[n]``, nested ``FLOAT[3][32][32]``): ``n`` inputs
   kept as they are; their nested shape (or ``input_shape := [...]``) is the example's shape;
 * ``VARCHAR`` and ``ENUM``: categorical, dictionary-encoded into a one-hot block over the
-  categories seen in training plus one slot for NULL and unseen values.
+  categories seen in training plus one slot for NULL and unseen values;
+* ``VARCHAR`` columns named in ``text := [...]``: text, a bag of word n-grams over a
+  vocabulary learned from the training query (see ``sqlml.training.text``).
 
 The spec (names, kinds, categories, statistics) is stored with the model, and the same
 ``FeatureSpec.encode`` turns training batches and prediction inputs into the matrix the
@@ -35,13 +37,14 @@ CATEGORICAL_TYPES = frozenset({"varchar", "enum"})
 @dataclass
 class Feature:
     name: str
-    kind: str  # 'numeric' | 'array' | 'categorical'
+    kind: str  # 'numeric' | 'array' | 'categorical' | 'text'
     sql_type: str
     width: int  # inputs this feature occupies in the encoded row
     shape: list[int] = field(default_factory=list)  # array features: element dims
     categories: list[str] | None = None
     mean: float | None = None  # numeric features: standardisation (None: raw)
     std: float | None = None
+    text: dict[str, Any] | None = None  # text features: tokenizer settings, vocabulary, idf
 
 
 @dataclass
@@ -106,7 +109,11 @@ class FeatureSpec:
         return means, stds
 
     def to_json(self) -> dict[str, Any]:
-        return {"features": [asdict(f) for f in self.features], "input_shape": self.input_shape, "target": asdict(self.target)}
+        features = [asdict(f) for f in self.features]
+        for f in features:  # drop the in-process encoder key
+            if f.get("text"):
+                f["text"] = {k: v for k, v in f["text"].items() if not k.startswith("_")}
+        return {"features": features, "input_shape": self.input_shape, "target": asdict(self.target)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -139,6 +146,11 @@ class FeatureSpec:
             block = matrix[:, at : at + feature.width]
             if feature.kind == "categorical":
                 one_hot(column, feature, block)
+                continue
+            if feature.kind == "text":
+                from sqlml.training.text import encoder
+
+                encoder(feature.text).encode(_as_array(column), out=block)
                 continue
             values, ok = float_matrix(column, feature, n)
             block[:] = values

@@ -127,6 +127,7 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "input_shape": Option(None, shape, "shape of one example, e.g. [3, 32, 32] for a FLOAT[3072] image column"),
     "normalize": Option(True, boolean, "standardise numeric features with the training mean and standard deviation"),
     "max_categories": Option(1000, positive_int, "most distinct values a categorical (VARCHAR) feature may have"),
+    "text": Option(None, names_list, "VARCHAR columns that are text features: bags of word n-grams (see the text options)"),
     "epochs": Option(10, positive_int, "passes over the training data"),
     "batch_size": Option(256, positive_int, "rows per optimizer step"),
     "optimizer": Option("adam", one_of("adam", "adamw", "sgd"), "'adam', 'adamw' or 'sgd'"),
@@ -151,6 +152,15 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "scratch_dir": Option(None, optional_text, "folder for the staged training data (default: the system temp folder)"),
 }
 
+def _text_options() -> dict[str, Option]:
+    from sqlml.training.text import TEXT_OPTIONS
+
+    # values are checked by text.check_options (they need text := [...]); here: name, default, doc
+    return {name: Option(default, lambda v: None, doc) for name, (default, _, doc) in TEXT_OPTIONS.items()}
+
+
+TRAINING_OPTIONS.update(_text_options())
+
 IMPORT_OPTIONS: dict[str, Option] = {
     "architecture": Option(None, text, "a registered architecture whose module the weights fit"),
     "weights": Option(None, text, "path of a state dict saved with torch.save (loaded with weights_only=True)"),
@@ -167,6 +177,10 @@ def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
     from sqlml.training.architectures import get_architecture
     from sqlml.training.strategies import strategy_options
+    from sqlml.training.text import check_options
+
+    if not importing:
+        check_options(given)
 
     table = dict(IMPORT_OPTIONS if importing else TRAINING_OPTIONS)
     if importing and "architecture" not in given:

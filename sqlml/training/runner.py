@@ -31,6 +31,7 @@ from sqlml.training.options import settle
 from sqlml.training.progress import progress_factory
 from sqlml.training.staging import TrainingSet, class_name, scratch_directory, stage
 from sqlml.training.strategies import resolve
+from sqlml.training.text import layout
 
 
 @dataclass
@@ -56,12 +57,15 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
         check_training_data(duck, options["validate"], query, model=name)
     directory = scratch_directory(options)
     try:
-        training = stage(duck, query, options, directory=directory)
+        training = stage(duck, query, options, directory=directory, model=name)
     except BaseException:
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    text_layout = layout(training.spec)
+    if text_layout is not None:  # where the architectures find the text bags (stored with the model)
+        options["text_layout"] = text_layout
     return Prepared(name, query, options, training)
 
 
