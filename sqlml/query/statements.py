@@ -12,6 +12,7 @@ from __future__ import annotations
 STATEMENTS: dict[str, str] = {
     # weak supervision
     "CREATE LABELING FUNCTION": "sqlml.labeling.statements:create_labeling_function",
+    "CREATE LABELING FUNCTIONS": "sqlml.labeling.statements:create_labeling_functions",
     "DROP LABELING FUNCTION": "sqlml.labeling.statements:drop_labeling_function",
     "APPLY LABELING FUNCTIONS": "sqlml.labeling.statements:apply_labeling_functions",
     "CREATE LABEL MODEL": "sqlml.labeling.statements:create_label_model",
