@@ -233,7 +233,9 @@ def resolve_options(duck, stats: VoteStats, method: str, options: dict) -> dict:
             if not gold.any():
                 raise InvalidOptionError("CREATE LABEL MODEL", "class_balance", "'gold' needs a GOLD column with labels")
             fit_options["class_balance"] = normalise(gold_counts + 1.0)
-        elif policy != "estimate":
+        elif policy == "estimate":  # from the votes alone, even with GOLD rows
+            fit_options["class_balance"] = balance_from_votes(stats, method, fit_options)
+        else:
             raise InvalidOptionError(
                 "CREATE LABEL MODEL", "class_balance", "give a list of k proportions, 'estimate', 'gold' or 'uniform'"
             )
@@ -249,6 +251,21 @@ def resolve_options(duck, stats: VoteStats, method: str, options: dict) -> dict:
         estimate = class_balance_from_moments(fit_options["cooccurrence"], stats, fit_options)
         fit_options["class_balance"] = normalise(gold_counts + GOLD_BALANCE_STRENGTH * estimate)
     return fit_options
+
+
+def balance_from_votes(stats: VoteStats, method: str, fit_options: dict) -> np.ndarray | None:
+    """The class balance the votes imply, gold rows left out of it: the moment estimate for
+    the co-occurrence methods, the frequency of clear majorities for majority vote, and
+    None (EM estimates it) for Dawid-Skene."""
+    if method in USES_COOCCURRENCE:
+        from sqlml.labeling.models.triplet import class_balance_from_moments
+
+        return class_balance_from_moments(fit_options["cooccurrence"], stats, fit_options)
+    if method == "majority":
+        from sqlml.labeling.models.majority import clear_majority_balance
+
+        return clear_majority_balance(stats)
+    return None
 
 
 def anchor_on_gold(model, stats: VoteStats) -> None:
