@@ -93,11 +93,22 @@ def write_labels(duck, target: str, label_set, stats, rows, columns: dict, *, te
         f"FROM ({{}}) AS r JOIN {OUT} AS o ON o.sig = r.sig AND o.gold = r.gold"
     )
     create = "CREATE TEMP TABLE" if temp else "CREATE TABLE"
+    # without GOLD, rows without votes all have the empty pattern: the slices aggregate the
+    # votes alone (a third of the work of also grouping every labeled row), and the rest are
+    # added by one anti-join against what was written
+    voted_only = not rows.with_gold
     try:
         duck.execute(f"DROP TABLE IF EXISTS {target}")
         for part in range(rows.slices):  # one slice of the rows at a time (see fit.RowPatterns)
             lead = f"{create} {target} AS " if part == 0 else f"INSERT INTO {target} "
-            duck.execute(lead + select.format(rows.sql(part)), rows.params)
+            duck.execute(lead + select.format(rows.sql(part, voted_only)), rows.params)
+        if voted_only:
+            key = quote_ident(label_set.key)
+            duck.execute(
+                f"INSERT INTO {target} SELECT r.{key}, o.label, o.probs, o.confidence, o.source, o.weight "
+                f"FROM {label_set.rows_sql} AS r, {OUT} AS o WHERE o.sig = {rows.empty} AND o.gold = -1 "
+                f"AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{key} = r.{key})"
+            )
     finally:
         duck.execute(f"DROP TABLE IF EXISTS {OUT}")
 
