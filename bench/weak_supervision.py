@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from procstats import peak_mb, rss_mb  # noqa: E402
-from rounds import data_folder, fmt, log, machine, paired, ratio, scratch, summary, write  # noqa: E402
+from rounds import data_folder, fmt, log, machine, ratio, scratch, summary, write  # noqa: E402
 from worker_protocol import Worker, serve_protocol  # noqa: E402
 from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 from typing import Any
 
@@ -214,7 +213,6 @@ class TextEncoder:
     def bags(self, texts):
         """(ids, weights) list arrays, one entry per text (empty lists for no known term)."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
@@ -309,22 +307,11 @@ def check_options(options: dict[str, Any]) -> None:
             raise InvalidOptionError(WHERE, name, f"{problem}, got {value!r}")
 
 
-def layout(features) -> dict[str, Any] | None:
-    """Where the text bags sit in an encoded row, for the text-aware architectures."""
-    from sqlml.training.features import FeatureSpec
-
-    spec = features if isinstance(features, FeatureSpec) else None
-    feats = spec.features if spec is not None else features
-    offsets = spec.offsets if spec is not None else None
+def layout(spec) -> dict[str, Any] | None:
+    """Where the text bags sit in an encoded row (``[offset, max_tokens, vocabulary]`` per text
+    feature), for the text-aware architectures; None without text features."""
     blocks = [
         [int(at), int(f.text["max_tokens"]), len(f.text["vocabulary"])]
-        for f, at in zip(feats, offsets, strict=True) if f.kind == "text"
+        for f, at in zip(spec.features, spec.offsets, strict=True) if f.kind == "text"
     ]
-    if not blocks:
-        return None
-    return {"blocks": blocks, "width": int(sum(f.width for f in feats))}
-
-
-def idf_summary(text: dict[str, Any]) -> dict[str, Any]:
-    return {"vocabulary": len(text["vocabulary"]), "documents": text.get("documents"),
-            "max_idf": round(max(text["idf"]), 4) if text["idf"] else math.nan}
+    return {"blocks": blocks, "width": int(spec.width)} if blocks else None
