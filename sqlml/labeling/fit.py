@@ -28,6 +28,7 @@ GOLD_BALANCE_STRENGTH = 50.0  # pseudo-rows the estimated balance counts for nex
 ANCHOR_STRENGTH = 10.0  # pseudo-votes the model's LF estimate counts for next to gold votes
 ROWS_PER_PASS = 250_000  # rows whose patterns one aggregate computes (memory, not speed)
 PATTERNS, ENTRIES, OUT = "__sqlml_lm_patterns", "__sqlml_lm_entries", "__sqlml_lm_out"
+ROW_SIGNATURES = "__sqlml_lm_row_signatures"  # (__key, sig, gold) of the voted rows, without GOLD
 
 
 def check_options(options: dict) -> str:
@@ -83,7 +84,7 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
             fit_seconds=fit_seconds, stats_seconds=stats_seconds, replace=replace,
         )
     finally:
-        for temp in (PATTERNS, ENTRIES):
+        for temp in (PATTERNS, ENTRIES, ROW_SIGNATURES):
             duck.execute(f"DROP TABLE IF EXISTS {temp}")
     summary["seconds"] = [round(time.perf_counter() - started, 4)]
     return summary
@@ -111,6 +112,7 @@ class RowPatterns:
     empty: str  # the empty pattern, as SQL
     n_rows: int
     slices: int
+    materialized: str | None = None  # a table of the voted rows' (__key, sig, gold), once collected
 
     @property
     def with_gold(self) -> bool:
@@ -166,7 +168,14 @@ def collect(duck, label_set: LabelSet, lf_ids: list[int], rows: RowPatterns) -> 
     and ENTRIES (pid, n, code) stay for the co-occurrence matrix and the output."""
     k, m = label_set.k, len(lf_ids)
     voted_only = not rows.with_gold  # then the rows without votes are counted, not aggregated
-    for part in range(rows.slices):
+    if voted_only:  # the voted rows' patterns are kept (two BIGINTs a row) for writing the output
+        for part in range(rows.slices):
+            lead = f"CREATE OR REPLACE TEMP TABLE {ROW_SIGNATURES} AS " if part == 0 else f"INSERT INTO {ROW_SIGNATURES} "
+            duck.execute(lead + rows.sql(part, True), rows.params)
+        rows.materialized = ROW_SIGNATURES
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS SELECT sig, gold, count(*) AS n "
+                     f"FROM {ROW_SIGNATURES} GROUP BY sig, gold")
+    for part in range(rows.slices) if not voted_only else ():
         counted = f"SELECT sig, gold, count(*) AS n FROM ({rows.sql(part, voted_only)}) GROUP BY sig, gold"
         if part == 0:
             duck.execute(f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS {counted}", rows.params)

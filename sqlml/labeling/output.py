@@ -99,7 +99,9 @@ def write_labels(duck, target: str, label_set, stats, rows, columns: dict, *, te
     voted_only = not rows.with_gold
     try:
         duck.execute(f"DROP TABLE IF EXISTS {target}")
-        for part in range(rows.slices):  # one slice of the rows at a time (see fit.RowPatterns)
+        if rows.materialized:  # the voted rows' patterns, kept by fit.collect
+            duck.execute(f"{create} {target} AS " + select.format(f"FROM {rows.materialized}"))
+        for part in range(rows.slices) if not rows.materialized else ():  # one slice at a time (fit.RowPatterns)
             lead = f"{create} {target} AS " if part == 0 else f"INSERT INTO {target} "
             duck.execute(lead + select.format(rows.sql(part, voted_only)), rows.params)
         if voted_only:

@@ -81,7 +81,7 @@ def load_model(duck, name: str):
 
 def predict(connection, name: str, query: str, target: str) -> None:
     """Label the rows of ``query`` (a query or a table name) with label model ``name`` into TEMP table ``target``."""
-    from sqlml.labeling.fit import PATTERNS, ENTRIES, collect, row_patterns
+    from sqlml.labeling.fit import ENTRIES, PATTERNS, ROW_SIGNATURES, collect, row_patterns
     from sqlml.labeling.models.stats import clamp_gold
     from sqlml.labeling.output import pattern_results, write_labels
 
@@ -123,7 +123,7 @@ def predict(connection, name: str, query: str, target: str) -> None:
         write_labels(duck, target, rows_of, stats, rows, pattern_results(stats, model, probs, props.get("options", {})),
                      temp=True)
     finally:
-        for temp in (VOTES, ROWS, PATTERNS, ENTRIES):
+        for temp in (VOTES, ROWS, PATTERNS, ENTRIES, ROW_SIGNATURES):
             duck.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
