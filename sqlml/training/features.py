@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -109,10 +109,12 @@ class FeatureSpec:
         return means, stds
 
     def to_json(self) -> dict[str, Any]:
-        features = [asdict(f) for f in self.features]
-        for f in features:  # drop the in-process encoder key
-            if f.get("text"):
-                f["text"] = {k: v for k, v in f["text"].items() if not k.startswith("_")}
+        features = []
+        for f in self.features:  # shallow: a text feature's vocabulary is not deep-copied
+            data = {field.name: getattr(f, field.name) for field in fields(f)}
+            if data["text"]:  # the in-process encoder key stays out
+                data["text"] = {k: v for k, v in data["text"].items() if not k.startswith("_")}
+            features.append(data)
         return {"features": features, "input_shape": self.input_shape, "target": asdict(self.target)}
 
     @classmethod
