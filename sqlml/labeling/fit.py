@@ -33,9 +33,10 @@ ROW_SIGNATURES = "__sqlml_lm_row_signatures"  # (__key, sig, gold) of the voted 
 
 def check_options(options: dict) -> str:
     method = str(options.get("method", DEFAULT_METHOD)).lower()
-    if method not in METHODS:
-        raise InvalidOptionError("CREATE LABEL MODEL", "method", f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    allowed = COMMON_OPTIONS + METHOD_OPTIONS[method]
+    if method not in METHODS and method != "auto":
+        raise InvalidOptionError("CREATE LABEL MODEL", "method",
+                                 f"unknown method {method!r}; use one of {', '.join(METHODS)} or 'auto'")
+    allowed = COMMON_OPTIONS + METHOD_OPTIONS.get(method, ())
     for option in options:
         if option not in allowed:
             raise InvalidOptionError(f"CREATE LABEL MODEL (method {method})", option, allowed=allowed)
@@ -71,6 +72,11 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         stats = collect(duck, label_set, lf_ids, rows)
         if stats.n_rows == 0:
             raise DataError(f"label model {name!r}: table {table!r} has no rows to label.", obj=name)
+        if method == "auto":  # the method that labels the gold rows best, fitted without them
+            from sqlml.labeling.choose import choose_method
+
+            method, scores = choose_method(duck, stats, options)
+            options = {**options, "chosen_method": method, "gold_accuracy_by_method": scores}
         fit_options = resolve_options(duck, stats, method, options)
         fit_started = time.perf_counter()
         stats_seconds = fit_started - stats_started

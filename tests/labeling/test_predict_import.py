@@ -148,3 +148,17 @@ def test_rows_without_votes_get_what_the_docs_say(labeled, method):
     else:
         expected = model.class_balance
     np.testing.assert_allclose(probs, expected, rtol=1e-5)
+
+
+def test_auto_method_chooses_on_gold_rows(labeled):
+    import json
+
+    con = labeled
+    row = con.sql("CREATE LABEL MODEL lm ON comments KEY id GOLD gold WITH (method := 'auto')").fetchall()[0]
+    props = json.loads(con.sql("SELECT properties FROM ml_catalog(kind := 'label model')").fetchall()[0][0])
+    scores = props["options"]["gold_accuracy_by_method"]
+    assert set(scores) == {"label_model", "majority", "dawid_skene", "triplet"}
+    assert row[1] == props["method"] == props["options"]["chosen_method"]
+    assert scores[row[1]] == max(scores.values())
+    with pytest.raises(Exception, match="'auto' picks"):
+        con.sql("CREATE OR REPLACE LABEL MODEL lm ON comments KEY id WITH (method := 'auto')")
