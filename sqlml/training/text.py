@@ -300,7 +300,7 @@ def check_options(options: dict[str, Any]) -> None:
     has_text = options.get("text") is not None
     for name, (default, check, _) in TEXT_OPTIONS.items():
         value = options.get(name, default)
-        if name in options and not has_text:
+        if name in options and value != default and not has_text:  # (settled options carry the defaults)
             raise InvalidOptionError(WHERE, name, "is a text option; name the text columns with text := ['column']")
         problem = check(value)
         if problem:
