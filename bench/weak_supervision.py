@@ -119,7 +119,7 @@ def _docs_connection(texts, kind: str):
 
 
 def _label_matrix(con, n: int) -> np.ndarray:
-    from sqlml.labeling.registry import storage_id
+    from sqlml.labeling.store import storage_id
 
     votes = con.sql(f'SELECT id, lf, label FROM sqlml."votes_{storage_id("docs")}"').fetchnumpy()
     L = np.full((n, len(KEYWORD_LFS)), -1)
@@ -448,7 +448,7 @@ def bench_analysis(data: Path, tmp: Path) -> dict:
 
 
 def readme_table(r: dict) -> str:
-    """The benchmark table of the docs, from a results file."""
+    """The table of docs/benchmarks/weak_supervision.md, from a results file."""
     lines = ["| measurement | sqlml | anchor | ratio (median of rounds, min-max) | target |", "|---|---|---|---|---|"]
     ap = r.get("apply_100k_x_10_keyword_lfs")
     if ap:
@@ -528,7 +528,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="paired rounds per comparison (default 9; --quick 3)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("job", nargs="?", help=argparse.SUPPRESS)
-    ap.add_argument("--table", action="store_true", help="print the docs table of the last results and exit")
+    ap.add_argument("--table", action="store_true", help="print the docs/benchmarks/weak_supervision.md table of the last results and exit")
     ap.add_argument("--only", choices=PARTS, action="append", help="run only these parts, updating the last results file")
     a = ap.parse_args()
     name = "weak_supervision_quick" if a.quick else "weak_supervision"

@@ -1,4 +1,4 @@
-"""Network layers over text bags (see ``sqlml.training.text``): the input row holds, for each
+"""Network layers over text bags (see ``sqlml.models.text``): the input row holds, for each
 text feature, ``max_tokens`` term ids then as many weights; the other features are dense.
 
 ``BagInput(layout, width)`` maps a batch to ``[n, width]``: each text feature through an
