@@ -158,7 +158,7 @@ class FeatureSpec:
             if feature.kind == "text":
                 from sqlml.models.text import encoder
 
-                encoder(feature.text).encode(_as_array(column), out=block)
+                encoder(feature.text or {}).encode(_as_array(column), out=block)
                 continue
             values, ok = float_matrix(column, feature, n)
             block[:] = values

@@ -22,12 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sqlml.errors import DataError, InvalidOptionError
 from sqlml.sqlutil import fetch_value, quote_ident, quote_literal
+
+if TYPE_CHECKING:  # pyarrow loads at use
+    import pyarrow as pa
+
+    from sqlml.models.features import FeatureSpec
 
 WHERE = "CREATE MODEL"
 DEFAULT_PATTERN = r"[\p{L}\p{N}_]+"
@@ -35,11 +41,11 @@ WEIGHTINGS = ("tfidf", "count", "binary")
 MAX_IDS = 1 << 24  # ids travel as float32 in the input tensor: exact below 2^24
 
 #: option name -> (default, check, doc); the text options of CREATE MODEL
-TEXT_OPTIONS: dict[str, tuple[Any, Any, str]] = {}
+TEXT_OPTIONS: dict[str, tuple[Any, Callable[[Any], str | None], str]] = {}
 
 
-def _option(name, default, doc):
-    def decorate(check):
+def _option(name: str, default: Any, doc: str) -> Callable[[Callable[[Any], str | None]], Callable[[Any], str | None]]:
+    def decorate(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
         TEXT_OPTIONS[name] = (default, check, doc)
         return check
 
@@ -47,45 +53,45 @@ def _option(name, default, doc):
 
 
 @_option("ngrams", [1, 2], "word n-gram lengths [min, max], 1 <= min <= max <= 5")
-def _check_ngrams(v):
+def _check_ngrams(v: Any) -> str | None:
     ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
     return None if ok and 1 <= v[0] <= v[1] <= 5 else "expected [min, max] with 1 <= min <= max <= 5"
 
 
 @_option("vocabulary_size", 50_000, "most frequent terms kept (by document frequency), 1 .. 16,000,000")
-def _check_vocabulary(v):
+def _check_vocabulary(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v < MAX_IDS
     return None if ok else "expected an integer in 1 .. 16,000,000"
 
 
 @_option("min_df", 1, "documents a term must occur in to enter the vocabulary, >= 1")
-def _check_min_df(v):
+def _check_min_df(v: Any) -> str | None:
     return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "expected an integer >= 1"
 
 
 @_option("hash_buckets", 0, "0: a learned vocabulary of terms; N in 1024 .. 16,777,216: terms hashed (md5) into N buckets")
-def _check_buckets(v):
+def _check_buckets(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and (v == 0 or 1024 <= v <= MAX_IDS)
     return None if ok else "expected 0 or an integer in 1024 .. 16,777,216"
 
 
 @_option("text_weighting", "tfidf", "'tfidf' (l2-normalised tf x smoothed idf), 'count' or 'binary'")
-def _check_weighting(v):
+def _check_weighting(v: Any) -> str | None:
     return None if v in WEIGHTINGS else "expected 'tfidf', 'count' or 'binary'"
 
 
 @_option("max_tokens", 256, "distinct terms kept per text (the heaviest), 1 .. 4096")
-def _check_max_tokens(v):
+def _check_max_tokens(v: Any) -> str | None:
     return None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 else "expected an integer in 1 .. 4096"
 
 
 @_option("lowercase", True, "lower-case text before tokenizing")
-def _check_lowercase(v):
+def _check_lowercase(v: Any) -> str | None:
     return None if isinstance(v, bool) else "expected true or false"
 
 
 @_option("token_pattern", DEFAULT_PATTERN, "RE2 pattern of one token (default: runs of letters, digits and _)")
-def _check_pattern(v):
+def _check_pattern(v: Any) -> str | None:
     return None if isinstance(v, str) and v and "\x00" not in v else "expected a non-empty RE2 pattern"
 
 
@@ -116,7 +122,7 @@ def terms_sql(column_sql: str, config: dict[str, Any]) -> str:
     return terms
 
 
-def learn_vocabulary(duck, source_sql: str, column: str, config: dict[str, Any], *, model: str) -> dict[str, Any]:
+def learn_vocabulary(duck: Any, source_sql: str, column: str, config: dict[str, Any], *, model: str) -> dict[str, Any]:
     """Vocabulary and idf of ``column`` over the rows of ``source_sql``, computed by DuckDB."""
     terms = terms_sql(quote_ident(column), config)
     n_docs = int(fetch_value(duck, f"SELECT count(*) FROM {source_sql}") or 0)
@@ -138,7 +144,7 @@ def learn_vocabulary(duck, source_sql: str, column: str, config: dict[str, Any],
     return {**config, "vocabulary": vocabulary, "idf": [round(float(v), 6) for v in idf], "documents": n_docs}
 
 
-def vocabulary_arrow(text: dict[str, Any]):
+def vocabulary_arrow(text: dict[str, Any]) -> pa.Table:
     import pyarrow as pa
 
     n = len(text["vocabulary"])
@@ -166,7 +172,7 @@ def bag_sql(source_sql: str, vocabulary_sql: str, text: dict[str, Any]) -> str:
     )
 
 
-def pad(ids, weights, max_tokens: int, out: np.ndarray | None = None) -> np.ndarray:
+def pad(ids: Any, weights: Any, max_tokens: int, out: np.ndarray | None = None) -> np.ndarray:
     """List arrays of ids and weights -> float32 ``[n, 2 * max_tokens]``: ids, then weights, 0-padded."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -210,7 +216,7 @@ class TextEncoder:
         self.sql = bag_sql("__batch", "vocab", text)
         self.local = threading.local()
 
-    def bags(self, texts):
+    def bags(self, texts: Any) -> tuple[pa.Array, pa.Array]:
         """(ids, weights) list arrays, one entry per text (empty lists for no known term)."""
         import pyarrow as pa
 
@@ -232,12 +238,12 @@ class TextEncoder:
             cur.unregister("__batch")
         return align(found, len(texts))
 
-    def encode(self, texts, out: np.ndarray | None = None) -> np.ndarray:
+    def encode(self, texts: Any, out: np.ndarray | None = None) -> np.ndarray:
         ids, weights = self.bags(texts)
         return pad(ids, weights, int(self.text["max_tokens"]), out)
 
 
-def align(found, n: int):
+def align(found: pa.Table, n: int) -> tuple[pa.Array, pa.Array]:
     """(ids, weights) list arrays in row order 0..n-1 from ``bag_sql`` rows (missing rows: empty)."""
     import pyarrow as pa
 
@@ -270,7 +276,7 @@ def encoder(text: dict[str, Any]) -> TextEncoder:
         return found
 
 
-def check_text_columns(names: list[str], types: dict, options: dict[str, Any], *, model: str, features: list[str]) -> list[str]:
+def check_text_columns(names: list[str], types: dict[str, Any], options: dict[str, Any], *, model: str, features: list[str]) -> list[str]:
     """The ``text := [...]`` columns, checked: in the query, VARCHAR, features (not the label)."""
     wanted = options.get("text")
     if wanted is None:
@@ -307,11 +313,11 @@ def check_options(options: dict[str, Any]) -> None:
             raise InvalidOptionError(WHERE, name, f"{problem}, got {value!r}")
 
 
-def layout(spec) -> dict[str, Any] | None:
+def layout(spec: FeatureSpec) -> dict[str, Any] | None:
     """Where the text bags sit in an encoded row (``[offset, max_tokens, vocabulary]`` per text
     feature), for the text-aware architectures; None without text features."""
     blocks = [
         [int(at), int(f.text["max_tokens"]), len(f.text["vocabulary"])]
-        for f, at in zip(spec.features, spec.offsets, strict=True) if f.kind == "text"
+        for f, at in zip(spec.features, spec.offsets, strict=True) if f.text is not None
     ]
     return {"blocks": blocks, "width": int(spec.width)} if blocks else None

@@ -12,6 +12,8 @@ sparsely. ``FastText`` averages term vectors (weights normalised to sum 1) into 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class BagInput(nn.Module):
         super().__init__()
         self.blocks = [tuple(int(v) for v in b) for b in layout["blocks"]]
         total = int(layout["width"])
-        text_cols = set()
+        text_cols: set[int] = set()
         for at, slots, _ in self.blocks:
             text_cols.update(range(at, at + 2 * slots))
         dense = [c for c in range(total) if c not in text_cols]
@@ -29,13 +31,13 @@ class BagInput(nn.Module):
         self.mean = mean
         self.bags = nn.ModuleList(nn.EmbeddingBag(vocab, width, mode="sum") for _, _, vocab in self.blocks)
         for bag in self.bags:
-            nn.init.normal_(bag.weight, std=0.01 if not mean else 0.1)
+            nn.init.normal_(bag.weight, std=0.01 if not mean else 0.1)  # type: ignore[arg-type]
         self.dense = nn.Linear(len(dense), width, bias=False) if dense else None
         self.bias = nn.Parameter(torch.zeros(width)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(len(x), -1)
-        out = None
+        out: torch.Tensor | None = None
         for (at, slots, _), bag in zip(self.blocks, self.bags, strict=True):
             weights = x[:, at + slots : at + 2 * slots]
             used = int((weights > 0).sum(dim=1).max()) if len(x) else 0  # bags fill their first slots
@@ -46,8 +48,9 @@ class BagInput(nn.Module):
                 weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
             part = bag(ids, per_sample_weights=weights)
             out = part if out is None else out + part
+        assert out is not None  # a layout has at least one text block
         if self.dense is not None:
-            out = out + self.dense(x.index_select(1, self.dense_index))
+            out = out + self.dense(x.index_select(1, self.dense_index))  # type: ignore[arg-type]
         return out + self.bias if self.bias is not None else out
 
 
@@ -55,7 +58,7 @@ def linear(layout: dict, n_outputs: int) -> nn.Module:
     return BagInput(layout, n_outputs)
 
 
-def mlp(layout: dict, n_outputs: int, hidden: list[int], activation, dropout: float) -> nn.Module:
+def mlp(layout: dict, n_outputs: int, hidden: list[int], activation: Callable[[], nn.Module], dropout: float) -> nn.Module:
     layers: list = [BagInput(layout, hidden[0]), activation()]
     if dropout:
         layers.append(nn.Dropout(dropout))

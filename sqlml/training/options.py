@@ -176,8 +176,8 @@ IMPORT_OPTIONS: dict[str, Option] = {
 def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
     from sqlml.models.architectures import get_architecture
-    from sqlml.training.strategies import strategy_options
     from sqlml.models.text import check_options
+    from sqlml.training.strategies import strategy_options
 
     if not importing:
         check_options(given)

@@ -25,6 +25,7 @@ from sqlml.models import registry
 from sqlml.models.architectures import build
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type
 from sqlml.models.loading import build_module, resolve_device
+from sqlml.models.text import layout
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
 from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
@@ -32,7 +33,6 @@ from sqlml.training.options import settle
 from sqlml.training.progress import progress_factory
 from sqlml.training.staging import TrainingSet, class_name, scratch_directory, stage
 from sqlml.training.strategies import resolve
-from sqlml.models.text import layout
 
 
 @dataclass

@@ -9,7 +9,6 @@ import pytest
 from sqlml.datasets import load_messages
 from sqlml.errors import DataError, InvalidOptionError, TrainingError
 
-
 ROWS = 800
 
 
