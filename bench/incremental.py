@@ -41,9 +41,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlml.incremental import states, video  # noqa: E402
+from sqlml.incremental import boxes, states, video  # noqa: E402
 from sqlml.incremental.cost import CostModel  # noqa: E402
-from sqlml.incremental import boxes  # noqa: E402
 from sqlml.incremental.engine import VideoEngine  # noqa: E402
 from sqlml.incremental.graph import compile_model  # noqa: E402
 from sqlml.incremental.inference import Preprocess  # noqa: E402
@@ -242,7 +241,7 @@ def video_case(name, kind, model, frames, preprocess, device, settings, reps) ->
     runs: dict[str, list[tuple[float, float]]] = {}  # per setting: (full, setting) seconds of each repetition
     outputs = {}
     run_full(model, tensors[:3], device)  # warm-up: one-off allocations and kernel set-up
-    for options in settings.values():
+    for _options in settings.values():
         run_engine(program, tensors[:3], device, threshold=0.0)
     for _ in range(reps):
         for label, options in settings.items():
@@ -396,7 +395,7 @@ def states_case(program, x, reps: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    """The README tables for a results JSON."""
+    """The tables of docs/benchmarks/incremental.md for a results JSON."""
     lines = [
         "| clip | model | full fps | setting | fps | speedup (range) | top-1 agreement | max prob. error | frames full / inc. / reuse |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -450,7 +449,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer frames, smaller occlusion grids")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "incremental.json"))
-    parser.add_argument("--markdown", metavar="JSON", help="print the README tables of a results file and exit")
+    parser.add_argument("--markdown", metavar="JSON", help="print the docs/benchmarks/incremental.md tables of a results file and exit")
     parser.add_argument("--clips", default=",".join((*STATIC, "bikes")), help="comma-separated clips (default all)")
     parser.add_argument("--models", default="vgg,pnet", help="comma-separated models (default vgg,pnet)")
     parser.add_argument("--settings", help="semicolon-separated setting labels, e.g. 'exact;threshold 24' (default all)")
@@ -472,7 +471,8 @@ def main() -> None:
     data = Path(args.data)
     started = time.perf_counter()
     result = {"device": str(device), "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall", "frames_per_clip": args.frames, "size": args.size, "pnet_size": args.pnet_size, "reps": args.reps}  # fmt: skip
+              "cpus": os.cpu_count(), "clock": "thread_cpu_time" if CLOCK is time.thread_time else "wall",
+              "frames_per_clip": args.frames, "size": args.size, "pnet_size": args.pnet_size, "reps": args.reps}  # fmt: skip
 
     if not args.only_video:
         log("exact mode, max |incremental - full| per layer type:")

@@ -26,7 +26,6 @@ from sqlml.incremental import boxes
 from sqlml.incremental.cost import CostModel, Estimate
 from sqlml.incremental.graph import Program
 
-
 # -- the per-frame driver -----------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ anything is written.
 from __future__ import annotations
 
 from sqlml.errors import DataError, InvalidOptionError, LabelingError, ObjectExistsError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.labeling.lf import INTEGER_TYPES, save_lf, source_columns
 from sqlml.sqlutil import fetch_one, quote_ident, quote_literal, table_ref
 
@@ -29,7 +29,7 @@ WHERE = "CREATE LABELING FUNCTIONS"
 
 
 def _classes(duck, table: str, options: dict) -> list[str]:
-    label_set = registry.get_label_set(duck, table)
+    label_set = store.get_label_set(duck, table)
     declared = options.get("classes")
     if declared is not None:
         return [str(c) for c in declared]
@@ -47,14 +47,14 @@ def _check_new(duck, names: list[str], replace: bool) -> None:
         raise InvalidOptionError(WHERE, "names", f"duplicate labeling function names {dupes}")
     if not replace:
         for name in names:
-            if registry.get_lf(duck, name) is not None:
-                raise ObjectExistsError(registry.LF_KIND, name)
+            if store.get_lf(duck, name) is not None:
+                raise ObjectExistsError(store.LF_KIND, name)
 
 
 def from_column(duck, parts: list[str], column: str, options: dict, replace: bool) -> list[str]:
     """One labeling function per entry of an integer list column."""
     _known(options, COLUMN_OPTIONS)
-    table = registry.canonical_table(parts)
+    table = store.canonical_table(parts)
     columns = source_columns(duck, parts)
     found = columns.get(column.lower())
     if found is None:
@@ -103,12 +103,12 @@ def from_column(duck, parts: list[str], column: str, options: dict, replace: boo
 def from_table(duck, parts: list[str], votes: list[str], key: str | None, options: dict, replace: bool) -> list[str]:
     """One labeling function per distinct ``lf`` of a long (key, lf, label) votes table."""
     _known(options, TABLE_OPTIONS)
-    table = registry.canonical_table(parts)
+    table = store.canonical_table(parts)
     votes_name = ".".join(votes)
     target_columns = source_columns(duck, parts)
     vote_columns = source_columns(duck, votes)
     if key is None:
-        label_set = registry.get_label_set(duck, table)
+        label_set = store.get_label_set(duck, table)
         key = label_set.key if label_set is not None else None
     if key is None:
         raise DataError(f"give the key column that joins {votes_name!r} to {table!r}: ... FROM TABLE {votes_name} KEY id",

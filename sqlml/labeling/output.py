@@ -4,7 +4,7 @@ Table ``name``: the key column (named as in the source), ``label`` (class name),
 ``probs`` FLOAT[k] (in declared class order), ``confidence`` (max of probs),
 ``source`` ('gold' | 'weak' | 'abstain') and ``weight``: ``gold_weight`` (1.0) for
 gold rows, ``weak_weight`` (0.9) x (confidence - 1/k) / (1 - 1/k) for rows with votes,
-0 for rows without votes or gold (they carry the class balance as probs).
+0 for rows without votes or gold (their probs: the posterior given no votes).
 
 Hard labels break exact ties by the larger class balance, then the first declared class.
 """
@@ -12,26 +12,24 @@ Hard labels break exact ties by the larger class balance, then the first declare
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 
 import numpy as np
 
 from sqlml import catalog
 from sqlml.errors import DataError, ObjectExistsError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.labeling.fit import OUT, PATTERNS
 from sqlml.sqlutil import fetch_value, quote_ident
-
 
 SOURCES = ("gold", "weak", "abstain")
 PER_PATTERN = "__sqlml_lm_per_pattern"
 
 
 def check_name(duck, name: str, replace: bool) -> None:
-    existing = catalog.get_object(duck, registry.MODEL_KIND, name)
+    existing = catalog.get_object(duck, store.MODEL_KIND, name)
     if existing is not None and not replace:
-        raise ObjectExistsError(registry.MODEL_KIND, name)
+        raise ObjectExistsError(store.MODEL_KIND, name)
     if existing is None and fetch_value(
         duck, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND lower(table_name) = lower(?)", [name]
     ):
@@ -149,7 +147,7 @@ def write(connection, name, label_set, stats, rows, model, probs, lfs, *, method
         "fitted_at": fitted_at.isoformat(),
     }
     json.dumps(properties, default=str)  # fail here, not in the catalog, on odd option values
-    catalog.put_object(duck, registry.MODEL_KIND, name, properties, replace=replace)
+    catalog.put_object(duck, store.MODEL_KIND, name, properties, replace=replace)
     duck.execute("DELETE FROM sqlml.label_model_lfs WHERE model = ?", [name])
     duck.executemany(
         "INSERT INTO sqlml.label_model_lfs VALUES (?, ?, ?, ?, ?)",
@@ -170,14 +168,14 @@ def write(connection, name, label_set, stats, rows, model, probs, lfs, *, method
 
 
 def drop_label_model(duck, name: str, *, missing_ok: bool = False) -> None:
-    if catalog.get_object(duck, registry.MODEL_KIND, name) is None:
+    if catalog.get_object(duck, store.MODEL_KIND, name) is None:
         if missing_ok:
             return
-        catalog.require_object(duck, registry.MODEL_KIND, name)
+        catalog.require_object(duck, store.MODEL_KIND, name)
     duck.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
     duck.execute("DELETE FROM sqlml.label_model_lfs WHERE model = ?", [name])
     duck.execute("DELETE FROM sqlml.label_model_params WHERE model = ?", [name])
-    catalog.delete_object(duck, registry.MODEL_KIND, name)
+    catalog.delete_object(duck, store.MODEL_KIND, name)
 
 
 def save_params(duck, name: str, model, lfs) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 
 from sqlml import catalog
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
-from sqlml.labeling import registry
-from sqlml.labeling.registry import LabelSet
+from sqlml.labeling import store
+from sqlml.labeling.store import LabelSet
 from sqlml.sqlutil import fetch_one, quote_ident, relation_sql
 
 FUNCTION = "ml_label_model_predict"
@@ -55,7 +55,7 @@ def load_model(duck, name: str):
     from sqlml.labeling.models.base import FittedModel
     from sqlml.labeling.models.majority import MajorityModel
 
-    entry = catalog.require_object(duck, registry.MODEL_KIND, name)
+    entry = catalog.require_object(duck, store.MODEL_KIND, name)
     props = entry["properties"]
     row = fetch_one(
         duck,
@@ -89,8 +89,8 @@ def predict(connection, name: str, query: str, target: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidOptionError(FUNCTION, "label_model", "give the name of a label model")
     props, model, lf_names, fingerprints = load_model(duck, name)
-    label_set = registry.require_label_set(duck, props["table"])
-    current = {lf.name: lf for lf in registry.lfs_of(duck, props["table"])}
+    label_set = store.require_label_set(duck, props["table"])
+    current = {lf.name: lf for lf in store.lfs_of(duck, props["table"])}
     lfs = []
     for lf_name, fp in zip(lf_names, fingerprints, strict=True):
         lf = current.get(lf_name)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sqlml.training.features import as_tensor, float_matrix, one_hot
-from sqlml.training.text import pad
+from sqlml.models.features import as_tensor, float_matrix, one_hot
+from sqlml.models.text import pad
 from sqlml.training.staging import TrainingSet
 
 

@@ -153,7 +153,7 @@ TRAINING_OPTIONS: dict[str, Option] = {
 }
 
 def _text_options() -> dict[str, Option]:
-    from sqlml.training.text import TEXT_OPTIONS
+    from sqlml.models.text import TEXT_OPTIONS
 
     # values are checked by text.check_options (they need text := [...]); here: name, default, doc
     return {name: Option(default, lambda v: None, doc) for name, (default, _, doc) in TEXT_OPTIONS.items()}
@@ -175,9 +175,9 @@ IMPORT_OPTIONS: dict[str, Option] = {
 
 def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
-    from sqlml.training.architectures import get_architecture
+    from sqlml.models.architectures import get_architecture
+    from sqlml.models.text import check_options
     from sqlml.training.strategies import strategy_options
-    from sqlml.training.text import check_options
 
     if not importing:
         check_options(given)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from sqlml.errors import DataError, suggest
+from sqlml.models.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
+from sqlml.models.text import bag_sql, check_text_columns, learn_vocabulary, text_config, vocabulary_arrow
 from sqlml.sqlutil import is_query_text, quote_ident
-from sqlml.training.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
-from sqlml.training.text import bag_sql, check_text_columns, learn_vocabulary, text_config, vocabulary_arrow
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
 BLOCK_BYTES = 8 << 20  # target size of one staged block

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental.cost import CostModel
 from sqlml.incremental import boxes
+from sqlml.incremental.cost import CostModel
 from sqlml.incremental.engine import VideoEngine
 from sqlml.incremental.graph import compile_model
 from sqlml.incremental.nets import vgg_style

@@ -9,7 +9,6 @@ import pytest
 from sqlml.datasets import load_messages
 from sqlml.errors import DataError, InvalidOptionError, TrainingError
 
-
 ROWS = 800
 
 
@@ -84,8 +83,8 @@ def test_training_and_serving_encode_identically(messages):
     """The staged training bags and the serving encoder give the same numbers."""
     import pyarrow.ipc as ipc
 
-    from sqlml.training.features import FeatureSpec
-    from sqlml.training.text import encoder, pad
+    from sqlml.models.features import FeatureSpec
+    from sqlml.models.text import encoder, pad
 
     con = messages
     prepared = _prepared(con, shuffle=False)
@@ -174,7 +173,7 @@ def test_text_options_are_checked(messages):
 
 
 def test_hashed_terms_and_count_weighting(messages):
-    from sqlml.training.text import encoder
+    from sqlml.models.text import encoder
 
     con = messages
     prepared = _prepared(con, hash_buckets=4096, text_weighting="count", ngrams=[1, 3])
