@@ -137,7 +137,7 @@ class ModelPredictor:
 
 
 def _field(feature) -> InputField:
-    if feature.kind == "categorical":
+    if feature.kind in ("categorical", "text"):
         return InputField(feature.name, "string")
     if feature.kind == "array":
         return InputField(feature.name, "array", feature.width)

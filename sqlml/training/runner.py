@@ -26,6 +26,7 @@ from sqlml.models import registry
 from sqlml.models.architectures import build
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type
 from sqlml.models.loading import build_module, resolve_device
+from sqlml.models.text import layout
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
 from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
@@ -57,12 +58,15 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
         check_training_data(duck, options["validate"], query, model=name)
     directory = scratch_directory(options)
     try:
-        training = stage(duck, query, options, directory=directory)
+        training = stage(duck, query, options, directory=directory, model=name)
     except BaseException:
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    text_layout = layout(training.spec)
+    if text_layout is not None:  # where the architectures find the text bags (stored with the model)
+        options["text_layout"] = text_layout
     return Prepared(name, query, options, training)
 
 
