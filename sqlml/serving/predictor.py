@@ -141,14 +141,11 @@ class ModelPredictor:
             self.predict([example] * size)
 
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
-        import numpy as np
-
         record = self.loaded.record
         columns = [_column(f, [row.get(f.name) for row in rows]) for f in self.fields]
         x, valid = self.loaded.encode_valid(columns)
         if record.task == "classification":
-            probabilities = self.loaded.predict_proba(x)
-            valid = valid & np.isfinite(probabilities).all(axis=1)
+            probabilities, valid = self.loaded.predictions(x, valid, "proba")
             classes = record.classes
             out = []
             for ok, p in zip(valid, probabilities, strict=True):
@@ -159,8 +156,7 @@ class ModelPredictor:
                     {"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}}
                 )
             return out
-        values = self.loaded.predict_value(x)
-        valid = valid & np.isfinite(values)
+        values, valid = self.loaded.predictions(x, valid, "value")
         return [{"value": float(v) if ok else None} for ok, v in zip(valid, values, strict=True)]
 
 
@@ -186,7 +182,7 @@ def _example(field: InputField) -> Any:
 
 
 def _field(feature) -> InputField:
-    if feature.kind == "categorical":
+    if feature.kind in ("categorical", "text"):
         return InputField(feature.name, "string")
     if feature.kind == "array":
         return InputField(feature.name, "array", feature.width)
