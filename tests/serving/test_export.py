@@ -122,3 +122,15 @@ def test_lineage_names_the_label_model_the_schema_version_and_the_validation(con
     assert rows[0][:6] == (1, ["production"], ["t", "t_labels"], "t_labels", "t_schema", 1)
     assert json.loads(rows[0][6])["passed"] is True
     assert rows[1][:6] == (2, [], ["t", "t_labels"], "t_labels", None, None) and rows[1][6] is None
+
+
+def test_text_features_are_not_exported_yet_and_say_so(con, tmp_path):
+    """A known gap: text n-gram features (tokenizing, vocabulary, tf-idf) have no graph encoder."""
+    con.sql("CREATE TABLE msgs AS SELECT CASE WHEN i % 2 = 0 THEN 'free money now' ELSE 'see you at lunch' END AS message, "
+            "CASE WHEN i % 2 = 0 THEN 'spam' ELSE 'ham' END AS label FROM range(200) r(i)")
+    con.sql("CREATE MODEL spam WITH (epochs := 1, text := ['message']) AS SELECT message, label FROM msgs")
+    with pytest.raises(sqlml.ServingError, match="feature 'message' is of kind 'text'"):
+        con.sql(f"EXPORT MODEL spam TO '{tmp_path / 'spam.onnx'}'")
+    con.sql(f"EXPORT MODEL spam TO '{tmp_path / 'spam.safetensors'}'")  # weights and the vocabulary as metadata
+    con.sql(f"IMPORT MODEL spam_copy FROM '{tmp_path / 'spam.safetensors'}'")
+    assert con.sql("SELECT ml_predict('spam_copy', 'free money') = ml_predict('spam', 'free money')").fetchall() == [(True,)]
