@@ -260,7 +260,8 @@ def bench_export(db: str, quick: bool, scratch: Path) -> dict:
                 f"SELECT {FEATURES}, truth AS label FROM delay_features WHERE month IN {months}")
         path = scratch / "delay_clf.onnx"
         con.sql(f"EXPORT MODEL delay_clf TO '{path}'")
-        december = con.sql(f"SELECT {FEATURES} FROM delay_features WHERE month = 12").to_arrow_table()
+        # one query for both sides: the inputs and ml_predict_proba's answers, row for row
+        december = con.sql(f"SELECT {FEATURES}, ml_predict_proba('delay_clf', {FEATURES}) AS p FROM delay_features WHERE month = 12").to_arrow_table()
         names = [n.strip() for n in FEATURES.split(",")]
         feeds = {}
         for name in names:
@@ -270,8 +271,7 @@ def bench_export(db: str, quick: bool, scratch: Path) -> dict:
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         session = onnxruntime.InferenceSession(str(path), options)
         onnx_probs = session.run(["probabilities"], feeds)[0]
-        sql_probs = np.array(con.sql(f"SELECT ml_predict_proba('delay_clf', {FEATURES}) FROM delay_features WHERE month = 12").fetchall(), dtype=object)
-        sql_probs = np.array([list(p[0]) for p in sql_probs], dtype=np.float64)
+        sql_probs = np.array([[np.nan, np.nan] if p is None else p for p in december.column("p").to_pylist()], dtype=np.float64)
         valid = ~np.isnan(onnx_probs).any(axis=1)
         difference = float(np.abs(onnx_probs[valid] - sql_probs[valid]).max())
         rows = len(december)
