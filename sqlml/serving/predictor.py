@@ -134,6 +134,17 @@ class ModelPredictor:
         self.cache_token = token
         self.fields = [_field(f) for f in record.features.features]
 
+    @classmethod
+    def from_registry(cls, connection, reference: str) -> ModelPredictor:
+        """A version read from a connection's database (in-process use; servers read the serving folder)."""
+        from sqlml.models.registry import load_record, load_weights, version_token
+
+        with connection.session.cursor() as cur:
+            record = load_record(cur, reference)
+            state = load_weights(cur, record.name, record.version)
+            found = version_token(cur, f"{record.name}@{record.version}")
+        return cls(record, state, found[2] if found else f"{record.name}@{record.version}")
+
     def warm(self, rounds: int = 3) -> None:
         """Run a few batches (one row, then a full-ish batch) so the first request pays nothing."""
         example = {f.name: _example(f) for f in self.fields}
