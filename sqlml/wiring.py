@@ -6,6 +6,7 @@ are written here: each area's module is imported when its statement first runs.
 
     STATEMENTS        statement key -> "module:function" handler (sqlml.query.statements)
     READ_ONLY         statements that run on read-only connections too
+    MATERIALIZED_FUNCTIONS  table functions computed before the statement that calls them
     ERROR_EXPLAINERS  DuckDB catalog errors told in an area's terms (sqlml.errors)
 
 The other tables fill themselves from their own folders: SQL functions from ``udfs/``
@@ -17,12 +18,13 @@ optimizer rules in ``sqlml.optimizer``. A new statement goes in its area's
 from __future__ import annotations
 
 from sqlml.errors import ERROR_EXPLAINERS
-from sqlml.query.statements import READ_ONLY, STATEMENTS
+from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 
 STATEMENTS.update(
     {
         # weak supervision
         "CREATE LABELING FUNCTION": "sqlml.labeling.statements:create_labeling_function",
+        "CREATE LABELING FUNCTIONS": "sqlml.labeling.statements:create_labeling_functions",
         "DROP LABELING FUNCTION": "sqlml.labeling.statements:drop_labeling_function",
         "APPLY LABELING FUNCTIONS": "sqlml.labeling.statements:apply_labeling_functions",
         "CREATE LABEL MODEL": "sqlml.labeling.statements:create_label_model",
@@ -35,13 +37,18 @@ STATEMENTS.update(
         "CREATE MODEL": "sqlml.training.statements:create_model",
         "CREATE MODELS": "sqlml.training.large.grid:create_models",
         "DROP MODEL": "sqlml.training.statements:drop_model",
+        # rollout and portability (serving)
+        "ALTER MODEL": "sqlml.serving.statements:alter_model",
+        "EXPORT MODEL": "sqlml.serving.statements:export_model",
+        "IMPORT MODEL": "sqlml.serving.statements:import_model",
         # the optimizer
         "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",
         # incremental inference / video
         "LOAD VIDEO": "sqlml.incremental.statements:load_video",
     }
 )
-READ_ONLY.add("EXPLAIN ML")
+READ_ONLY.update({"EXPLAIN ML", "EXPORT MODEL"})
+MATERIALIZED_FUNCTIONS["ml_label_model_predict"] = "sqlml.labeling.predict:materialize"
 
 ERROR_EXPLAINERS.append("sqlml.labeling.explain:explain_missing_storage")
 ERROR_EXPLAINERS.append("sqlml.validation.explain:explain_missing_version")

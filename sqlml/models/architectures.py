@@ -132,16 +132,32 @@ def _dropout(options: dict[str, Any]) -> float:
 
 
 def logistic(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
-    """One linear layer on the flattened input (logistic / softmax regression; linear regression)."""
+    """One linear layer on the flattened input (logistic / softmax regression; linear regression).
+
+    With text features the layer reads each text's bag of terms sparsely (an EmbeddingBag):
+    logistic regression on tf-idf n-grams."""
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        from sqlml.models import text_layers
+
+        return text_layers.linear(options["text_layout"], n_outputs)
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_outputs))
 
 
 def mlp(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
-    """Fully connected layers ``hidden`` (default [64, 64]) with ``activation`` and ``dropout``."""
+    """Fully connected layers ``hidden`` (default [64, 64]) with ``activation`` and ``dropout``.
+
+    With text features the first layer reads each text's bag of terms sparsely."""
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        from sqlml.models import text_layers
+
+        name = options.get("activation", "relu")
+        _activation(name)  # checked
+        return text_layers.mlp(options["text_layout"], n_outputs, _hidden(options, "hidden", [64, 64]),
+                               lambda: _activation(name), _dropout(options))
     layers: list = [nn.Flatten()]
     width = math.prod(input_shape)
     dropout = _dropout(options)
@@ -162,6 +178,8 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
     """
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        raise TrainingError("architecture 'cnn' does not read text features; use 'fasttext', 'logistic' or 'mlp'")
     layers: list = []
     if len(input_shape) == 2:  # [H, W]: one channel
         layers.append(nn.Unflatten(1, (1, input_shape[0])))
@@ -192,9 +210,24 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
     return nn.Sequential(*layers)
 
 
+def fasttext(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
+    """fastText-style (Joulin et al. 2017): the weighted mean of ``dim``-wide n-gram vectors of each
+    text feature (EmbeddingBag), plus a linear map of the other features, then a linear classifier.
+    Needs text := [...]."""
+    from sqlml.models import text_layers
+
+    if not options.get("text_layout"):
+        raise TrainingError("architecture 'fasttext' needs text features: name them with text := ['column']")
+    dim = options.get("dim", 64)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 4096:
+        raise InvalidOptionError("CREATE MODEL", "dim", f"expected an integer in 1 .. 4096, got {dim!r}")
+    return text_layers.fasttext(options["text_layout"], n_outputs, dim, _dropout(options))
+
+
 for _name, _factory, _options in (
     ("logistic", logistic, {}),
     ("mlp", mlp, {"hidden": [64, 64], "activation": "relu", "dropout": 0.0}),
     ("cnn", cnn, {"channels": [16, 32], "kernel_size": 3, "batch_norm": False, "dropout": 0.0}),
+    ("fasttext", fasttext, {"dim": 64, "dropout": 0.0}),
 ):
     ARCHITECTURES[_name] = Architecture(_name, _factory, _options, (_factory.__doc__ or "").strip(), builtin=True)

@@ -115,6 +115,7 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "input_shape": Option(None, shape, "shape of one example, e.g. [3, 32, 32] for a FLOAT[3072] image column"),
     "normalize": Option(True, boolean, "standardise numeric features with the training mean and standard deviation"),
     "max_categories": Option(1000, whole(1, bounds.MAX_CATEGORIES), "most distinct values a categorical (VARCHAR) feature may have"),
+    "text": Option(None, names_list, "VARCHAR columns that are text features: bags of word n-grams (see the text options)"),
     "epochs": Option(10, whole(1, bounds.MAX_EPOCHS), "passes over the training data"),
     "batch_size": Option(256, whole(1, bounds.MAX_BATCH_ROWS), "rows per optimizer step"),
     "optimizer": Option("adam", one_of("adam", "adamw", "sgd"), "'adam', 'adamw' or 'sgd'"),
@@ -139,6 +140,15 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "scratch_dir": Option(None, optional_text, "folder for the staged training data (default: the system temp folder)"),
 }
 
+def _text_options() -> dict[str, Option]:
+    from sqlml.models.text import TEXT_OPTIONS
+
+    # values are checked by text.check_options (they need text := [...]); here: name, default, doc
+    return {name: Option(default, lambda v: None, doc) for name, (default, _, doc) in TEXT_OPTIONS.items()}
+
+
+TRAINING_OPTIONS.update(_text_options())
+
 IMPORT_OPTIONS: dict[str, Option] = {
     "architecture": Option(None, text, "a registered architecture whose module the weights fit"),
     "weights": Option(None, text, "path of a state dict saved with torch.save (loaded with weights_only=True)"),
@@ -154,7 +164,11 @@ IMPORT_OPTIONS: dict[str, Option] = {
 def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
     from sqlml.models.architectures import get_architecture
+    from sqlml.models.text import check_options
     from sqlml.training.strategies import strategy_options
+
+    if not importing:
+        check_options(given)
 
     table = dict(IMPORT_OPTIONS if importing else TRAINING_OPTIONS)
     if importing and "architecture" not in given:

@@ -26,6 +26,7 @@ from sqlml.models import registry
 from sqlml.models.architectures import build
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type
 from sqlml.models.loading import build_module, resolve_device
+from sqlml.models.text import layout
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
 from sqlml.training.job import EpochReport, JobHooks, OptimizerSpec, StopRule, TrainJob, TrainResult
@@ -41,6 +42,7 @@ class Prepared:
     query: str
     options: dict[str, Any]  # settled
     training: TrainingSet
+    lineage: dict[str, Any] | None = None  # what it is trained on (ml_lineage)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -51,19 +53,26 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
     """Check options and name, run the validation gate, stage the query. Caller cleans up."""
     options = settle(given)
     catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
+    validation = None
     if options["validate"]:
         from sqlml.training.gate import check_training_data
 
-        check_training_data(duck, options["validate"], query, model=name)
+        validation = check_training_data(duck, options["validate"], query, model=name)
+    from sqlml.training.lineage import lineage
+
+    recorded = lineage(duck, query, options, validation)
     directory = scratch_directory(options)
     try:
-        training = stage(duck, query, options, directory=directory)
+        training = stage(duck, query, options, directory=directory, model=name)
     except BaseException:
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return Prepared(name, query, options, training)
+    text_layout = layout(training.spec)
+    if text_layout is not None:  # where the architectures find the text bags (stored with the model)
+        options["text_layout"] = text_layout
+    return Prepared(name, query, options, training, recorded)
 
 
 def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob:
@@ -194,6 +203,7 @@ def model_record(prepared: Prepared, result: TrainResult, seconds: float) -> reg
         metrics=metrics,
         query=prepared.query,
         status="trained",
+        lineage=dict(prepared.lineage or {}),
     )
 
 

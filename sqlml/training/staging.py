@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from sqlml.errors import DataError, suggest
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
+from sqlml.models.text import bag_sql, check_text_columns, learn_vocabulary, text_config, vocabulary_arrow
 from sqlml.sqlutil import is_query_text, quote_ident, select_query
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
@@ -136,7 +138,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> TrainingSet:
+def stage(duck, query: str, options: dict[str, Any], *, directory: str, model: str = "model") -> TrainingSet:
     """Stage ``query`` for training under ``options`` (label, weight, soft_label, task, ...)."""
     relation = _relation(duck, query, "training query")
     names = list(relation.columns)
@@ -151,7 +153,8 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
         raise DataError(
             f"regression needs a numeric label; column {cols.label!r} is {types[cols.label]}", column=cols.label
         )
-    kinds = {c: feature_kind(c, types[c]) for c in cols.features}
+    text_columns = check_text_columns(names, types, options, model=model, features=cols.features)
+    kinds = {c: ("text", []) if c in text_columns else feature_kind(c, types[c]) for c in cols.features}
 
     select = staged_features([(c, kind, dims) for c, (kind, dims) in kinds.items()])
     where = []
@@ -165,12 +168,19 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
     have = [quote_ident(c) + " IS NOT NULL" for c in (cols.label, cols.soft_label) if c]
     if have:
         where.append("(" + " OR ".join(have) + ")")
-    staged_sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q" + (f" WHERE {' AND '.join(where)}" if where else "")
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    texts = {}
+    if text_columns:
+        config = text_config(options)
+        source = f"(SELECT * FROM ({_strip(query)}) AS q{where_sql}) AS __src"
+        texts = {c: learn_vocabulary(duck, source, c, config, model=model) for c in text_columns}
+    positions = [(i, c, texts[c]) for i, c in enumerate(kinds) if c in texts]
 
-    acc = _Stats(cols, kinds, task, int(options.get("max_categories", 1000)))
+    acc = _Stats(cols, kinds, task, int(options.get("max_categories", 1000)), texts)
     block_rows = options.get("block_rows") or _auto_block_rows(kinds)
     path = os.path.join(directory, "train.arrow")
-    n_rows = _write_blocks(duck, staged_sql, path, block_rows, acc.update)
+    with _bag_query(duck, _strip(query), where_sql, select, positions) as staged_sql:
+        n_rows = _write_blocks(duck, staged_sql, path, block_rows, acc.update)
     if n_rows == 0:
         dropped = "" if not have else " (rows whose label is NULL are left out)"
         raise DataError(f"the training query returned no rows{dropped}; there is nothing to train on")
@@ -186,6 +196,36 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
             duck, options["validation_query"], spec, os.path.join(directory, "validation.arrow"), block_rows
         )
     return training
+
+
+@contextmanager
+def _bag_query(duck, query: str, where_sql: str, select: list[str], texts: list[tuple[int, str, dict]]):
+    """The staging SELECT; with text features, each text column's bag (``text.bag_sql``) is
+    joined to its row as ``f{i}`` (term ids) and ``g{i}`` (weights), rows in query order.
+    The vocabularies live in TEMP tables while the query runs."""
+    if not texts:
+        yield f"SELECT {', '.join(select)} FROM ({query}) AS q{where_sql}"
+        return
+    ctes = [f"__q AS MATERIALIZED (SELECT row_number() OVER () AS __row, * FROM ({query}) AS q{where_sql})"]
+    joins, items, temps = [], list(select), []
+    try:
+        for i, column, text in texts:
+            vocab = f"__sqlml_vocab_{i}"
+            duck.register("__sqlml_vocab_src", vocabulary_arrow(text))
+            try:
+                duck.execute(f"CREATE OR REPLACE TEMP TABLE {vocab} AS FROM __sqlml_vocab_src")
+            finally:
+                duck.unregister("__sqlml_vocab_src")
+            temps.append(vocab)
+            source = f"(SELECT __row, {quote_ident(column)} AS __text FROM __q)"
+            ctes.append(f"__bag{i} AS ({bag_sql(source, vocab, text)})")
+            joins.append(f" LEFT JOIN (SELECT __row AS __r{i}, ids AS __ids{i}, weights AS __w{i} FROM __bag{i}) "
+                         f"ON __r{i} = __q.__row")
+            items += [f"coalesce(__ids{i}, []::INTEGER[]) AS f{i}", f"coalesce(__w{i}, []::FLOAT[]) AS g{i}"]
+        yield f"WITH {', '.join(ctes)} SELECT {', '.join(items)} FROM __q{''.join(joins)} ORDER BY __q.__row"
+    finally:
+        for temp in temps:
+            duck.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
 def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows: int) -> str:
@@ -206,10 +246,10 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         select.append(f"CAST({quote_ident(target.weight)} AS FLOAT) AS weight")
     if target.soft_label:
         select.append(f"CAST({quote_ident(target.soft_label)} AS FLOAT[]) AS soft")
-    sql = f"SELECT {', '.join(select)} FROM ({_strip(query, 'validation_query')}) AS q"
-    if target.label:
-        sql += f" WHERE {quote_ident(target.label)} IS NOT NULL"
-    rows = _write_blocks(duck, sql, path, block_rows, None)
+    where_sql = f" WHERE {quote_ident(target.label)} IS NOT NULL" if target.label else ""
+    texts = [(i, f.name, f.text) for i, f in enumerate(spec.features) if f.kind == "text"]
+    with _bag_query(duck, _strip(query, "validation_query"), where_sql, select, texts) as sql:
+        rows = _write_blocks(duck, sql, path, block_rows, None)
     if rows == 0:
         raise DataError("the validation query returned no rows with a label")
     write_class_codes(path, target)
@@ -255,7 +295,7 @@ def staged_features(features: list[tuple[str, str, list[int]]]) -> list[str]:
     items += [
         f"{staging_expression(kind, dims, quote_ident(name))} AS f{i}"
         for i, (name, kind, dims) in enumerate(features)
-        if kind != "numeric"
+        if kind not in ("numeric", "text")  # text: see _bag_query
     ]
     return items
 
@@ -296,7 +336,7 @@ def _hint(error) -> str:
 def _auto_block_rows(kinds: dict[str, tuple[str, list[int]]]) -> int:
     row_bytes = 16
     for kind, dims in kinds.values():
-        row_bytes += 4 * math.prod(dims) if kind == "array" else (16 if kind == "categorical" else 4)
+        row_bytes += 4 * math.prod(dims) if kind == "array" else ({"categorical": 16, "text": 512}.get(kind, 4))
     return int(min(65_536, max(1_024, BLOCK_BYTES // row_bytes)))
 
 
@@ -343,8 +383,9 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
 class _Stats:
     """Statistics gathered while staging, and the checks that refuse bad training data."""
 
-    def __init__(self, cols: Columns, kinds, task: str, max_categories: int):
+    def __init__(self, cols: Columns, kinds, task: str, max_categories: int, texts: dict | None = None):
         self.cols, self.kinds, self.task, self.max_categories = cols, kinds, task, max_categories
+        self.texts = texts or {}
         self.numeric = [c for c, (k, _) in kinds.items() if k == "numeric"]
         self.sums = np.zeros(len(self.numeric))
         self.squares = np.zeros(len(self.numeric))
@@ -362,7 +403,7 @@ class _Stats:
         if self.numeric:
             self._numeric(batch.column("num"))
         for i, (name, (kind, _)) in enumerate(self.kinds.items()):
-            if kind == "numeric":
+            if kind in ("numeric", "text"):
                 continue
             column = batch.column(f"f{i}")
             if kind == "categorical":
@@ -496,6 +537,9 @@ class _Stats:
                 features.append(Feature(name, kind, "FLOAT", 1, [], None, mean if normalize else None, (std or 1.0) if normalize else None))
             elif kind == "array":
                 features.append(Feature(name, kind, array_type(dims), math.prod(dims), list(dims)))
+            elif kind == "text":
+                text = self.texts[name]
+                features.append(Feature(name, kind, "VARCHAR", 2 * int(text["max_tokens"]), [], text=text))
             else:
                 cats = sorted(self.categories[name])
                 features.append(Feature(name, kind, "VARCHAR", len(cats) + 1, [], cats))
@@ -506,6 +550,8 @@ class _Stats:
             total, squares, count = self.label_sums
             target.mean = total / count
             target.std = math.sqrt(max(squares / count - target.mean**2, 0.0)) or 1.0
+        if self.texts and options.get("input_shape"):
+            raise DataError("input_shape cannot be given with text features (a text feature is a bag of terms, not a grid)")
         if self.weight_sum == 0.0 and self.cols.weight:
             raise DataError(f"every weight in column {self.cols.weight!r} is 0; there is nothing to learn from")
         return FeatureSpec(features, example_shape(features, options.get("input_shape")), target)
