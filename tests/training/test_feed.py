@@ -135,8 +135,6 @@ def test_larger_than_a_block_images_stream_in_bounded_batches(con, tmp_path):
 def test_rows_in_order_are_cut_from_the_blocks_as_the_gather_would_cut_them(staged, world):
     """The sequential path slices staged blocks (views, joined only across a block edge); it must
     give exactly the batches gathering every row in order gives, labels and weights included."""
-    from sqlml.training.feed import encode_window
-
     for rank in range(world):
         feed = Feed(staged, batch_size=300, shuffle=False, window=3, rank=rank, world=world)
         fast = list(feed(0))
