@@ -312,7 +312,9 @@ class GridExecutor:
         self.device_names = worker_devices(own["workers"], len(members), members[0].options["device"])
         self.workers = len(self.device_names)
         self.slots = _spill_slots(members)
-        self.threads = members[0].job.threads or 1
+        # worker processes: 1 torch thread each unless asked (the workers are the parallelism);
+        # one worker in this process: the threads a CREATE MODEL would use (None: torch's default)
+        self.threads = members[0].job.threads
         self.transport = transport  # worker processes started early, or None
 
     def close(self) -> None:
@@ -332,12 +334,12 @@ class GridExecutor:
         tasks = [Task(i, job.name, max(1, loop.remaining_batches(job))) for i, job in jobs.items()]
         alternator = ShardAlternator(tasks, unit=self.unit)
         if self.transport is None:
-            self.transport = Inline(self.device_names[0], self.slots) if self.workers == 1 else Processes(self.device_names, self.threads)
+            self.transport = Inline(self.device_names[0], self.slots) if self.workers == 1 else Processes(self.device_names, self.threads or 1)
         transport = self.transport
         if self.slots is not None and self.workers > 1:
             for worker in range(self.workers):
                 transport.send(worker, m.Configure(self.slots))
-        threads = Threads(self.threads) if self.workers == 1 else None
+        threads = Threads(self.threads) if self.workers == 1 and self.threads else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
         queued: dict[int, list] = {w: [] for w in range(self.workers)}
