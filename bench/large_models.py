@@ -92,6 +92,8 @@ def bench_spill(args) -> dict:
         "spill_ram_half": dict(budget=param_bytes // 2, tier="ram"),
         # the code before this change, in the same run: the fewest shards that fit, every shard recomputed
         "spill_ram_half_before": dict(budget=param_bytes // 2, tier="ram", before=True),
+        # the fewest shards that fit, shards that stay in their slot across the turn kept (not recomputed)
+        "spill_ram_half_fewest": dict(budget=param_bytes // 2, tier="ram", fewest=True),
         "spill_ram_quarter_keep_activations": dict(budget=param_bytes // 4, tier="ram", checkpoint_activations=False),
         "spill_ram_half_keep_activations": dict(budget=param_bytes // 2, tier="ram", checkpoint_activations=False),
         "spill_ram_half_prefetch": dict(budget=param_bytes // 2, tier="ram", prefetch=True),
@@ -100,6 +102,8 @@ def bench_spill(args) -> dict:
     }
     if args.quick:
         variants = {k: v for k, v in variants.items() if k in ("spill_ram_quarter", "spill_ram_half", "spill_ram_half_before", "spill_disk_half_prefetch")}
+    if args.spill_variants:
+        variants = {k: variants[k] for k in args.spill_variants.split(",")}
 
     def build(name, batch, folder):
         model = spill_model(width, blocks)
@@ -113,8 +117,8 @@ def bench_spill(args) -> dict:
 
             return model, step, None
         v = dict(variants[name])
-        budget, before = v.pop("budget"), v.pop("before", False)
-        if before:
+        budget, before, fewest = v.pop("budget"), v.pop("before", False), v.pop("fewest", False)
+        if before or fewest:
             plan = budget_plan(sequential_layers(model), budget // slots_needed(v.get("prefetch", False)), state_tensors_per_param=0)
         else:  # the strategy's own default plan (spill_plan): the cut that moves and recomputes least
             plan = spill_plan(sequential_layers(model), budget, state_tensors_per_param=0, prefetch=v.get("prefetch", False),
@@ -128,7 +132,7 @@ def bench_spill(args) -> dict:
     out = {"model": {"width": width, "blocks": blocks, "layers": layer_count, "parameters": params, "mb": param_bytes / 1e6},
            "threads": "torch 1 thread on both sides", "batches": {}}
     with scratch("sqlml-bench-spill-") as folder:
-        for batch in ([16, 64] if args.quick else [16, 64, 256]):
+        for batch in ([int(b) for b in args.spill_batches.split(",")] if args.spill_batches else [16, 64] if args.quick else [16, 64, 256]):
             torch.manual_seed(1)
             x, y = torch.randn(batch, width), torch.randn(batch, 1)
             # correctness: 3 steps from the same seed, every variant against resident
@@ -338,6 +342,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--grid-rounds", type=int, default=None)
+    parser.add_argument("--spill-batches", default=None, help="batch sizes of the spill part, e.g. 64 (default 16,64,256)")
+    parser.add_argument("--spill-variants", default=None, help="spill variants to run, comma-separated (default: all)")
     parser.add_argument("--out", default=None, help="default: bench/results/large_models.json (_quick.json with --quick)")
     args = parser.parse_args()
     args.out = args.out or str(ROOT / "bench" / "results" / ("large_models_quick.json" if args.quick else "large_models.json"))
