@@ -287,7 +287,7 @@ def bench_grid(args) -> dict:
     con.sql(f"CREATE MODELS warmup FOR (lr IN (0.1, 0.2)) WITH ({common}, threads := 1, workers := 2) AS SELECT * FROM t LIMIT 512")
     out["first_worker_start_seconds"] = round(time.perf_counter() - started, 2)
     counter = iter(range(1_000_000))
-    for n in ([4] if args.quick else [4, 8]):
+    for n in ([int(k) for k in args.grid_sizes.split(",")] if args.grid_sizes else [4] if args.quick else [4, 8]):
         lrs = [round(0.01 * (k + 1), 4) for k in range(n)]
         head = f"FOR (lr IN ({', '.join(map(str, lrs))}))"
 
@@ -342,6 +342,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--grid-rounds", type=int, default=None)
+    parser.add_argument("--grid-sizes", default=None, help="grid sizes, e.g. 4 (default 4,8; 4 with --quick)")
     parser.add_argument("--spill-batches", default=None, help="batch sizes of the spill part, e.g. 64 (default 16,64,256)")
     parser.add_argument("--spill-variants", default=None, help="spill variants to run, comma-separated (default: all)")
     parser.add_argument("--out", default=None, help="default: bench/results/large_models.json (_quick.json with --quick)")

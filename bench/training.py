@@ -235,7 +235,7 @@ def run_paired_feed(args) -> dict:
     import numpy as np
     import pyarrow as pa
     import torch
-    from rounds import paired, ratio, summary
+    from rounds import machine as machine_now, paired, ratio, summary
 
     import sqlml
     from sqlml.training.feed import Feed
@@ -243,6 +243,7 @@ def run_paired_feed(args) -> dict:
     from sqlml.training.staging import stage
 
     torch.set_num_threads(1)
+    load_at_start = machine_now({"feed": 1, "plain_memory": 1})
     columns = ", ".join(f"c{i}" for i in range(COLUMNS))
     con = sqlml.connect(os.path.join(args.work_dir, "feed.duckdb"), read_only=True)
     con.sql("SET threads = 1")
@@ -255,7 +256,8 @@ def run_paired_feed(args) -> dict:
         resident = torch.from_numpy(np.concatenate([
             reader.get_batch(i).column("num").values.to_numpy().reshape(-1, COLUMNS) for i in range(reader.num_record_batches)
         ]))
-        out: dict = {"rows": len(resident), "batch": args.batch, "threads": "torch 1 thread on both sides; the feed adds its prefetch thread"}
+        out: dict = {"machine_at_start": load_at_start, "rows": len(resident), "batch": args.batch,
+                     "threads": "torch 1 thread on both sides; the feed adds its prefetch thread"}
         for mode in ("sequential", "shuffled"):
             feed = Feed(training, batch_size=args.batch, shuffle=mode == "shuffled")
             rows, batch_sizes = feed_rows(feed, 0)
@@ -380,7 +382,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temp folder)")
-    parser.add_argument("--only", choices=["feed", "training"], help="run one part, keeping the other's results in --out")
+    parser.add_argument("--only", choices=["feed", "feed_vs_memory", "training"],
+                        help="run one part, keeping the others' results in --out (feed_vs_memory: only the paired part 1b)")
     parser.add_argument("--out", default=None, help="default: bench/results/training.json (training_quick.json with --quick)")
     parser.add_argument("--quick", action="store_true", help="2M feed rows, 50k training rows, 2 epochs")
     parser.add_argument("--rounds", type=int, default=7, help="paired rounds of the feed against plain memory")
@@ -404,9 +407,12 @@ def main() -> None:
 def run_all(args) -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if args.only and out.exists() else {}
-    if args.only != "training":
+    if args.only == "feed_vs_memory":
+        make_table(args.work_dir, args.rows)
+        results.update(feed_vs_memory(args))
+    elif args.only != "training":
         results.update(feed_runs(args))
-    if args.only != "feed":
+    if args.only not in ("feed", "feed_vs_memory"):
         print(f"training: single vs data_parallel, {args.train_rows:,} rows, {args.epochs} epochs", flush=True)
         results["training"] = t = training_runs(args)
         if "skipped" in t:
@@ -449,15 +455,19 @@ def feed_runs(args) -> dict:
     }
     for name, value in ratios.items():
         print(f"  {name}: {value:.2f}x")
-    log("feed against plain memory-resident batches (paired rounds)")
+    return {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios,
+            **feed_vs_memory(args)}
+
+
+def feed_vs_memory(args) -> dict:
+    log(f"feed against plain memory-resident batches (paired rounds), {args.rows:,} rows")
     against = in_fresh_process(args, "paired_feed")
     against["machine"] = machine({"feed": 1, "plain_memory": 1})
     for mode in ("sequential", "shuffled"):
         r = against[mode]
         print(f"  {mode}: sqlml feed {r['sqlml_m_rows_per_s_median']} M rows/s, plain {r['plain_m_rows_per_s_median']} M rows/s "
               f"-> feed at {fmt(r['feed_share_of_plain_speed'])} of plain speed", flush=True)
-    return {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios,
-            "feed_vs_plain_memory": against}
+    return {"feed_vs_plain_memory": against}
 
 
 if __name__ == "__main__":
