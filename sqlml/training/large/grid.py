@@ -312,9 +312,7 @@ class GridExecutor:
         self.device_names = worker_devices(own["workers"], len(members), members[0].options["device"])
         self.workers = len(self.device_names)
         self.slots = _spill_slots(members)
-        # worker processes: 1 torch thread each unless asked (the workers are the parallelism);
-        # one worker in this process: the threads a CREATE MODEL would use (None: torch's default)
-        self.threads = members[0].job.threads
+        self.threads = members[0].job.threads or 1
         self.transport = transport  # worker processes started early, or None
 
     def close(self) -> None:
@@ -334,12 +332,12 @@ class GridExecutor:
         tasks = [Task(i, job.name, max(1, loop.remaining_batches(job))) for i, job in jobs.items()]
         alternator = ShardAlternator(tasks, unit=self.unit)
         if self.transport is None:
-            self.transport = Inline(self.device_names[0], self.slots) if self.workers == 1 else Processes(self.device_names, self.threads or 1)
+            self.transport = Inline(self.device_names[0], self.slots) if self.workers == 1 else Processes(self.device_names, self.threads)
         transport = self.transport
         if self.slots is not None and self.workers > 1:
             for worker in range(self.workers):
                 transport.send(worker, m.Configure(self.slots))
-        threads = Threads(self.threads) if self.workers == 1 and self.threads else None
+        threads = Threads(self.threads) if self.workers == 1 else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
         queued: dict[int, list] = {w: [] for w in range(self.workers)}
