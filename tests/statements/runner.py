@@ -11,7 +11,8 @@ query. Keys:
                must then give the same rows before and after (nothing half-written)
 
 ``{tmp}`` in any SQL is the case's own temporary folder (files the statements write or
-read); the database lives there too.
+read); the database is a fresh in-memory one. The check query may read ``result``: the rows the
+statement returned (a table registered on the connection; absent when it returns none).
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ def rows(con, query: str) -> list:
     return plain(con.sql(query).fetchall())
 
 
-def run(con, sql: str) -> None:
+def run(con, sql: str):
+    """Run ``sql``; the rows it returned as an Arrow table, or None."""
     result = con.sql(sql)
-    if result is not None:
-        result.fetchall()
+    return None if result is None else result.to_arrow_table()
 
 
 def write_clip(path: Path) -> None:
@@ -76,7 +77,7 @@ def run_case(case: Case, tmp_path: Path) -> None:
     for name in case.values("clip"):
         write_clip(tmp_path / name)
     statement, check = (filled(s) for s in case.statements)
-    con = sqlml.connect(str(tmp_path / "fixture.duckdb"))
+    con = sqlml.connect()
     try:
         for setup in case.values("setup"):
             run(con, filled(setup))
@@ -93,7 +94,9 @@ def run_case(case: Case, tmp_path: Path) -> None:
                 raise AssertionError(f"{case.id}: expected {error}, nothing was raised")
             assert rows(con, check) == before, f"{case.id}: the failed statement changed the catalog"
         else:
-            run(con, statement)
+            result = run(con, statement)
+            if result is not None:
+                con.duckdb.register("result", result)
             got, expected_rows = rows(con, check), json.loads(case.options["expect"])
             assert got == expected_rows, f"{case.id}: the check query gave\n{json.dumps(got)}\nexpected\n{json.dumps(expected_rows)}"
     finally:
