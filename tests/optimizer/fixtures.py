@@ -22,8 +22,7 @@ import sqlglot
 from sqlml import optimizer
 from sqlml.optimizer.context import RewriteContext
 from sqlml.optimizer.scopes import highest_invented_number
-from tests.sqlfixtures import Case
-from tests.sqlfixtures import load_cases as load_fixture_cases
+from tests.sqlfixtures import Case, load_cases as load_fixture_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
