@@ -8,6 +8,7 @@ one that succeeds (``# expect:``) and one that must fail (``# error:``).
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def problems(statements: dict[str, str], docs: str, cases, files: set[str]) -> l
             found.append(f"{key}: handler {handler!r} is not in sqlml.<area>.statements")
         elif match.group(2) != name:
             found.append(f"{key}: handler function {match.group(2)!r} should be named {name!r}")
+        elif not callable(getattr(importlib.import_module(handler.partition(":")[0]), name, None)):
+            found.append(f"{key}: {handler.partition(':')[0]} has no function {name!r}")
         if key not in headings:
             found.append(f"{key}: docs/sql-reference.md has no heading ### `{key}`")
         if name not in files:
@@ -61,11 +64,12 @@ def test_every_statement_has_one_name_everywhere():
     [
         (lambda s, d, f: s.update({"CREATE MODEL": "sqlml.training.runner:create_model"}), "not in sqlml.<area>.statements"),
         (lambda s, d, f: s.update({"CREATE MODEL": "sqlml.training.statements:make_model"}), "should be named"),
+        (lambda s, d, f: s.update({"CREATE WIDGET": "sqlml.training.statements:create_widget"}), "has no function"),
         (lambda s, d, f: d.append("CREATE MODEL"), "has no heading"),
         (lambda s, d, f: f.discard("create_model"), "no fixture file"),
         (lambda s, d, f: f.add("create_widget"), "names no statement"),
     ],
-    ids=["handler module", "handler name", "docs heading", "fixture file", "stray fixture"],
+    ids=["handler module", "handler name", "handler missing", "docs heading", "fixture file", "stray fixture"],
 )
 def test_each_missing_name_is_reported(break_it, expected):
     statements, files, removed = dict(STATEMENTS), {p.stem for p in FOLDER.glob("*.sql")}, []
