@@ -19,6 +19,7 @@ from sqlml.errors import (
     InvalidOptionError as InvalidOptionError,
     LabelingError as LabelingError,
     ObjectExistsError as ObjectExistsError,
+    ParameterError as ParameterError,
     ReadOnlyError as ReadOnlyError,
     ServingError as ServingError,
     SqlmlError as SqlmlError,

@@ -45,6 +45,10 @@ class Function:
     columns: list[tuple[str, str]] | None = None
     positional: list[str] = field(default_factory=list)
     named: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (type, default)
+    #: table functions only: the parameters that name a table or query to read. A call whose
+    #: arguments are constants runs before its statement, on the caller's connection
+    #: (sqlml.query.source_calls), so it sees registered views, DataFrames and open transactions.
+    sources: tuple[str, ...] = ()
     doc: str = ""
 
     @property
@@ -95,11 +99,13 @@ def table_function(
     params: Sequence[tuple[str, str]] = (),
     named: Sequence[tuple[str, str, Any]] = (),
     side_effects: bool = True,
+    sources: Sequence[str] = (),
 ):
     """Declare a table function ``name(params..., named := default...)``.
 
     The Python function gets the Session, then every parameter in order, and returns
-    rows: a list of dicts or tuples, or a ``pyarrow.Table``.
+    rows: a list of dicts or tuples, or a ``pyarrow.Table``. ``sources`` names the
+    parameters that hold a table or query the function reads.
     """
 
     def decorate(fn):
@@ -119,6 +125,7 @@ def table_function(
             columns=col_list,
             positional=[p for p, _ in params],
             named={n: (t, d) for n, t, d in named},
+            sources=tuple(sources),
             doc=(fn.__doc__ or "").strip(),
         )
         return fn
