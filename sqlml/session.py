@@ -85,6 +85,16 @@ class Session:
             cur.close()
 
     @contextmanager
+    def own_cursor(self):
+        """Always a fresh cursor, even inside ``borrow``: for a function's own bookkeeping
+        (writes while it streams its source through ``cursor()``)."""
+        cur = self._root.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
     def borrow(self, duck):
         """Let ``cursor()`` hand out the caller's connection ``duck`` in this thread.
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlml import frames
 from sqlml.query.params import placeholders
 from sqlml.query.tokens import Token, tokenize
-from sqlml.udf import FUNCTIONS, Function, load_builtin
+from sqlml.udf import Function, load_builtin
 
 log = logging.getLogger("sqlml.query")
 _names = itertools.count(1)
@@ -48,6 +48,7 @@ def prepare(connection, text: str, frame) -> tuple[str, dict[str, Any]]:
     for function, start, end, args in calls:
         values = _argument_values(connection, function, args, text)
         if values is None:
+            log.debug("%s: arguments are not constants; it runs inside DuckDB (committed data only)", function.name)
             continue
         rows = _run(connection, function, values, [t for _, arg in args for t in arg], frame)
         name = f"__sqlml_source_{next(_names)}"
