@@ -234,7 +234,7 @@ def watch(duck, description: str, *, show: bool | str | None = None, every: floa
 def _progress_settings(duck) -> list[tuple[str, Any]]:
     names = ("enable_progress_bar", "enable_progress_bar_print")
     try:
-        saved = [(n, duck.execute(f"SELECT current_setting('{n}')").fetchone()[0]) for n in names]
+        saved = [(n, duck.execute(f"SELECT current_setting('{n}')").fetchall()[0][0]) for n in names]
         duck.execute("SET enable_progress_bar = true")
         duck.execute("SET enable_progress_bar_print = false")
     except Exception:  # noqa: BLE001 - no progress then, never a failed statement

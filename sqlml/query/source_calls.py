@@ -124,7 +124,7 @@ def _argument_values(connection, function: Function, args, text: str) -> list[An
         types.append(kind)
     select = ", ".join(f"CAST(({e}) AS {t})" if e is not None else f"CAST(NULL AS {t})" for e, t in zip(exprs, types, strict=True))
     try:
-        row = connection.duckdb.execute(f"SELECT {select}").fetchone()
+        row = connection.duckdb.execute(f"SELECT {select}").fetchall()[0]
     except Exception:  # noqa: BLE001 - not constant (a column of the outer query, a subquery...)
         return None
     values = list(row)
