@@ -56,6 +56,16 @@ class Connection:
         macros.create_sql_macros(duck, strict=not session.read_only)
         udf.create_macros(duck)
 
+    @classmethod
+    def over(cls, duck: duckdb.DuckDBPyConnection, session: Session) -> Connection:
+        """A Connection over a DuckDB connection that already has sqlml's macros (no set-up)."""
+        connection = cls.__new__(cls)
+        connection._duck = duck
+        connection._session = session
+        connection._pending = None
+        connection._pending_description = None
+        return connection
+
     # -- identity ---------------------------------------------------------------------
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:

@@ -250,7 +250,12 @@ def training_curves(runs: Rows, title: str = "training"):
     models = list(dict.fromkeys(str(r["model"]) for r in runs))
     skip = ("loss", "rows", "seconds", "count", "epoch")
     metric_names = sorted(
-        {k for r in runs for k, v in (r.get("metrics") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and not any(w in k for w in skip)}
+        {
+            k
+            for r in runs
+            for k, v in (r.get("metrics") or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not any(w in k for w in skip)
+        }
     )
     figure = _figure(10, 3.4)
     loss_axis, metric_axis = figure.subplots(1, 2)

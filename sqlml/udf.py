@@ -49,6 +49,9 @@ class Function:
     #: arguments are constants runs before its statement, on the caller's connection
     #: (sqlml.query.source_calls), so it sees registered views, DataFrames and open transactions.
     sources: tuple[str, ...] = ()
+    #: run before its statement on the caller's connection even without ``sources`` (a
+    #: function that reads through sqlml's own statements, e.g. ml_report)
+    runs_first: bool = False
     doc: str = ""
 
     @property
@@ -100,6 +103,7 @@ def table_function(
     named: Sequence[tuple[str, str, Any]] = (),
     side_effects: bool = True,
     sources: Sequence[str] = (),
+    runs_first: bool = False,
 ):
     """Declare a table function ``name(params..., named := default...)``.
 
@@ -126,6 +130,7 @@ def table_function(
             positional=[p for p, _ in params],
             named={n: (t, d) for n, t, d in named},
             sources=tuple(sources),
+            runs_first=runs_first or bool(sources),
             doc=(fn.__doc__ or "").strip(),
         )
         return fn

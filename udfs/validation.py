@@ -38,15 +38,24 @@ def ml_statistics(session, source, dataset, span, store):
     "ml_validate",
     columns=ANOMALY_COLUMNS,
     params=[("source", "VARCHAR"), ("data_schema", "VARCHAR")],
-    named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None)],
+    named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None), ("record", "BOOLEAN", True)],
     sources=("source", "baseline"),
 )
-def ml_validate(session, source, data_schema, baseline, environment, version):
-    """One row per anomaly of ``source`` against a data schema (empty: the data conforms)."""
+def ml_validate(session, source, data_schema, baseline, environment, version, record):
+    """One row per anomaly of ``source`` against a data schema (empty: the data conforms).
+
+    The run is kept in ``sqlml.validation_runs`` (for the report) unless record := false.
+    """
     from sqlml.validation import api
 
     found = api.validate(session, source, data_schema, baseline=baseline, environment=environment, version=version)
-    return [a.as_row() for a in found]
+    rows = [a.as_row() for a in found]
+    if record and not session.read_only:
+        from sqlml.validation.runs import record as record_run
+
+        with session.cursor() as cur:
+            record_run(cur, data_schema, version, source, rows, environment=environment, baseline=baseline)
+    return rows
 
 
 @table_function(

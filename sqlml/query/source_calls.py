@@ -28,7 +28,7 @@ _names = itertools.count(1)
 
 
 def source_functions() -> dict[str, Function]:
-    return {name: f for name, f in load_builtin().items() if f.sources}
+    return {name: f for name, f in load_builtin().items() if f.runs_first}
 
 
 def prepare(connection, text: str, frame) -> tuple[str, dict[str, Any]]:

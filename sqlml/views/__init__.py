@@ -17,7 +17,7 @@ name, a query, or a DataFrame/Arrow object itself. Pictures need ``sqlml[plot]``
 """
 
 from sqlml.views.base import View
-from sqlml.views.data import anomalies, drift, statistics
+from sqlml.views.data import anomalies, drift, latest_validation, statistics, stored_statistics
 from sqlml.views.labels import label_confidence, lf_summary
 from sqlml.views.models import grid, model_card, occlusion, serving
 
@@ -27,9 +27,11 @@ __all__ = [
     "drift",
     "grid",
     "label_confidence",
+    "latest_validation",
     "lf_summary",
     "model_card",
     "occlusion",
     "serving",
     "statistics",
+    "stored_statistics",
 ]
