@@ -155,13 +155,15 @@ def _number(value: float | None) -> str:
 
 
 def start(total: float | None, description: str, *, unit: str = "rows", show: bool | str | None = None, leave: bool | None = None):
-    """A bar (call ``close()`` when done); ``show``: True, False, or None/'auto' for the setting."""
+    """A bar (call ``close()`` when done); ``show``: True (tqdm's bar even in a log), False, or None/'auto' for the setting."""
     config = settings()
     wanted = config["enabled"] if show in (None, "auto") else show
     if wanted is False:
         return Silent()
     place = where()
     delay = config["delay"]
+    if show is True and place == "log":  # asked for by the statement (progress := true): tqdm's bar, at once
+        place, delay = "terminal", 0.0
     if place == "log":
         return LogLines(total, description, unit, delay, config["interval"])
     if place == "notebook":
