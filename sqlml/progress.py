@@ -227,8 +227,7 @@ def watch(duck, description: str, *, show: bool | str | None = None, every: floa
     finally:
         stop.set()
         thread.join()
-        if bar.n and bar.n < 100:
-            bar.update(100 - bar.n)
+        bar.update(100 - bar.n)  # done (shows only if the work outlasted the delay)
         bar.close()
         _restore(duck, saved)
 
