@@ -89,7 +89,8 @@ async def _drive(ws, url: str, script: str, width: int, height: int) -> Page:
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 page.errors.append("console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
             elif method == "Runtime.exceptionThrown":
-                page.errors.append("exception: " + params.get("exceptionDetails", {}).get("text", ""))
+                details = params.get("exceptionDetails", {})
+                page.errors.append(f"exception: {details.get('text', '')} {details.get('exception', {}).get('description', '')}".strip())
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 page.errors.append("log: " + params["entry"].get("text", ""))
 
