@@ -79,14 +79,14 @@ def _in_notebook() -> bool:
     if "ipykernel.zmqshell" not in sys.modules:
         return False
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    shell = ipython.get_ipython() if ipython is not None else None
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class Silent:
     """What ``progress`` yields when nothing shows: the same methods, doing nothing."""
 
-    n = 0
+    n: float = 0
 
     def update(self, n: float = 1) -> None:
         self.n += n
@@ -168,12 +168,12 @@ def start(total: float | None, description: str, *, unit: str = "rows", show: bo
         return LogLines(total, description, unit, delay, config["interval"])
     if place == "notebook":
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
             return tqdm(total=total, desc=description, unit=unit, unit_scale=True, delay=delay, leave=True if leave is None else leave)
         except ImportError:  # no ipywidgets: tqdm's text bar in the cell's stderr
             pass
-    from tqdm import tqdm as text_bar
+    from tqdm import tqdm as text_bar  # type: ignore[import-untyped]
 
     return text_bar(
         total=total, desc=description, unit=unit, unit_scale=True, delay=delay, file=sys.stderr, dynamic_ncols=True, leave=bool(leave)

@@ -57,14 +57,14 @@ def render(
         return "\n".join(json.dumps(dict(zip(columns, row)), default=_json_default) for row in rows)
     if mode == "line":
         label = max((len(c) for c in columns), default=0)
-        blocks = []
+        records = []
         for row in rows:
             lines = []
             for name, value in zip(columns, row):
                 text = format_value(value).replace("\n", "\n" + " " * (label + 3))
                 lines.append(f"{name.rjust(label)} = {text}")
-            blocks.append("\n".join(lines))
-        return "\n\n".join(blocks)
+            records.append("\n".join(lines))
+        return "\n\n".join(records)
     if mode not in MODES:
         raise ValueError(f"unknown output mode {mode!r}; use one of {', '.join(MODES)}")
     numeric = [bool(rows) and all(_is_number(r[i]) or r[i] is None for r in rows) for i in range(len(columns))]
@@ -75,11 +75,11 @@ def render(
         out.append("|" + "|".join(("-" * (w + 1) + ":") if numeric[i] else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
         out += ["| " + " | ".join(v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(r)) + " |" for r in cells]
         return "\n".join(out)
-    cells = [[format_value(v).expandtabs(4).splitlines() or [""] for v in row] for row in rows]
-    widths = [max([len(c), *(len(line) for r in cells for line in r[i])]) for i, c in enumerate(columns)]
+    blocks: list[list[list[str]]] = [[format_value(v).expandtabs(4).splitlines() or [""] for v in row] for row in rows]
+    widths = [max([len(c), *(len(line) for r in blocks for line in r[i])]) for i, c in enumerate(columns)]
     if width is not None:
         widths = _fit(widths, [len(c) for c in columns], width - (3 * len(columns) + 1))
-        cells = [[_wrap(lines, widths[i]) for i, lines in enumerate(r)] for r in cells]
+        blocks = [[_wrap(lines, widths[i]) for i, lines in enumerate(r)] for r in blocks]
     frame = _BOX if mode == "box" else _ASCII
 
     def line(values: list[str]) -> list[str]:
@@ -90,7 +90,7 @@ def render(
 
     bar = frame["v"]
     out = [border(*frame["top"]), f"{bar} " + f" {bar} ".join(c.ljust(widths[i]) for i, c in enumerate(columns)) + f" {bar}", border(*frame["mid"])]
-    for r in cells:
+    for r in blocks:
         for k in range(max(len(lines) for lines in r)):
             out.append(f"{bar} " + f" {bar} ".join(line([lines[k] if k < len(lines) else "" for lines in r])) + f" {bar}")
     out.append(border(*frame["bottom"]))
@@ -101,8 +101,8 @@ def render(
     return "\n".join(out)
 
 
-_ASCII = {"h": "-", "v": "|", "top": ("+", "+", "+"), "mid": ("+", "+", "+"), "bottom": ("+", "+", "+")}
-_BOX = {"h": "─", "v": "│", "top": ("┌", "┬", "┐"), "mid": ("├", "┼", "┤"), "bottom": ("└", "┴", "┘")}
+_ASCII: dict[str, Any] = {"h": "-", "v": "|", "top": ("+", "+", "+"), "mid": ("+", "+", "+"), "bottom": ("+", "+", "+")}
+_BOX: dict[str, Any] = {"h": "─", "v": "│", "top": ("┌", "┬", "┐"), "mid": ("├", "┼", "┤"), "bottom": ("└", "┴", "┘")}
 
 
 def _fit(widths: list[int], headers: list[int], room: int) -> list[int]:

@@ -119,8 +119,8 @@ def _data_sections(con):
             yield '<p class="sqlml-empty">never validated: SELECT * FROM ml_validate(new_data, schema) records a run</p>'
             continue
         yield (f"latest validation of {name}", lambda latest=latest: latest)
-        if source:
-            run = latest.run
+        run = latest.run
+        if source and run is not None:
             yield (f"drift of {run['source']}", lambda run=run, source=source: views.drift(con, run["source"], source))
 
 

@@ -29,20 +29,19 @@ def placeholders(tokens) -> list[tuple[int, int, str]]:
     for i, token in enumerate(tokens):
         if token.kind != "operator" or token.text not in ("?", "$"):
             continue
-        following = tokens[i + 1] if i + 1 < len(tokens) else None
-        adjacent = following is not None and following.start == token.end
+        following = tokens[i + 1] if i + 1 < len(tokens) and tokens[i + 1].start == token.end else None
+        number = following is not None and following.kind == "number" and following.text.isdigit()
         if token.text == "?":
-            if adjacent and following.kind == "number" and following.text.isdigit():
-                number = int(following.text)
-                found.append((token.start, following.end, str(number)))
+            if following is not None and number:
+                key, end = int(following.text), following.end
             else:
-                number = highest + 1
-                found.append((token.start, token.end, str(number)))
-            highest = max(highest, number)
-        elif adjacent and following.kind == "number" and following.text.isdigit():
+                key, end = highest + 1, token.end
+            highest = max(highest, key)
+            found.append((token.start, end, str(key)))
+        elif following is not None and number:
             highest = max(highest, int(following.text))
-            found.append((token.start, following.end, following.text.lstrip("0") or "0"))
-        elif adjacent and following.kind in ("identifier", "keyword"):
+            found.append((token.start, following.end, str(int(following.text))))
+        elif following is not None and following.kind in ("identifier", "keyword"):
             found.append((token.start, following.end, following.text))
     return found
 
@@ -87,7 +86,10 @@ def literal(value: Any, statement: str = "params") -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"CAST('{value!r}' AS DOUBLE)"
     if isinstance(value, decimal.Decimal):
-        return f"CAST('{value}' AS DECIMAL(38, {max(0, -value.as_tuple().exponent)}))" if value.is_finite() else f"CAST('{value}' AS DOUBLE)"
+        exponent = value.as_tuple().exponent
+        if not value.is_finite() or not isinstance(exponent, int):
+            return f"CAST('{value}' AS DOUBLE)"
+        return f"CAST('{value}' AS DECIMAL(38, {max(0, -exponent)}))"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, (bytes, bytearray, memoryview)):

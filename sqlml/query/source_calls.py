@@ -69,7 +69,9 @@ def _calls(tokens: list[Token], wanted: dict[str, Function]):
         if function is None or tokens[i + 1].text != "(" or (i > 0 and tokens[i - 1].text == "."):
             i += 1
             continue
-        depth, j, args, current = 0, i + 1, [], []
+        depth, j = 0, i + 1
+        args: list[list[Token]] = []
+        current: list[Token] = []
         while j < len(tokens):
             t = tokens[j]
             if t.kind == "operator" and t.text in ("(", "["):
@@ -92,7 +94,7 @@ def _calls(tokens: list[Token], wanted: dict[str, Function]):
             return
         if current:
             args.append(current)
-        named = []
+        named: list[tuple[str | None, list[Token]]] = []
         for arg in args:
             if len(arg) >= 2 and arg[1].kind == "operator" and arg[1].text in (":=", "=>"):
                 named.append((arg[0].name.lower(), arg[2:]))

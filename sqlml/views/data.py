@@ -19,7 +19,7 @@ def source_name(con, source: Any):
     if isinstance(source, str):
         yield source
         return
-    name = f"__sqlml_view_source_{next(_names)}"
+    name = f"sqlml_frame_{next(_names)}"
     con.register(name, source)
     try:
         yield name
@@ -88,10 +88,11 @@ class Anomalies(View):
 
     columns_shown = ("column_name", "anomaly_type", "severity", "description", "observed", "expected")
 
-    def __init__(self, rows, statistics, schema, title):
+    def __init__(self, rows, statistics, schema, title, run: dict[str, Any] | None = None):
         super().__init__(rows, title)
         self.statistics = statistics
         self.schema = schema
+        self.run = run  # the recorded validation run, for latest_validation
 
     def figure(self):
         if not self.statistics:
@@ -144,9 +145,7 @@ def latest_validation(con, schema: str) -> Anomalies | None:
     except Exception:  # noqa: BLE001 - the data is gone (a DataFrame, a temporary table): the anomalies stay
         stats = []
     title = f"latest validation against {schema} v{run['schema_version']}: {run['source']} at {run['created_at']:%Y-%m-%d %H:%M}"
-    view = Anomalies(rows, stats, _schema_columns(con, schema), title)
-    view.run = run
-    return view
+    return Anomalies(rows, stats, _schema_columns(con, schema), title, run=run)
 
 
 def anomalies(con, source: Any, schema: str, **options) -> Anomalies:

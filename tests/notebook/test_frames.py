@@ -1,5 +1,8 @@
 """DataFrames and Arrow objects in the caller's scope, through sqlml.connect as through duckdb.connect."""
 
+# DataFrames below are read by their names from SQL, which pyflakes cannot see.
+# ruff: noqa: F841
+
 import duckdb
 import pandas as pd
 import polars as pl
@@ -36,7 +39,7 @@ def _helper(con, sql):
 
 def test_the_frame_that_called_sqlml_as_duckdb_sees_it():
     """Only the caller's frame: a DataFrame two levels up is not found, with duckdb or sqlml alike."""
-    outer_only = pd.DataFrame({"a": [1]})  # noqa: F841 - read by name from SQL
+    outer_only = pd.DataFrame({"a": [1]})
     raw, con = duckdb.connect(), sqlml.connect()
     for connection in (raw, con):
         with pytest.raises(Exception, match="outer_only"):
@@ -45,7 +48,7 @@ def test_the_frame_that_called_sqlml_as_duckdb_sees_it():
 
 def test_a_relation_outlives_the_frame_that_made_it(con):
     def make():
-        local = pd.DataFrame({"x": [1, 2, 5]})  # noqa: F841 - read by name from SQL
+        local = pd.DataFrame({"x": [1, 2, 5]})
         return con.sql("SELECT sum(x) AS s FROM local")
 
     assert make().fetchall() == [(8,)]
@@ -53,15 +56,15 @@ def test_a_relation_outlives_the_frame_that_made_it(con):
 
 def test_sqlml_names_never_shadow_the_callers(con):
     """python_scan_all_frames would read sqlml's own locals (``text``, ``statement``) first; sqlml does not."""
-    text = pd.DataFrame({"v": [1, 2, 3, 4]})  # noqa: F841
-    statement = pa.table({"v": [9]})  # noqa: F841
+    text = pd.DataFrame({"v": [1, 2, 3, 4]})
+    statement = pa.table({"v": [9]})
     assert con.sql("SELECT count(*) FROM text").fetchall() == [(4,)]
     assert con.sql("SELECT count(*) FROM text; SELECT max(v) FROM statement").fetchall() == [(9,)]
 
 
 def test_a_table_wins_over_a_frame_of_the_same_name(con):
     con.sql("CREATE TABLE shadow AS SELECT 42 AS v")
-    shadow = pd.DataFrame({"v": [1]})  # noqa: F841
+    shadow = pd.DataFrame({"v": [1]})
     assert con.sql("SELECT v FROM shadow").fetchall() == [(42,)]
     assert con.sql("SELECT * FROM ml_statistics('shadow', store := false)").fetchall()[0][3] == 1
 
@@ -74,3 +77,18 @@ def test_sqlml_statements_read_local_frames_and_leave_no_view_behind(con):
     assert con.sql("SELECT count(*) FROM ml_schema('s')").fetchall() == [(2,)]
     views = con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
     assert views == []
+
+
+def test_connecting_imports_no_plotting_or_dataframe_library(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, json, sqlml; con = sqlml.connect(); con.sql('SELECT 1').fetchall(); "
+        "print(json.dumps([m for m in ('matplotlib', 'pandas', 'polars', 'tqdm', 'IPython') if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(root), "PATH": ""})
+    assert json.loads(done.stdout) == [], done.stderr

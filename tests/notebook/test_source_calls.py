@@ -1,5 +1,8 @@
 """Functions that read a table or query see what the caller's connection sees."""
 
+# DataFrames below are read by their names from SQL, which pyflakes cannot see.
+# ruff: noqa: F841
+
 import pandas as pd
 import pytest
 
@@ -15,13 +18,13 @@ def frames():
 def test_statistics_of_a_registered_frame_and_a_local_one(con, frames):
     con.register("dfv", frames)
     assert con.sql("SELECT column_name, row_count FROM ml_statistics('dfv', store := false)").fetchall() == [("x", 300), ("label", 300)]
-    local = frames.head(7)  # noqa: F841 - read by name from SQL
+    local = frames.head(7)
     assert con.sql("SELECT max(row_count) FROM ml_statistics('SELECT * FROM local', store := false)").fetchall() == [(7,)]
 
 
 def test_validate_the_next_frame_against_a_schema_inferred_from_a_frame(con, frames):
     con.sql("CREATE DATA SCHEMA s FROM frames")
-    later = frames.rename(columns={"label": "class"})  # noqa: F841
+    later = frames.rename(columns={"label": "class"})
     found = con.sql("SELECT column_name, anomaly_type FROM ml_validate('later', 's') ORDER BY 1").fetchall()
     assert ("label", "SCHEMA_MISSING_COLUMN") in found and ("class", "SCHEMA_NEW_COLUMN") in found
     assert con.sql("SELECT count(*) FROM ml_validate('frames', 's')").fetchall() == [(0,)]
@@ -35,7 +38,7 @@ def test_evaluate_and_drift_read_frames(con, frames):
     con.sql("CREATE MODEL m WITH (epochs := 1) AS SELECT x, label FROM frames")
     rows = con.sql("SELECT rows FROM ml_evaluate('m', 'SELECT * FROM frames WHERE x < 5')").fetchall()
     assert rows == [(150,)]
-    shifted = frames.assign(x=frames.x + 50)  # noqa: F841
+    shifted = frames.assign(x=frames.x + 50)
     drift = con.sql("SELECT bool_or(is_anomaly) FROM ml_drift('shifted', 'frames') WHERE column_name = 'x'").fetchall()
     assert drift == [(True,)]
 
