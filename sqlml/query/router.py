@@ -25,7 +25,7 @@ from sqlml.errors import ParameterError, ReadOnlyError
 from sqlml.query import params as parameters, source_calls
 from sqlml.query.classify import match_statement, needs_front_end, returns_rows
 from sqlml.query.parser import StatementParser
-from sqlml.query.statements import READ_ONLY, STATEMENTS
+from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 from sqlml.query.tokens import split_statements, tokenize
 from sqlml.transaction import transaction
 
@@ -61,6 +61,20 @@ def resolve_handler(key: str):
         return target
     module_name, _, function = target.partition(":")
     return getattr(importlib.import_module(module_name), function)
+
+
+def _materialize(connection, statement: str) -> str:
+    """The statement after the table functions it calls are computed (``MATERIALIZED_FUNCTIONS``)."""
+    lowered = statement.lower()
+    for name, target in MATERIALIZED_FUNCTIONS.items():
+        if name in lowered and re.search(rf"\b{re.escape(name)}\s*\(", lowered):
+            if not callable(target):
+                module_name, _, function = target.partition(":")
+                target = getattr(importlib.import_module(module_name), function)
+            with connection.session.translate_errors():
+                statement = target(connection, statement)
+            lowered = statement.lower()
+    return statement
 
 
 def run_script(connection, text: str, params: Any = None, *, mode: str = "sql", frame=None):
@@ -116,11 +130,12 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql", 
         extra: dict[str, Any] = {}
         if _ML_CALL.search(statement):
             statement, extra = source_calls.prepare(connection, statement, frame)
-            if len(spans) > 1 and not shared:
-                from sqlml.query.batch import share_script
-
-                shared = share_script(connection, text, spans, i)
             with frames.registered_from_frame(duck, frame, tokens):
+                statement = _materialize(connection, statement)
+                if len(spans) > 1 and not shared:
+                    from sqlml.query.batch import share_script
+
+                    shared = share_script(connection, text, spans, i)
                 statement = shared.pop(i, "") or connection.optimize(statement)
         result = _plain(connection, statement, params if last else None, mode, frame, extra)
     return result
