@@ -8,28 +8,29 @@ from contextlib import contextmanager
 
 from sqlml.udf import table_function
 
-PLOTS = ("lf_summary", "label_confidence", "statistics", "model", "grid", "serving")
+PLOTS = ("lf_summary", "label_confidence", "statistics", "model", "grid", "serving", "occlusion")
 
 
 @table_function(
     "ml_plot",
     columns=[("kind", "VARCHAR"), ("name", "VARCHAR"), ("path", "VARCHAR")],
     params=[("kind", "VARCHAR"), ("name", "VARCHAR"), ("path", "VARCHAR")],
-    named=[("data_schema", "VARCHAR", None), ("gold", "VARCHAR", None)],
+    named=[("data_schema", "VARCHAR", None), ("gold", "VARCHAR", None), ("images", "VARCHAR", None)],
     runs_first=True,
 )
-def ml_plot(session, kind, name, path, data_schema, gold):
+def ml_plot(session, kind, name, path, data_schema, gold, images):
     """ml_plot(kind, name, path): draw one picture to a PNG (or SVG) file.
 
     kind: 'lf_summary' (name: the labeled table; gold := column), 'label_confidence'
     (a label model), 'statistics' (a table or query; data_schema := its schema),
-    'model', 'grid' or 'serving' (a model name, or NULL for all).
+    'model', 'grid' or 'serving' (a model name, or NULL for all), 'occlusion' (a CNN model;
+    images := a table or query of images: the first one's occlusion map with its colour scale).
     """
     with _connection(session) as con:
-        return _plot(con, kind, name, path, data_schema, gold)
+        return _plot(con, kind, name, path, data_schema, gold, images)
 
 
-def _plot(con, kind, name, path, data_schema, gold):
+def _plot(con, kind, name, path, data_schema, gold, images):
     from sqlml import views
     from sqlml.errors import InvalidOptionError
 
@@ -40,6 +41,7 @@ def _plot(con, kind, name, path, data_schema, gold):
         "model": lambda: views.model_card(con, name),
         "grid": lambda: views.grid(con, name),
         "serving": lambda: views.serving(con, name),
+        "occlusion": lambda: views.occlusion(con, name, images),
     }.get(kind)
     if make is None:
         raise InvalidOptionError("ml_plot", "kind", f"unknown kind {kind!r}; use one of {', '.join(PLOTS)}")

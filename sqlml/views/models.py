@@ -65,16 +65,20 @@ class Serving(View):
 
 
 class Occlusion(View):
-    """``ml_occlusion_map`` results, each heat map drawn with its colour scale."""
+    """``ml_occlusion_map`` results: the first image's heat map over the image, with its colour scale."""
 
     columns_shown = ("key", "target_label", "base_score", "max_drop", "rows", "cols", "mode", "seconds")
+
+    def __init__(self, rows, image, title):
+        super().__init__(rows, title)
+        self.image = image
 
     def figure(self):
         if not self.rows:
             return plots._empty(self.title, "no images")
         row = self.rows[0]
         heat = [row["heatmap"][i * row["cols"] : (i + 1) * row["cols"]] for i in range(row["rows"])]
-        return plots.occlusion(heat, title=f"{row['key']}: {row.get('target_label') or row['target']}")
+        return plots.occlusion(heat, self.image, title=f"{row['key']}: {row.get('target_label') or row['target']}")
 
 
 def model_card(con, model: str) -> ModelCard:
@@ -111,4 +115,21 @@ def occlusion(con, model: str, images: str, **options) -> Occlusion:
     """``ml_occlusion_map(model, images, ...)`` with each map's colour scale."""
     named = "".join(f", {key} := {literal(value)}" for key, value in options.items())
     rows = read(con, f"SELECT * FROM ml_occlusion_map({literal(model)}, {literal(images)}{named})")
-    return Occlusion(rows, f"occlusion maps of {model}")
+    return Occlusion(rows, _first_image(con, images), f"occlusion maps of {model}")
+
+
+def _first_image(con, images: str):
+    """The first image's pixels (H, W, C uint8) under its map, or None."""
+    import numpy as np
+
+    from sqlml.sqlutil import relation_sql
+
+    order = ""
+    columns = con.sql(f"SELECT * FROM {relation_sql(images)} LIMIT 0").columns
+    if "frame" in columns:  # the order ml_occlusion_map reads them in
+        order = " ORDER BY " + ", ".join(c for c in ("video", "frame") if c in columns)
+    found = read(con, f"SELECT image, height, width, channels FROM {relation_sql(images)}{order} LIMIT 1")
+    if not found:
+        return None
+    row = found[0]
+    return np.frombuffer(row["image"], np.uint8).reshape(row["height"], row["width"], row["channels"])

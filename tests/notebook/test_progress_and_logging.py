@@ -60,7 +60,7 @@ def test_watch_reads_duckdbs_query_progress(capsys):
     assert duck.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]  # restored
 
 
-def test_every_long_statement_reports_progress(con, every_bar, capsys, tmp_path):
+def test_every_long_statement_reports_progress_and_occlusion_maps_draw(con, every_bar, capsys, tmp_path):
     con.sql("CREATE TABLE t AS SELECT range AS id, range % 10 AS a, CASE WHEN range % 4 = 0 THEN 'x' ELSE 'y' END AS gold FROM range(400)")
     con.sql("CREATE LABELING FUNCTION low ON t WITH (classes := ['x', 'y']) AS CASE WHEN a < 3 THEN 'x' END")
     con.sql("APPLY LABELING FUNCTIONS ON t KEY id")
@@ -78,6 +78,13 @@ def test_every_long_statement_reports_progress(con, every_bar, capsys, tmp_path)
     )
     con.sql("SELECT count(*) FROM ml_video_inference('cnn', 'frames', persist := false)").fetchall()
     con.sql("SELECT count(*) FROM ml_occlusion_map('cnn', 'SELECT * FROM frames LIMIT 1', patch := 32, stride := 32)").fetchall()
+    from sqlml import views
+
+    maps = views.occlusion(con, "cnn", "SELECT * FROM frames LIMIT 1", patch=32, stride=32)
+    figure = maps.figure()
+    assert len(figure.axes) == 2 and len(figure.axes[0].get_images()) == 2  # the frame, the map over it; the colour scale
+    png = str(tmp_path / "occlusion.png")
+    assert con.sql(f"SELECT path FROM ml_plot('occlusion', 'cnn', '{png}', images := 'SELECT * FROM frames LIMIT 1')").fetchall() == [(png,)]
     text = "\n".join(lines(capsys))
     for what in ("APPLY LABELING FUNCTIONS ON t", "CREATE LABEL MODEL lm", "scanning t", "m epoch 1/1", "reading clip.avi",
                  "ml_video_inference cnn", "ml_occlusion_map cnn"):  # fmt: skip
