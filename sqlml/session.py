@@ -78,11 +78,8 @@ class Session:
             finally:
                 self._borrowed.duck = duck
             return
-        cur = self._root.cursor()
-        try:
+        with self.own_cursor() as cur:
             yield cur
-        finally:
-            cur.close()
 
     @contextmanager
     def own_cursor(self):

@@ -106,11 +106,13 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql", 
         if key is not None:
             if connection.read_only and key not in READ_ONLY:
                 raise ReadOnlyError(key)
-            if last and (params is not None or parameters.placeholders(tokens)):
-                statement = parameters.bind(statement, params, key)
+            script, offset = text, start + lead
+            if (last and params is not None) or parameters.placeholders(tokens):
+                # the handler reads the statement with each placeholder a literal (sqlml.query.params)
+                statement = parameters.bind(statement, params if last else None, key)
                 tokens = tokenize(statement)
-                text, start, lead = statement, 0, 0
-            ctx = StatementContext(connection, key, statement, text, start + lead)
+                script, offset = statement, 0
+            ctx = StatementContext(connection, key, statement, script, offset)
             handler = resolve_handler(key)
             began = time.perf_counter()
             log.info("%s: started", key)
