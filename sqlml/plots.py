@@ -8,6 +8,7 @@ canvas, so drawing never needs a display and never changes a notebook's backend;
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -30,12 +31,36 @@ def _figure(width: float, height: float, layout: Any = "constrained"):
     return figure
 
 
+def _plain_text(draw):
+    """Draw (and render: tick labels are made then) with every text taken literally: names
+    and values may hold ``$``, which matplotlib would otherwise read as mathematics."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        try:
+            import matplotlib
+        except ImportError:
+            return draw(*args, **kwargs)  # _figure says what to install
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def short(text: Any, limit: int = 80) -> str:
+    """``text`` on one line, at most ``limit`` characters (a long query in a title)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@_plain_text
 def png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
+@_plain_text
 def svg(figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
@@ -43,6 +68,7 @@ def svg(figure) -> str:
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
+@_plain_text
 def save(figure, path: str) -> str:
     """Write a PNG (or SVG, by the file's suffix); returns the path."""
     figure.savefig(path, format="svg" if str(path).lower().endswith(".svg") else "png")
@@ -62,6 +88,7 @@ def _grid(count: int, columns: int = 4, cell: tuple[float, float] = (3.4, 2.5)):
     return figure, axes[:count]
 
 
+@_plain_text
 def _empty(title: str, message: str):
     figure = _figure(5, 1.2)
     axis = figure.add_subplot()
@@ -74,12 +101,13 @@ def _empty(title: str, message: str):
 # -- weak supervision ------------------------------------------------------------------------
 
 
+@_plain_text
 def lf_summary(rows: Rows, title: str = "labeling functions"):
     """Coverage, overlap and conflict per labeling function; learned vs empirical accuracy."""
     if not rows:
         return _empty(title, "no labeling functions")
     names = [str(r["lf"]) for r in rows]
-    accuracy = [r for r in rows if r.get("learned_accuracy") is not None or r.get("emp_accuracy") is not None]
+    accuracy = [r for r in rows if r.get("learned_accuracy") is not None and r.get("emp_accuracy") is not None]
     figure = _figure(10, 0.45 * len(rows) + 1.4)
     left, right = figure.subplots(1, 2, width_ratios=[3, 2]) if accuracy else (figure.add_subplot(), None)
     positions = list(range(len(rows)))
@@ -94,9 +122,7 @@ def lf_summary(rows: Rows, title: str = "labeling functions"):
     left.set_title(title)
     if right is not None:
         for r in accuracy:
-            x, y = r.get("emp_accuracy"), r.get("learned_accuracy")
-            if x is None or y is None:
-                continue
+            x, y = r["emp_accuracy"], r["learned_accuracy"]
             right.scatter([x], [y], color=COLORS[0])
             right.annotate(str(r["lf"]), (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
         right.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
@@ -108,6 +134,7 @@ def lf_summary(rows: Rows, title: str = "labeling functions"):
     return figure
 
 
+@_plain_text
 def confidence_histogram(rows: Rows, title: str = "label model confidence"):
     """Histograms of the label model's confidence (the top class's probability), one colour per label."""
     if not rows:
@@ -127,6 +154,7 @@ def confidence_histogram(rows: Rows, title: str = "label model confidence"):
 # -- data validation -------------------------------------------------------------------------
 
 
+@_plain_text
 def column_statistics(columns: Rows, schema: dict[str, dict[str, Any]] | None = None, title: str = "", max_columns: int = 12):
     """One panel per column: a histogram (numeric) or top values (strings), with the schema's bounds and domain.
 
@@ -190,6 +218,7 @@ def _histogram(axis, buckets, color, label, density: bool = False) -> None:
     axis.bar(lows, counts, width=widths, align="edge", color=color, alpha=0.55 if density else 0.9, label=label, edgecolor="none")
 
 
+@_plain_text
 def drift(columns: Rows, title: str = "drift: reference vs current"):
     """Per column the reference and current distributions over each other, titled with the test statistic.
 
@@ -239,6 +268,7 @@ def _statistic(measurements: Rows) -> str:
 # -- training --------------------------------------------------------------------------------
 
 
+@_plain_text
 def training_curves(runs: Rows, title: str = "training"):
     """Loss per epoch (train and validation) and the validation metrics, one line per model.
 
@@ -290,6 +320,7 @@ def training_curves(runs: Rows, title: str = "training"):
 # -- serving ---------------------------------------------------------------------------------
 
 
+@_plain_text
 def serving(rows: Rows, title: str = "serving"):
     """Latency and batch size over time, from the request log (``at``, ``latency_ms``, ``batch_size``)."""
     if not rows:
@@ -312,6 +343,7 @@ def serving(rows: Rows, title: str = "serving"):
 # -- video -----------------------------------------------------------------------------------
 
 
+@_plain_text
 def occlusion(heatmap, image=None, title: str = "occlusion map"):
     """The score drop per occluded patch over the image, with a colour scale."""
     import numpy as np

@@ -20,7 +20,7 @@ import logging
 import sys
 from typing import Any
 
-from sqlml import views
+from sqlml import plots, views
 from sqlml.views.base import literal, read, table_html
 
 log = logging.getLogger("sqlml.report")
@@ -113,7 +113,7 @@ def _data_sections(con):
         )
         yield table_html(columns)
         if source:
-            yield (f"statistics of {source}", lambda source=source, name=name: _nonempty(views.stored_statistics(con, source, schema=name)))
+            yield (f"statistics of {plots.short(source)}", lambda source=source, name=name: _nonempty(views.stored_statistics(con, source, schema=name)))
         latest = views.latest_validation(con, name)
         if latest is None:
             yield '<p class="sqlml-empty">never validated: SELECT * FROM ml_validate(new_data, schema) records a run</p>'
@@ -121,7 +121,7 @@ def _data_sections(con):
         yield (f"latest validation of {name}", lambda latest=latest: latest)
         run = latest.run
         if source and run is not None:
-            yield (f"drift of {run['source']}", lambda run=run, source=source: views.drift(con, run["source"], source))
+            yield (f"drift of {plots.short(run['source'])}", lambda run=run, source=source: views.drift(con, run["source"], source))
 
 
 def _nonempty(view):

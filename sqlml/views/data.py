@@ -39,7 +39,7 @@ def _statistics(con, name: str) -> list[dict[str, Any]]:
 
 def stored_statistics(con, dataset: str, *, schema: str | None = None) -> Statistics:
     """The stored statistics of ``dataset`` (what ml_statistics or CREATE DATA SCHEMA kept), drawn like ``statistics``."""
-    return Statistics(_stored_rows(con, dataset), _schema_columns(con, schema), f"stored statistics of {dataset}")
+    return Statistics(_stored_rows(con, dataset), _schema_columns(con, schema), f"stored statistics of {_label(dataset)}")
 
 
 def _stored_rows(con, dataset: str) -> list[dict[str, Any]]:
@@ -124,8 +124,7 @@ def statistics(con, source: Any, *, schema: str | None = None) -> Statistics:
     """Per-column statistics of ``source`` (not stored), with ``schema``'s bounds and domains drawn in."""
     with source_name(con, source) as name:
         rows = _statistics(con, name)
-    label = source if isinstance(source, str) else type(source).__name__
-    return Statistics(rows, _schema_columns(con, schema), f"statistics of {label}")
+    return Statistics(rows, _schema_columns(con, schema), f"statistics of {_label(source)}")
 
 
 def latest_validation(con, schema: str) -> Anomalies | None:
@@ -144,7 +143,7 @@ def latest_validation(con, schema: str) -> Anomalies | None:
         stats = _statistics(con, run["source"])
     except Exception:  # noqa: BLE001 - the data is gone (a DataFrame, a temporary table): the anomalies stay
         stats = []
-    title = f"latest validation against {schema} v{run['schema_version']}: {run['source']} at {run['created_at']:%Y-%m-%d %H:%M}"
+    title = f"latest validation against {schema} v{run['schema_version']}: {_label(run['source'])} at {run['created_at']:%Y-%m-%d %H:%M}"
     return Anomalies(rows, stats, _schema_columns(con, schema), title, run=run)
 
 
@@ -154,8 +153,7 @@ def anomalies(con, source: Any, schema: str, **options) -> Anomalies:
     with source_name(con, source) as name:
         rows = read(con, f"SELECT * FROM ml_validate({literal(name)}, {literal(schema)}{named})")
         stats = _statistics(con, name)
-    label = source if isinstance(source, str) else type(source).__name__
-    return Anomalies(rows, stats, _schema_columns(con, schema), f"validation of {label} against {schema}")
+    return Anomalies(rows, stats, _schema_columns(con, schema), f"validation of {_label(source)} against {schema}")
 
 
 def drift(con, source: Any, baseline: Any, *, schema: str | None = None, max_columns: int = 12) -> Drift:
@@ -176,6 +174,9 @@ def drift(con, source: Any, baseline: Any, *, schema: str | None = None, max_col
         }
         for c in measured[:max_columns]
     ]
-    label = source if isinstance(source, str) else type(source).__name__
-    base = baseline if isinstance(baseline, str) else type(baseline).__name__
-    return Drift(rows, columns, f"drift of {label} against {base}")
+    return Drift(rows, columns, f"drift of {_label(source)} against {_label(baseline)}")
+
+
+def _label(source: Any) -> str:
+    """A source as a title shows it: a name, a shortened query, or the type of a DataFrame."""
+    return plots.short(source, 70) if isinstance(source, str) else type(source).__name__

@@ -87,3 +87,12 @@ def test_sql_entry_points_write_pictures(project, tmp_path):
     assert open(path, "rb").read(4) == b"\x89PNG"
     with pytest.raises(Exception, match="unknown kind"):
         project.sql(f"SELECT * FROM ml_plot('pie', 't', '{path}')").fetchall()
+
+
+def test_dollar_signs_in_names_and_values_are_drawn_as_text():
+    """A query or value holding ``$`` (json paths, prices) must not be read as matplotlib's mathematics."""
+    rows = [{"lf": "price_$1", "coverage": 0.5, "overlap": 0.2, "conflict": 0.1, "emp_accuracy": 0.7, "learned_accuracy": 0.6}]
+    plots.png(plots.lf_summary(rows, title="SELECT json_extract(f, '$.\"a\"') FROM t"))
+    columns = [{"column_name": "cost", "top_values": [{"value": "$5", "count": 3}, {"value": "$$", "count": 1}], "missing_fraction": 0.0}]
+    plots.png(plots.column_statistics(columns))
+    assert plots.short("SELECT  a,\n b FROM t WHERE x = '$1'" * 5, 30).endswith("…")
