@@ -52,12 +52,38 @@ def test_watch_reads_duckdbs_query_progress(capsys):
     import duckdb
 
     duck = duckdb.connect()
-    progress.configure(delay=0, interval=0.05)
+    progress.configure(delay=0, interval=0)
     with progress.watch(duck, "a long query", every=0.02):
         duck.execute("SELECT count(DISTINCT (i * 7919) % 1000003) FROM range(20000000) AS t(i)").fetchall()
     out = lines(capsys)
     assert out and out[-1].startswith("sqlml: a long query: 100/100 %") and "done in" in out[-1]
     assert duck.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]  # restored
+
+
+def test_watch_shows_the_running_querys_percentage(capsys):
+    import time
+
+    class Duck:  # a connection whose query is 40% done, then 80%
+        def __init__(self):
+            self.readings = iter([40.0] * 5 + [80.0] * 1000)
+
+        def query_progress(self):
+            return next(self.readings)
+
+        def execute(self, sql):
+            class Result:
+                def fetchall(self):
+                    return [(False,)]
+
+            return Result()
+
+    progress.configure(delay=0, interval=0)
+    with progress.watch(Duck(), "query", every=0.01):
+        time.sleep(0.3)
+    out = lines(capsys)
+    assert any(line.startswith("sqlml: query: 40/100 %") for line in out)
+    assert any(line.startswith("sqlml: query: 80/100 %") for line in out)
+    assert out[-1].startswith("sqlml: query: 100/100 % (100%) done in")
 
 
 def test_every_long_statement_reports_progress_and_occlusion_maps_draw(con, every_bar, capsys, tmp_path):
