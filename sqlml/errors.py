@@ -142,6 +142,14 @@ class UdfError(SqlmlError, RuntimeError):
         super().__init__(f"{function}: {type(error).__name__}: {error}")
 
 
+class ParameterError(SqlmlError, ValueError):
+    """``params=`` do not fit the statement: a count that differs, or a value with no SQL literal."""
+
+    def __init__(self, statement: str, message: str):
+        self.statement = statement
+        super().__init__(f"{statement}: {message}")
+
+
 class LabelingError(SqlmlError, ValueError):
     """A labeling function or label model cannot do what was asked."""
 
