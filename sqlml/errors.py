@@ -70,7 +70,7 @@ class UnknownObjectError(SqlmlError, LookupError):
 class ObjectExistsError(SqlmlError, ValueError):
     """Creating an object whose name is taken, without OR REPLACE."""
 
-    def __init__(self, kind: str, name: str, *, in_progress: bool = False):
+    def __init__(self, kind: str, name: str, *, in_progress: bool = False, hint: str = ""):
         self.kind = kind
         self.name = name
         self.in_progress = in_progress
@@ -80,10 +80,7 @@ class ObjectExistsError(SqlmlError, ValueError):
                 f"then use CREATE OR REPLACE to replace it, or DROP it first."
             )
             return
-        super().__init__(
-            f"{kind} {name!r} already exists. Use CREATE OR REPLACE to replace it, "
-            f"or DROP it first."
-        )
+        super().__init__(f"{kind} {name!r} already exists. " + (hint or "Use CREATE OR REPLACE to replace it, or DROP it first."))
 
 
 class ConflictError(SqlmlError, RuntimeError):

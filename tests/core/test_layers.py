@@ -163,7 +163,7 @@ def test_the_core_names_no_feature_area(module):
 
 def test_the_check_sees_lazy_imports_and_handler_strings():
     named = imports_of("sqlml.wiring")
-    assert {"sqlml.labeling.statements", "sqlml.training.large.grid", "sqlml.labeling.explain"} <= named
+    assert {"sqlml.labeling.statements", "sqlml.optimizer.statements", "sqlml.labeling.explain"} <= named
     assert "sqlml.query.batch" in imports_of("sqlml.query.router")  # imported inside a function
 
 
