@@ -1,5 +1,10 @@
 """GPU check for large-model training: what only a CUDA device can show (under 5 minutes).
 
+NOT MEASURED YET: no GPU has been lent to this project's runs, so no CUDA code path of
+sqlml (pinned host store, spill prefetch on a side stream, nccl pipeline stages, bulk
+inference on a GPU) has been measured. The numbers in the docs are all from the CPU;
+nothing here has run on a device. Run it as one prepared script when a GPU is lent.
+
 1. Copy bandwidth, host to device and back, pinned vs pageable memory (8-256 MB).
 2. Resident vs spilled training of a ~2 GB-parameter MLP at 1k, 4k and 16k tokens per
    shard pass: spilled synchronously, with side-stream prefetch (double buffering), and

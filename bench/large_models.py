@@ -5,7 +5,7 @@ ReLU; 15.7M parameters, 63 MB) trains with SGD from the same seed (a) resident: 
 autograd and one optimizer, the anchor; (b) spilled through a device budget a quarter
 and a half of the model (RAM tier, Hydra recompute), with kept activations
 (``checkpoint_activations := false``), with prefetch, and from the disk tier. Batches
-16, 64, 256; shards cut by the strategy's planner (the fewest that fit). Every variant's weights after 3 steps are compared bit for bit with
+16, 64, 256; shards cut by the strategy's default planner (``spill_plan``). Every variant's weights after 3 steps are compared bit for bit with
 resident training, and the ledger's peak with the budget.
 
 Part 2, pipeline vs one process. 8 x Linear(1024) + ReLU and a head, batch 512, split
@@ -16,10 +16,12 @@ bubble (K-1)/(M+K-1).
 
 Part 3, a grid. ``CREATE MODELS`` of 4 (and 8) MLPs over a generated table, on 2 worker
 processes, against the same grid on one worker and against training the models one
-after another with ``CREATE MODEL``. Throughput = models per second.
+after another with ``CREATE MODEL`` on 1 thread and on torch's default threads.
 
-Timings are best-of interleaved rounds (a shared 2-vCPU machine swings by tens of
-percent); CPU time (``process_time``) is reported next to wall time where it applies.
+Spill and grid timings are paired interleaved rounds (``bench/rounds.py``): every ratio is
+the median of the per-round ratios, with min and max; the load average is recorded with
+each part. The pipeline part still reports best-of rounds beside its per-round ratios.
+Temporary folders (the disk tier's spill files) are removed.
 
     python bench/large_models.py [--quick] [--only spill,pipeline,grid] [--out bench/results/large_models.json]
 """
@@ -36,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rounds import fmt, log, machine, paired, ratio, scratch, summary  # noqa: E402
 
 
 def best_of(fn, rounds: int, steps: int):
@@ -67,14 +72,12 @@ def spill_model(width: int, blocks: int, seed: int = 0):
 
 
 def bench_spill(args) -> dict:
-    import tempfile
-
     import torch
     from torch import nn
 
     from sqlml.training.job import OptimizerSpec
     from sqlml.training.large.layers import sequential_layers
-    from sqlml.training.large.partition import budget_plan
+    from sqlml.training.large.partition import budget_plan, spill_plan
     from sqlml.training.large.spill import SpillTrainer, slots_needed
 
     torch.set_num_threads(1)
@@ -87,6 +90,10 @@ def bench_spill(args) -> dict:
     variants = {
         "spill_ram_quarter": dict(budget=param_bytes // 4, tier="ram"),
         "spill_ram_half": dict(budget=param_bytes // 2, tier="ram"),
+        # the code before this change, in the same run: the fewest shards that fit, every shard recomputed
+        "spill_ram_half_before": dict(budget=param_bytes // 2, tier="ram", before=True),
+        # the fewest shards that fit, shards that stay in their slot across the turn kept (not recomputed)
+        "spill_ram_half_fewest": dict(budget=param_bytes // 2, tier="ram", fewest=True),
         "spill_ram_quarter_keep_activations": dict(budget=param_bytes // 4, tier="ram", checkpoint_activations=False),
         "spill_ram_half_keep_activations": dict(budget=param_bytes // 2, tier="ram", checkpoint_activations=False),
         "spill_ram_half_prefetch": dict(budget=param_bytes // 2, tier="ram", prefetch=True),
@@ -94,9 +101,11 @@ def bench_spill(args) -> dict:
         "spill_disk_half_prefetch": dict(budget=param_bytes // 2, tier="disk", prefetch=True),
     }
     if args.quick:
-        variants = {k: v for k, v in variants.items() if k in ("spill_ram_quarter", "spill_ram_half_keep_activations", "spill_disk_half_prefetch")}
+        variants = {k: v for k, v in variants.items() if k in ("spill_ram_quarter", "spill_ram_half", "spill_ram_half_before", "spill_disk_half_prefetch")}
+    if args.spill_variants:
+        variants = {k: variants[k] for k in args.spill_variants.split(",")}
 
-    def build(name):
+    def build(name, batch, folder):
         model = spill_model(width, blocks)
         if name == "resident":
             optimizer = spec.build(model.parameters())
@@ -108,62 +117,62 @@ def bench_spill(args) -> dict:
 
             return model, step, None
         v = dict(variants[name])
-        budget = v.pop("budget")
-        # the strategy's own plan: the fewest shards whose footprint fits the budget
-        plan = budget_plan(sequential_layers(model), budget // slots_needed(v.get("prefetch", False)), state_tensors_per_param=0)
-        trainer = SpillTrainer(model, plan, spec, device_memory=budget,
-                               device="cpu", spill_dir=tempfile.mkdtemp(prefix="bench_spill_") if v.get("tier") == "disk" else None,
-                               **{k: val for k, val in v.items()})
+        budget, before, fewest = v.pop("budget"), v.pop("before", False), v.pop("fewest", False)
+        if before or fewest:
+            plan = budget_plan(sequential_layers(model), budget // slots_needed(v.get("prefetch", False)), state_tensors_per_param=0)
+        else:  # the strategy's own default plan (spill_plan): the cut that moves and recomputes least
+            plan = spill_plan(sequential_layers(model), budget, state_tensors_per_param=0, prefetch=v.get("prefetch", False),
+                              recompute=v.get("checkpoint_activations", True), batch_size=batch, device="cpu")
+        spill_dir = str(folder / f"{name}_{batch}") if v.get("tier") == "disk" else None
+        trainer = SpillTrainer(model, plan, spec, device_memory=budget, device="cpu", spill_dir=spill_dir, **v)
+        if before:
+            trainer.kept = set()  # recompute every shard, as before shards kept across the turn
         return model, (lambda x, y: trainer.step(x, lambda out: loss_fn(out, y))), trainer
 
     out = {"model": {"width": width, "blocks": blocks, "layers": layer_count, "parameters": params, "mb": param_bytes / 1e6},
-           "batches": {}}
-    for batch in ([16, 64] if args.quick else [16, 64, 256]):
-        torch.manual_seed(1)
-        x, y = torch.randn(batch, width), torch.randn(batch, 1)
-        # correctness: 3 steps from the same seed, every variant against resident
-        reference, step, _ = build("resident")
-        for _ in range(3):
-            step(x, y)
-        row = {"identical": {}, "peak_over_budget": {}}
-        for name in variants:
-            model, step, trainer = build(name)
+           "threads": "torch 1 thread on both sides", "batches": {}}
+    with scratch("sqlml-bench-spill-") as folder:
+        for batch in ([int(b) for b in args.spill_batches.split(",")] if args.spill_batches else [16, 64] if args.quick else [16, 64, 256]):
+            torch.manual_seed(1)
+            x, y = torch.randn(batch, width), torch.randn(batch, 1)
+            # correctness: 3 steps from the same seed, every variant against resident
+            reference, step, _ = build("resident", batch, folder)
             for _ in range(3):
                 step(x, y)
-            trainer.flush()
-            row["identical"][name] = all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), model.state_dict().values()))
-            row["peak_over_budget"][name] = round(trainer.ledger.peak / trainer.budget, 3)
-            trainer.close()
-        # timing: interleaved rounds, best of
-        runners = {name: build(name) for name in ["resident", *variants]}
-        for _, step, _ in runners.values():
-            step(x, y)  # warm-up
-        times = {name: [] for name in runners}
-        for _ in range(args.rounds):
-            for name, (_, step, _) in runners.items():
-                times[name].append(best_of(lambda step=step: step(x, y), 1, args.steps))
-        base_wall = min(t[0] for t in times["resident"])
-        base_cpu = min(t[1] for t in times["resident"])
-        row["resident_ms"] = round(base_wall * 1000, 2)
-        for name in variants:
-            wall = min(t[0] for t in times[name])
-            cpu = min(t[1] for t in times[name])
-            trainer = runners[name][2]
-            row[name] = {
-                "ms": round(wall * 1000, 2),
-                "ratio": round(wall / base_wall, 3),
-                "cpu_ratio": round(cpu / base_cpu, 3),
-                "shards": len(trainer.shards),
-                "slots": trainer.n_slots,
-                "moved_mb_per_step": round(trainer.bytes_moved / trainer.steps / 1e6, 1),
-                "copy_share": round(trainer.mover.seconds / trainer.steps / wall, 3),
-            }
-        for _, _, trainer in runners.values():
-            if trainer is not None:
+            row = {"identical": {}, "peak_over_budget": {}}
+            for name in variants:
+                model, step, trainer = build(name, batch, folder)
+                for _ in range(3):
+                    step(x, y)
+                trainer.flush()
+                row["identical"][name] = all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), model.state_dict().values()))
+                row["peak_over_budget"][name] = round(trainer.ledger.peak / trainer.budget, 3)
                 trainer.close()
-        out["batches"][str(batch)] = row
-        print(f"spill B={batch}: resident {row['resident_ms']} ms; "
-              + "; ".join(f"{n.removeprefix('spill_')} {row[n]['ratio']}x (cpu {row[n]['cpu_ratio']}x)" for n in variants), flush=True)
+            # timing: paired interleaved rounds of ``steps`` steps per side; ratio = median of per-round ratios
+            runners = {name: build(name, batch, folder) for name in ["resident", *variants]}
+            for trainer in (r[2] for r in runners.values() if r[2] is not None):
+                trainer.mover.seconds, trainer.steps, trainer.bytes_moved = 0.0, 0, 0
+            sides = {name: (lambda step=step: [step(x, y) for _ in range(args.steps)]) for name, (_, step, _) in runners.items()}
+            times = paired(sides, args.rounds, warmup=1, label=f"spill B={batch}")
+            row["resident"] = summary([t / args.steps for t in times["resident"]])
+            for name in variants:
+                trainer = runners[name][2]
+                steps = max(trainer.steps, 1)
+                row[name] = {
+                    "ratio": ratio(times, name, "resident"),
+                    "step": summary([t / args.steps for t in times[name]]),
+                    "shards": len(trainer.shards),
+                    "slots": trainer.n_slots,
+                    "moved_mb_per_step": round(trainer.bytes_moved / steps / 1e6, 1),
+                    "copy_share": round(trainer.mover.seconds / steps / statistics.median(t / args.steps for t in times[name]), 3),
+                }
+            for _, _, trainer in runners.values():
+                if trainer is not None:
+                    trainer.close()
+            out["batches"][str(batch)] = row
+            log(f"spill B={batch}: resident {row['resident']['median_s'] * 1000:.1f} ms/step; "
+                + "; ".join(f"{n.removeprefix('spill_')} {fmt(row[n]['ratio'])} ({row[n]['shards']} shards)" for n in variants))
+    out["machine"] = machine({"resident": 1, "spill": 1})
     return out
 
 
@@ -256,6 +265,11 @@ def bench_pipeline(args) -> dict:
 
 
 def bench_grid(args) -> dict:
+    """Paired interleaved rounds of four ways to train the same ``n`` models: the grid on 2
+    workers (1 torch thread each), the grid on one worker (1 thread), and ``n`` CREATE MODELs
+    one after another on 1 thread and on torch's default threads (2 here)."""
+    import torch
+
     import sqlml
 
     rows = 20_000 if args.quick else 60_000
@@ -264,50 +278,48 @@ def bench_grid(args) -> dict:
     con.sql(f"CREATE TABLE t AS SELECT {features}, (hash(i, 99) % 3)::VARCHAR AS label FROM range({rows}) r(i)")
     query = "SELECT * FROM t"
     common = ("architecture := 'mlp', hidden := [256, 256], epochs := 2, batch_size := 256, optimizer := 'sgd', "
-              "momentum := 0, checkpoint := false, threads := 1")
-    out = {"rows": rows, "model": "mlp [256, 256], 2 epochs, batch 256", "grids": []}
+              "momentum := 0, checkpoint := false")
+    default_threads = torch.get_num_threads()
+    out = {"rows": rows, "model": "mlp [256, 256], 2 epochs, batch 256", "grids": [],
+           "threads": {"two_workers": "1 per worker", "one_worker": 1, "sequential_1_thread": 1,
+                       "sequential_default_threads": default_threads}}
     started = time.perf_counter()  # the first worker processes pay for the forkserver importing torch
-    con.sql(f"CREATE MODELS warmup FOR (lr IN (0.1, 0.2)) WITH ({common}, workers := 2) AS SELECT * FROM t LIMIT 512")
+    con.sql(f"CREATE MODELS warmup FOR (lr IN (0.1, 0.2)) WITH ({common}, threads := 1, workers := 2) AS SELECT * FROM t LIMIT 512")
     out["first_worker_start_seconds"] = round(time.perf_counter() - started, 2)
-    sizes = [4] if args.quick else [4, 8]
-    for n in sizes:
-        lrs = ", ".join(str(round(0.01 * (k + 1), 4)) for k in range(n))
-        head = f"FOR (lr IN ({lrs}))"
-        timings = {"two_workers": [], "one_worker": [], "sequential_create_model": []}
-        usage = []
-        for r in range(args.grid_rounds):
-            for label, extra in (("two_workers", "workers := 2, unit_batches := 16"), ("one_worker", "workers := 1, unit_batches := 16")):
-                name = f"g{n}_{label}_{r}"
-                t = time.perf_counter()
-                con.sql(f"CREATE MODELS {name} {head} WITH ({common}, {extra}) AS {query}")
-                wall = time.perf_counter() - t
-                timings[label].append(wall)
-                if label == "two_workers":
-                    unit, cpu = con.sql(
-                        "SELECT sum(json_extract(metrics, '$.grid_unit_seconds')::DOUBLE), "
-                        "sum(json_extract(metrics, '$.grid_unit_cpu_seconds')::DOUBLE) FROM sqlml.models "
-                        "WHERE json_extract_string(metrics, '$.grid') = ?", params=[name]).fetchall()[0]
-                    usage.append({"workers_busy": round(unit / (2 * wall), 3), "cpu_per_busy_second": round(cpu / unit, 3)})
-            t = time.perf_counter()
-            for k in range(n):
-                con.sql(f"CREATE MODEL s{n}_{r}_{k} WITH ({common}, lr := {round(0.01 * (k + 1), 4)}) AS {query}")
-            timings["sequential_create_model"].append(time.perf_counter() - t)
-        best = {k: min(v) for k, v in timings.items()}
+    counter = iter(range(1_000_000))
+    for n in ([int(k) for k in args.grid_sizes.split(",")] if args.grid_sizes else [4] if args.quick else [4, 8]):
+        lrs = [round(0.01 * (k + 1), 4) for k in range(n)]
+        head = f"FOR (lr IN ({', '.join(map(str, lrs))}))"
+
+        def grid(extra: str, n=n, head=head) -> None:
+            name = f"g{n}_{next(counter)}"
+            con.sql(f"CREATE MODELS {name} {head} WITH ({common}, {extra}) AS {query}")
+
+        def sequential(extra: str, n=n, lrs=lrs) -> None:
+            for lr in lrs:
+                con.sql(f"CREATE MODEL s{n}_{next(counter)} WITH ({common}{extra}, lr := {lr}) AS {query}")
+
+        sides = {
+            "two_workers": lambda: grid("threads := 1, workers := 2, unit_batches := 16"),
+            "one_worker": lambda: grid("threads := 1, workers := 1, unit_batches := 16"),
+            "sequential_1_thread": lambda: sequential(", threads := 1"),
+            "sequential_default_threads": lambda: sequential(""),
+        }
+        load_before = os.getloadavg()
+        times = paired(sides, args.grid_rounds, warmup=1, label=f"grid of {n}")
         row = {
             "models": n,
-            "seconds": {k: round(v, 2) for k, v in best.items()},
-            "median_seconds": {k: round(statistics.median(v), 2) for k, v in timings.items()},
-            "models_per_second": {k: round(n / v, 3) for k, v in best.items()},
-            "speedup_vs_sequential_create_model": round(best["sequential_create_model"] / best["two_workers"], 3),
-            "speedup_vs_one_worker_grid": round(best["one_worker"] / best["two_workers"], 3),
-            "speedup_per_round": sorted(round(s / t, 3) for s, t in zip(timings["sequential_create_model"], timings["two_workers"])),
-            "two_worker_usage": usage,
+            "seconds": {k: summary(v, 2) for k, v in times.items()},
+            "speedup_vs_one_worker_grid": ratio(times, "one_worker", "two_workers"),
+            "speedup_vs_sequential_1_thread": ratio(times, "sequential_1_thread", "two_workers"),
+            "speedup_vs_sequential_default_threads": ratio(times, "sequential_default_threads", "two_workers"),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
         out["grids"].append(row)
-        print(f"grid of {n}: 2 workers {best['two_workers']:.1f}s, 1 worker {best['one_worker']:.1f}s, "
-              f"sequential CREATE MODEL {best['sequential_create_model']:.1f}s -> "
-              f"{row['speedup_vs_sequential_create_model']}x / {row['speedup_vs_one_worker_grid']}x (rounds {row['speedup_per_round']}); "
-              f"workers busy / CPU they got: {usage}", flush=True)
+        log(f"grid of {n}: vs one worker {fmt(row['speedup_vs_one_worker_grid'])}; vs sequential on 1 thread "
+            f"{fmt(row['speedup_vs_sequential_1_thread'])}; vs sequential on {default_threads} threads "
+            f"{fmt(row['speedup_vs_sequential_default_threads'])}; load {row['load_average_after']}")
     con.close()
     return out
 
@@ -330,10 +342,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--grid-rounds", type=int, default=None)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_models.json"))
+    parser.add_argument("--grid-sizes", default=None, help="grid sizes, e.g. 4 (default 4,8; 4 with --quick)")
+    parser.add_argument("--spill-batches", default=None, help="batch sizes of the spill part, e.g. 64 (default 16,64,256)")
+    parser.add_argument("--spill-variants", default=None, help="spill variants to run, comma-separated (default: all)")
+    parser.add_argument("--out", default=None, help="default: bench/results/large_models.json (_quick.json with --quick)")
     args = parser.parse_args()
-    args.rounds = args.rounds or (2 if args.quick else 6)
-    args.grid_rounds = args.grid_rounds or (1 if args.quick else 2)
+    args.out = args.out or str(ROOT / "bench" / "results" / ("large_models_quick.json" if args.quick else "large_models.json"))
+    args.rounds = args.rounds or (5 if args.quick else 9)
+    args.grid_rounds = args.grid_rounds or (3 if args.quick else 5)
     parts = args.only.split(",")
     results = {"machine": parallel_capacity(), "quick": args.quick}
     print(f"machine: {results['machine']}", flush=True)

@@ -9,11 +9,23 @@ on its first 1M rows). Each method runs in a fresh process, touches every value
 (``x.sum()``) and reports rows/s and peak memory (resident anonymous memory, sampled,
 plus the high-water mark that also counts memory-mapped pages).
 
+Part 1b, the feed against plain memory (the issue's anchor): in one fresh process, the
+staged numbers are also copied into one memory-resident tensor, and paired interleaved
+rounds (``bench/rounds.py``) run one epoch of sqlml's feed and one epoch of plain batches
+of that tensor with the same batch boundaries and the same row order: contiguous slices
+against the sequential feed, ``index_select`` of the feed's own window shuffle against
+the shuffled feed. The ratio is the feed's share of plain speed (median of per-round
+ratios, min, max); torch runs 1 thread on both sides (the feed adds its prefetch thread).
+
 Part 2, training: the same CREATE MODEL with ``strategy := 'single'`` and
 ``'data_parallel'`` (2 gloo worker processes), epoch time and the largest weight
 difference (SGD, so equal weights mean equal gradients).
 
-    python bench/training.py [--rows 10000000] [--device cpu|cuda] [--out bench/results/training.json]
+    python bench/training.py [--quick] [--rows 10000000] [--rounds 7] [--only feed|training] [--device cpu|cuda]
+
+The table, staged files and databases live in a temporary folder removed at the end
+(errors included), unless ``--work-dir`` names one to keep. ``--quick``: 2M feed rows,
+50k training rows, 2 epochs, results in ``bench/results/training_quick.json``.
 
 With ``--device cuda`` every feed batch is also copied to the GPU and the training runs
 use the GPU. Numbers from a shared 2-vCPU machine swing by tens of percent: compare the
@@ -32,7 +44,10 @@ import threading
 import time
 from pathlib import Path
 
+from rounds import fmt, log, machine, scratch
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 COLUMNS = 16
 PER_SAMPLE_ROWS = 1_000_000
 
@@ -191,6 +206,96 @@ def run_method(args) -> dict:
     return result
 
 
+def feed_rows(feed, epoch: int):
+    """The global row order of ``feed``'s epoch and its batch sizes, derived as the feed derives
+    them (block order and window permutations from ``(seed, epoch)``): the plain side gathers
+    exactly these rows, so both sides run the same shuffle."""
+    import numpy as np
+
+    _, counts, sizes = feed._plan()
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    rng = np.random.default_rng([feed.training.seed, epoch, 0x5EED])
+    order = rng.permutation(len(counts)) if feed.shuffle else np.arange(len(counts))
+    rows, batch_sizes = [], []
+    for first in range(0, len(order), feed.window):
+        blocks = order[first : first + feed.window]
+        window = np.concatenate([np.arange(starts[b], starts[b + 1]) for b in blocks])
+        if feed.shuffle:
+            window = window[rng.permutation(len(window))]
+        rows.append(window)
+        batch_sizes += [min(feed.batch_size, len(window) - k) for k in range(0, len(window), feed.batch_size)]
+    return np.concatenate(rows), batch_sizes
+
+
+def run_paired_feed(args) -> dict:
+    """sqlml's feed against plain batches of a memory-resident tensor holding the same rows:
+    the same batch boundaries, the same row order (sequential, or the feed's own window
+    shuffle on both sides), the same consumer (``x.sum()``), torch on 1 thread on both sides
+    (the feed also runs its prefetch thread). Paired interleaved rounds, one epoch per side."""
+    import numpy as np
+    import pyarrow as pa
+    import torch
+    from rounds import machine as machine_now, paired, ratio, summary
+
+    import sqlml
+    from sqlml.training.feed import Feed
+    from sqlml.training.options import settle
+    from sqlml.training.staging import stage
+
+    torch.set_num_threads(1)
+    load_at_start = machine_now({"feed": 1, "plain_memory": 1})
+    columns = ", ".join(f"c{i}" for i in range(COLUMNS))
+    con = sqlml.connect(os.path.join(args.work_dir, "feed.duckdb"), read_only=True)
+    con.sql("SET threads = 1")
+    training = stage(con.duckdb, f"SELECT {columns}, label FROM t", settle({"normalize": False}),
+                     directory=tempfile.mkdtemp(dir=args.work_dir))
+    con.close()
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(training.path, "r"))
+        # the plain side: the staged numbers copied once into one resident tensor
+        resident = torch.from_numpy(np.concatenate([
+            reader.get_batch(i).column("num").values.to_numpy().reshape(-1, COLUMNS) for i in range(reader.num_record_batches)
+        ]))
+        out: dict = {"machine_at_start": load_at_start, "rows": len(resident), "batch": args.batch,
+                     "threads": "torch 1 thread on both sides; the feed adds its prefetch thread"}
+        for mode in ("sequential", "shuffled"):
+            feed = Feed(training, batch_size=args.batch, shuffle=mode == "shuffled")
+            rows, batch_sizes = feed_rows(feed, 0)
+            first = next(iter(feed(0)))
+            assert torch.equal(first.x, resident[torch.from_numpy(rows[: len(first)])]), "the plain side must see the feed's rows"
+            bounds = np.concatenate([[0], np.cumsum(batch_sizes)]).tolist()
+            index = torch.from_numpy(rows)
+
+            def plain_slices():
+                total = 0.0
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    total += float(resident[a:b].sum())
+                return total
+
+            def plain_gather():
+                total = 0.0
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    total += float(resident.index_select(0, index[a:b]).sum())
+                return total
+
+            def sqlml_feed(feed=feed):
+                return sum(float(b.x.sum()) for b in feed(0))
+
+            sides = {"sqlml_feed": sqlml_feed, "plain_memory": plain_slices if mode == "sequential" else plain_gather}
+            times = paired(sides, args.rounds, warmup=1, label=f"feed {mode}")
+            share = ratio(times, "plain_memory", "sqlml_feed")  # plain time / feed time = the feed's share of plain speed
+            out[mode] = {
+                "feed_share_of_plain_speed": share,
+                "sqlml_feed": summary(times["sqlml_feed"]), "plain_memory": summary(times["plain_memory"]),
+                "sqlml_m_rows_per_s_median": round(len(resident) / sorted(times["sqlml_feed"])[len(times["sqlml_feed"]) // 2] / 1e6, 1),
+                "plain_m_rows_per_s_median": round(len(resident) / sorted(times["plain_memory"])[len(times["plain_memory"]) // 2] / 1e6, 1),
+                "plain_side": "contiguous slices" if mode == "sequential" else "index_select of the feed's own permutation",
+            }
+        return out
+    finally:
+        training.cleanup()
+
+
 # -- orchestrating -------------------------------------------------------------------------------
 
 
@@ -212,8 +317,8 @@ def make_table(work_dir: str, rows: int) -> None:
 
 def in_fresh_process(args, method: str) -> dict:
     cmd = [sys.executable, __file__, "--method", method, "--work-dir", args.work_dir]
-    cmd += ["--rows", str(args.rows), "--batch", str(args.batch), "--device", args.device]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cmd += ["--rows", str(args.rows), "--batch", str(args.batch), "--device", args.device, "--rounds", str(args.rounds)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
@@ -277,18 +382,37 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temp folder)")
-    parser.add_argument("--only", choices=["feed", "training"], help="run one part, keeping the other's results in --out")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
+    parser.add_argument("--only", choices=["feed", "feed_vs_memory", "training"],
+                        help="run one part, keeping the others' results in --out (feed_vs_memory: only the paired part 1b)")
+    parser.add_argument("--out", default=None, help="default: bench/results/training.json (training_quick.json with --quick)")
+    parser.add_argument("--quick", action="store_true", help="2M feed rows, 50k training rows, 2 epochs")
+    parser.add_argument("--rounds", type=int, default=7, help="paired rounds of the feed against plain memory")
     parser.add_argument("--method", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
-        print(json.dumps(run_method(args)))
+        print(json.dumps(run_paired_feed(args) if args.method == "paired_feed" else run_method(args)))
         return
+    if args.quick:
+        args.rows, args.train_rows, args.epochs = min(args.rows, 2_000_000), min(args.train_rows, 50_000), min(args.epochs, 2)
+        args.out = args.out or str(ROOT / "bench" / "results" / "training_quick.json")
+    args.out = args.out or str(ROOT / "bench" / "results" / "training.json")
+    if args.work_dir:
+        run_all(args)
+    else:
+        with scratch("sqlml-bench-training-") as folder:  # the 10M-row table and staged files: removed
+            args.work_dir = str(folder)
+            run_all(args)
+
+
+def run_all(args) -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if args.only and out.exists() else {}
-    if args.only != "training":
+    if args.only == "feed_vs_memory":
+        make_table(args.work_dir, args.rows)
+        results.update(feed_vs_memory(args))
+    elif args.only != "training":
         results.update(feed_runs(args))
-    if args.only != "feed":
+    if args.only not in ("feed", "feed_vs_memory"):
         print(f"training: single vs data_parallel, {args.train_rows:,} rows, {args.epochs} epochs", flush=True)
         results["training"] = t = training_runs(args)
         if "skipped" in t:
@@ -299,14 +423,13 @@ def main() -> None:
                 f"({t['ddp_over_single_epoch']:.2f}x), total {t['ddp_over_single_total']:.2f}x; max gradient difference "
                 f"{t['max_abs_gradient_difference_one_step']:.1e}, weights after training {t['max_abs_weight_difference_after_training']:.1e}"
             )
-    results["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    results["machine"] = machine({"feed": 1, "plain_memory": 1, "pandas": 1})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")
 
 
 def feed_runs(args) -> dict:
-    args.work_dir = args.work_dir or tempfile.mkdtemp(prefix="sqlml-bench-training-")
     os.makedirs(args.work_dir, exist_ok=True)
     print(f"feed table: {args.rows:,} rows x {COLUMNS} FLOAT in {args.work_dir}", flush=True)
     make_table(args.work_dir, args.rows)
@@ -332,7 +455,19 @@ def feed_runs(args) -> dict:
     }
     for name, value in ratios.items():
         print(f"  {name}: {value:.2f}x")
-    return {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios}
+    return {"device": args.device, "rows": args.rows, "columns": COLUMNS, "batch": args.batch, "feed": feed, "ratios": ratios,
+            **feed_vs_memory(args)}
+
+
+def feed_vs_memory(args) -> dict:
+    log(f"feed against plain memory-resident batches (paired rounds), {args.rows:,} rows")
+    against = in_fresh_process(args, "paired_feed")
+    against["machine"] = machine({"feed": 1, "plain_memory": 1})
+    for mode in ("sequential", "shuffled"):
+        r = against[mode]
+        print(f"  {mode}: sqlml feed {r['sqlml_m_rows_per_s_median']} M rows/s, plain {r['plain_m_rows_per_s_median']} M rows/s "
+              f"-> feed at {fmt(r['feed_share_of_plain_speed'])} of plain speed", flush=True)
+    return {"feed_vs_plain_memory": against}
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ Each rank memory-maps the staged file and takes its slice of every global batch 
 opening the database, which one process owns); gradients are all-reduced (gloo on CPU,
 nccl on GPUs), so the weights follow single-device training up to float summation order.
 
-Rank 0 appends one JSON line per epoch to ``events.jsonl`` and writes the epoch's
-checkpoint; the owner relays them into the runs table and ``sqlml.checkpoints``, and at
-the end loads the final weights.
+The job folder holds the ``TrainJob`` itself (``job.pt``); rank 0 answers with the typed
+messages of ``ddp_messages`` (checkpoints, epoch reports, the final weights), which the
+owner relays into ``sqlml.checkpoints`` and the runs table through the job's hooks.
 
 Across machines: give ``scratch_dir := '/shared/folder'`` (mounted at the same path on
 every machine) and ``launch := 'external'``; the statement writes the job there and
@@ -22,7 +22,6 @@ waits while you start the ranks yourself, e.g. on each of two machines
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from sqlml import bounds
 from sqlml.errors import InvalidOptionError, TrainingError
-from sqlml.training.job import EpochReport, TrainJob, TrainResult
+from sqlml.training.job import TrainJob, TrainResult
 
 POLL_SECONDS = 0.05
 
@@ -40,38 +39,24 @@ POLL_SECONDS = 0.05
 def train(job: TrainJob) -> TrainResult:
     import torch
 
+    from sqlml.training import ddp_messages
+
     workers = bounds.require("CREATE MODEL", "workers", job.options.get("workers", 2), bounds.whole(1, bounds.MAX_PROCESSES))
     launch = job.options.get("launch", "local")
     if launch not in ("local", "external"):
         raise InvalidOptionError("CREATE MODEL", "launch", f"expected 'local' or 'external', got {launch!r}")
     folder = Path(job.feed.training.directory) / "ddp"
     folder.mkdir(parents=True, exist_ok=True)
-    cuda = job.device.type == "cuda"
-    backend = "nccl" if cuda and torch.cuda.device_count() >= workers else "gloo"
-    spec = {
-        "name": job.name,
-        "module": job.module.cpu(),
-        "spec": job.spec,
-        "feed": job.feed,
-        "validation": job.validation,
-        "optimizer": job.optimizer,
-        "epochs": job.epochs,
-        "seed": job.seed,
-        "early_stopping": (job.early_stopping.patience, job.early_stopping.min_delta) if job.early_stopping else None,
-        "resume": job.load_checkpoint(),
-        "backend": backend,
-        "cuda": cuda,
-        "threads": job.options.get("threads"),
-    }
+    for stale in folder.glob(ddp_messages.STREAMS):  # before the job: ranks may start the moment it exists
+        stale.unlink()
+    job.module.cpu()
     try:
-        torch.save(spec, folder / "job.pt")
+        torch.save(job, folder / "job.pt")  # the job itself: its hooks stay here
     except Exception as error:  # noqa: BLE001 - pickling a user module
         raise TrainingError(
             f"data_parallel could not hand model {job.name!r} to worker processes ({type(error).__name__}: {error}); "
             "its module class must be importable (defined in a module, not interactively)"
         ) from None
-    events = folder / "events.jsonl"
-    events.unlink(missing_ok=True)
     started = time.perf_counter()
     if launch == "local":
         processes = _start(folder, workers)
@@ -84,7 +69,7 @@ def train(job: TrainJob) -> TrainResult:
             file=sys.stderr,
             flush=True,
         )
-    result = _follow(job, folder, events, processes)
+    result = _follow(job, folder, processes)
     result.extra["workers"] = workers if launch == "local" else result.extra.get("world", workers)
     result.extra["ddp_seconds"] = round(time.perf_counter() - started, 3)
     return result
@@ -124,76 +109,60 @@ def _start(folder: Path, workers: int) -> list[tuple[subprocess.Popen, Path]]:
     return processes
 
 
-def _follow(job: TrainJob, folder: Path, events: Path, processes) -> TrainResult:
-    """Relay rank 0's events until it is done; any failed rank stops all of them."""
-    import torch
+def _follow(job: TrainJob, folder: Path, processes) -> TrainResult:
+    """Relay rank 0's messages until it has finished; any failed rank stops all of them."""
+    from sqlml.training import ddp_messages as m
 
-    from sqlml.training.job import deserialize
-
-    history: list[EpochReport] = []
-    offset = 0
-    done = None
+    readers: dict[Path, m.Reader] = {}
+    finished = None
     try:
-        with job.progress(job.epochs, f"{job.name} (data parallel)") as bar:
-            while done is None:
-                for line in _new_lines(events, offset):
-                    offset += len(line)
-                    event = json.loads(line)
-                    if event["event"] == "epoch":
-                        report = EpochReport(**event["report"])
-                        history.append(report)
-                        if event.get("checkpoint"):
-                            path = Path(event["checkpoint"])
-                            if job.save_checkpoint is not None:
-                                job.save_checkpoint(deserialize(path.read_bytes()))
-                            path.unlink(missing_ok=True)
-                        job.on_epoch_end(report)
+        with job.hooks.progress(job.epochs, f"{job.name} (data parallel)") as bar:
+            while finished is None:
+                for message in _received(folder, readers):
+                    if isinstance(message, m.Resumed):
+                        bar.update(len(message.history))
+                    elif isinstance(message, m.Checkpoint):
+                        job.hooks.save_checkpoint(message.state)
+                    elif isinstance(message, m.EpochEnded):
+                        job.hooks.on_epoch_end(message.report)
                         bar.update(1)
-                    elif event["event"] == "done":
-                        done = event
-                    elif event["event"] == "resumed":
-                        history = [EpochReport(**r) for r in event["history"]]
-                        bar.update(len(history))
-                if done is None:
-                    _check(processes)
+                    elif isinstance(message, m.Finished):
+                        finished = message
+                if finished is None:
+                    _check(processes, folder, readers)
                     time.sleep(POLL_SECONDS)
         for proc, _ in processes:
             proc.wait(timeout=60)
-        _check(processes)
+        _check(processes, folder, readers)
     finally:
         for proc, _ in processes:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    module = job.module.cpu()
-    module.load_state_dict(torch.load(folder / "final.pt", weights_only=True))
-    return TrainResult(
-        module=module,
-        history=history,
-        epochs_run=len(history),
-        stopped_early=bool(done.get("stopped")),
-        best_epoch=done.get("best_epoch"),
-        extra={"world": done.get("world")},
-    )
+    return finished.run.into(job.module.cpu(), {"world": finished.world})
 
 
-def _new_lines(path: Path, offset: int) -> list[bytes]:
-    """Complete lines appended after byte ``offset``."""
-    if not path.exists():
-        return []
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read()
-    return [line for line in data.splitlines(keepends=True) if line.endswith(b"\n")]
+def _received(folder: Path, readers: dict) -> list:
+    """Messages every rank appended since the last look; a rank's ``Failed`` is raised here."""
+    from sqlml.training import ddp_messages as m
+
+    messages = []
+    for path in sorted(folder.glob(m.STREAMS)):
+        if path not in readers:
+            readers[path] = m.Reader(path)
+        for message in readers[path].new():
+            if isinstance(message, m.Failed):
+                raise TrainingError(message.message)
+            messages.append(message)
+    return messages
 
 
-def _check(processes) -> None:
+def _check(processes, folder: Path, readers: dict) -> None:
+    """A rank that exited with an error: what it said (``Failed``), else the tail of its log."""
     for rank, (proc, log) in enumerate(processes):
         code = proc.poll()
         if code not in (None, 0):
-            told = log.with_name(f"error-{rank}.txt")
-            if told.exists():  # an sqlml error of the rank (see ddp_worker): its message says it all
-                raise TrainingError(told.read_text(errors="replace"))
+            _received(folder, readers)  # raises what the rank told as it exited, if it told
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise TrainingError(f"data-parallel worker {rank} failed (exit code {code}):\n{tail}")
 

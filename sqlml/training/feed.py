@@ -14,6 +14,7 @@ copies are joining a window's blocks and one row gather. Memory stays bounded by
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import numpy as np
 
 from sqlml.models.features import as_tensor, float_matrix, one_hot
 from sqlml.models.text import pad
-from sqlml.training.staging import TrainingSet
+from sqlml.training.staging import TrainingSet, class_codes_path
 
 
 @dataclass
@@ -72,12 +73,13 @@ class Feed:
     prefetch: int = 2  # windows prepared ahead on the background thread
 
     def __call__(self, epoch: int) -> Iterator[Batch]:
-        for x, y, w, soft, sizes, totals in prefetched(self._windows(epoch), self.prefetch):
-            at = 0
-            for size, total in zip(sizes, totals, strict=True):
-                end = at + size
-                yield Batch(x[at:end], y[at:end], w[at:end], None if soft is None else soft[at:end], total)
-                at = end
+        for batches in prefetched(self._windows(epoch), self.prefetch):
+            yield from batches
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_codes", None)  # a memory map: the receiving process maps the file itself
+        return state
 
     # -- planning ------------------------------------------------------------------------
     @property
@@ -111,6 +113,17 @@ class Feed:
             cached = self._planned = (kept, counts, sizes)
         return cached
 
+    def _block_codes(self, blocks: list[int]) -> list[np.ndarray] | None:
+        """The staged class codes of ``blocks`` (views of the memory-mapped codes file), if staged."""
+        codes = getattr(self, "_codes", None)
+        if codes is None:
+            path = class_codes_path(self.path)
+            if not os.path.exists(path):
+                return None
+            codes = self._codes = np.load(path, mmap_mode="r")
+            self._starts = np.concatenate([[0], np.cumsum(self._plan()[2])]).astype(np.int64)
+        return [codes[self._starts[b] : self._starts[b + 1]] for b in blocks]
+
     def _keep(self, first: int, n: int) -> np.ndarray | None:
         fraction = self.training.validation_fraction
         if not fraction or self.path != self.training.path:
@@ -119,8 +132,8 @@ class Feed:
         return np.flatnonzero(held_out if self.part == "validation" else ~held_out)
 
     # -- producing ---------------------------------------------------------------------
-    def _windows(self, epoch: int) -> Iterator[tuple]:
-        """The epoch's shuffle windows, encoded (this runs on the prefetch thread).
+    def _windows(self, epoch: int) -> Iterator[list[Batch]]:
+        """The epoch's shuffle windows, cut into this rank's batches (this runs on the prefetch thread).
 
         A window is ``window`` blocks of the epoch's block order; its row index combines
         the validation split and a permutation, and ``_cut`` gathers this rank's rows of
@@ -146,10 +159,15 @@ class Feed:
             if self.shuffle:
                 permutation = rng.permutation(n)
                 index = permutation if index is None else index[permutation]
-            yield self._cut(batches, index, n)
+            yield self._cut(blocks, batches, index, n)
 
-    def _cut(self, batches, index: np.ndarray | None, n: int) -> tuple:
-        """This rank's rows of each global batch of ``index`` (None: rows in order), gathered once."""
+    def _cut(self, blocks: list[int], batches, index: np.ndarray | None, n: int) -> list[Batch]:
+        """This rank's rows of each global batch of ``index`` (None: rows in order).
+
+        Rows in order (no shuffle, no held-out rows here) are cut from each block as it
+        is, so a batch within one block is a view of the staged file; shuffled rows are
+        gathered once for the whole window.
+        """
         spec = self.training.spec
         starts = np.arange(0, n, self.batch_size)
         ends = np.minimum(starts + self.batch_size, n)
@@ -160,27 +178,64 @@ class Feed:
         else:
             totals = (ends - starts).astype(np.float64).tolist()
         if self.world == 1:
-            sizes = (ends - starts).tolist()
-            mine = index
+            first, sizes = starts, (ends - starts).tolist()
         else:
             length = ends - starts
             q, r = np.divmod(length, self.world)
             first = starts + self.rank * q + np.minimum(self.rank, r)
             sizes = (q + (self.rank < r)).tolist()
-            positions = np.concatenate([np.arange(a, a + k) for a, k in zip(first.tolist(), sizes, strict=True)])
-            mine = positions if index is None else index[positions]
-        return (*encode_window(spec, batches, mine), sizes, totals)
+        codes = self._block_codes(blocks)
+        if index is None:
+            return _ranges(
+                [encode_window(spec, [batch], None, None if codes is None else [codes[k]]) for k, batch in enumerate(batches)],
+                first.tolist(), sizes, totals,
+            )
+        if self.world == 1:
+            mine = index
+        else:
+            mine = index[np.concatenate([np.arange(a, a + k) for a, k in zip(first.tolist(), sizes, strict=True)])]
+        x, y, w, soft = encode_window(spec, batches, mine, codes)
+        out, at = [], 0
+        for size, total in zip(sizes, totals, strict=True):
+            end = at + size
+            out.append(Batch(x[at:end], y[at:end], w[at:end], None if soft is None else soft[at:end], total))
+            at = end
+        return out
 
 
-def encode_window(spec, batches, index: np.ndarray | None):
+def _ranges(parts: list[tuple], first: list[int], sizes: list[int], totals: list[float]) -> list[Batch]:
+    """Batches of rows ``[first[k], first[k] + sizes[k])`` of consecutive encoded blocks ``parts``:
+    views of one block where a batch lies within it, joined where it spans two."""
+    import torch
+
+    bounds = np.cumsum([0] + [len(part[0]) for part in parts])
+    out = []
+    for a, size, total in zip(first, sizes, totals, strict=True):
+        e = a + size
+        pieces = []
+        for k, part in enumerate(parts):
+            lo, hi = max(a, int(bounds[k])), min(e, int(bounds[k + 1]))
+            if hi > lo or (size == 0 and k == 0):
+                off = int(bounds[k])
+                pieces.append([None if t is None else t[lo - off : hi - off] for t in part])
+        if len(pieces) == 1:
+            x, y, w, soft = pieces[0]
+        else:
+            x, y, w, soft = (None if p[0] is None else torch.cat(p) for p in zip(*pieces))
+        out.append(Batch(x, y, w, soft, total))
+    return out
+
+
+def encode_window(spec, batches, index: np.ndarray | None, codes: list[np.ndarray] | None = None):
     """Staged record batches -> tensors (x, y, weight, soft) of the rows ``index`` picks (None: all).
+
+    ``codes``: the blocks' staged class codes (``staging.write_class_codes``), where staged.
 
     Each staged column is concatenated across the window's blocks and gathered once
     (``np.take``); the packed numeric block is then standardised in place, so a table of
     numbers costs one gather and one pass. With nothing to gather from a single block,
     the inputs are a view of the memory-mapped file.
     """
-    import torch
 
     def take(arrays: list[np.ndarray]) -> np.ndarray:
         joined = _concat(arrays)
@@ -218,15 +273,27 @@ def encode_window(spec, batches, index: np.ndarray | None):
                 weights = _take_arrow([b.column(f"g{i}") for b in batches], index)
                 pad(ids, weights, int(feature.text["max_tokens"]), out=block)
     x = as_tensor(matrix.reshape((n, *spec.input_shape)))
-    y, soft = _targets(spec.target, batches, take)
+    y, soft = _targets(spec.target, batches, take, codes)
     if spec.target.weight:
-        w = torch.from_numpy(take([b.column("weight").to_numpy() for b in batches]).astype(np.float32))
+        w = as_tensor(take([b.column("weight").to_numpy() for b in batches]).astype(np.float32, copy=False))
     else:
-        w = torch.ones(n, dtype=torch.float32)
+        w = ones(n)
     return x, y, w, soft
 
 
-def _targets(target, batches, take):
+_ONES: list = []
+
+
+def ones(n: int):
+    """``n`` float32 ones: a view of one shared tensor (row weights without a weight column; never written)."""
+    import torch
+
+    if not _ONES or len(_ONES[0]) < n:
+        _ONES[:] = [torch.ones(max(n, 1 << 16), dtype=torch.float32)]
+    return _ONES[0][:n]
+
+
+def _targets(target, batches, take, codes=None):
     """(y, soft): class indices (and probabilities) or standardised regression targets."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -237,7 +304,9 @@ def _targets(target, batches, take):
         values = take([b.column("label").to_numpy() for b in batches]).astype(np.float32)
         return torch.from_numpy((values - np.float32(target.mean)) / np.float32(target.std)), None
     classes = pa.array(target.classes, pa.string())
-    if "label" in names:
+    if "label" in names and codes is not None:
+        labels = take(codes)
+    elif "label" in names:
         labels = take(
             [pc.fill_null(pc.index_in(b.column("label"), value_set=classes), -1).to_numpy(zero_copy_only=False) for b in batches]
         ).astype(np.int64)
@@ -253,7 +322,7 @@ def _targets(target, batches, take):
             probs[missing, labels[missing]] = 1.0
         labels = np.where(labels < 0, probs.argmax(axis=1), labels)
         soft = torch.from_numpy(np.ascontiguousarray(probs))
-    return torch.from_numpy(labels), soft
+    return as_tensor(labels), soft
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:

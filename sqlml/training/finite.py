@@ -2,9 +2,9 @@
 
 Staging refuses non-finite training values (``staging._Stats``); what is left is a model
 that diverges by itself (a learning rate too high, an architecture whose output blows
-up). ``LossGuard`` watches every batch's loss in both epoch loops (``loop.fit`` and
-``large.run.ModelRun``) and stops training with a ``TrainingError`` naming the epoch and
-batch where the loss stopped being a finite number; ``sqlml.models.registry.require_finite_weights``
+up). ``LossGuard`` watches every batch's loss in the epoch loop (``loop.EpochLoop``, which
+every strategy trains with) and stops training with a ``TrainingError`` naming the epoch
+and batch where the loss stopped being a finite number; ``sqlml.models.registry.require_finite_weights``
 checks the weights once more before a model is registered (a last step can still blow them up).
 """
 

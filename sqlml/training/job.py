@@ -1,18 +1,21 @@
-"""What a training strategy receives (``TrainJob``) and returns (``TrainResult``).
+"""The training job, one typed object from the statement to the loop to the workers.
 
 A strategy (see ``sqlml.training.strategies``) is a function ``train(job) -> TrainResult``.
-The job holds everything: the model, the data as a deterministic feed, the optimizer,
-the loss, and hooks back into the database (per-epoch reports, checkpoints). It is built
-by the CREATE MODEL pipeline (``sqlml.training.runner``); strategies never touch the
-database themselves, which is what lets them run work in other processes.
+``TrainJob`` holds everything a run needs: the model, the data as a deterministic feed,
+the optimizer, the loss, the stopping rule and the checkpoint to resume from. It is
+built once by the CREATE MODEL pipeline (``sqlml.training.runner``) and handed whole to
+the epoch loop (``sqlml.training.loop``) and, pickled, to worker processes (data-parallel
+ranks, grid workers). What ties a run to the database (the runs table, checkpoints,
+progress bars) is the owner's ``JobHooks``; a pickled job arrives without them, so a
+worker reports through its protocol's messages and the owner calls the hooks.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlml.errors import InvalidOptionError
@@ -58,14 +61,16 @@ def row_losses(task: str, output, batch: Batch):
     return ((output.reshape(len(batch.y), -1) - batch.y.reshape(-1, 1)) ** 2).mean(dim=1)
 
 
-def batch_loss(task: str, output, batch: Batch, scale: float = 1.0):
-    """Weighted mean loss of the global batch: ``sum(w * l) / weight_total * scale``.
+def weighted_loss(task: str, output, batch: Batch, scale: float = 1.0):
+    """(sum of weight x loss, the loss to backpropagate) of one batch.
 
-    On one device ``scale`` is 1 and this is the weighted mean. A data-parallel rank
+    The loss to backpropagate is ``sum(w * l) * scale / weight_total``: on one device
+    ``scale`` is 1 and this is the global batch's weighted mean. A data-parallel rank
     passes ``scale = world_size``: DDP averages gradients over ranks, so the ranks' sum
     equals the single-device gradient exactly (up to float summation order).
     """
-    return (row_losses(task, output, batch) * batch.weight).sum() * (scale / max(batch.weight_total, 1e-12))
+    weighted = (row_losses(task, output, batch) * batch.weight).sum()
+    return weighted, weighted * (scale / max(batch.weight_total, 1e-12))
 
 
 @dataclass
@@ -79,6 +84,18 @@ class EpochReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Early stopping's settings: stop after ``patience`` epochs without the validation
+    loss improving by ``min_delta``; ``start()`` makes the stateful ``EarlyStopping``."""
+
+    patience: int
+    min_delta: float = 0.0
+
+    def start(self) -> EarlyStopping:
+        return EarlyStopping(self.patience, self.min_delta)
 
 
 class EarlyStopping:
@@ -101,6 +118,11 @@ class EarlyStopping:
         self.bad_epochs += 1
         return self.bad_epochs >= self.patience
 
+    @property
+    def decided(self) -> bool:
+        """True when the epochs so far already said stop (a resumed run trains no more)."""
+        return self.best_state is not None and self.bad_epochs >= self.patience
+
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
 
@@ -109,38 +131,65 @@ class EarlyStopping:
         self.bad_epochs, self.best_state = state["bad_epochs"], state["best_state"]
 
 
+def _no_epoch_report(report: EpochReport) -> None:
+    return None
+
+
+def _no_checkpoint(state: dict) -> None:
+    return None
+
+
+def _no_progress(total: int, description: str):
+    from sqlml.training.progress import progress_factory
+
+    return progress_factory(False)(total, description)
+
+
+@dataclass
+class JobHooks:
+    """What the owning process does as a run goes (never pickled: a worker's job has the defaults).
+
+      on_epoch_end(report)      after each epoch: writes the runs table row
+      save_checkpoint(state)    stores a checkpoint (called only when ``job.checkpoint``)
+      progress(total, text)     a context manager with ``.update(n)``; silent off a terminal
+    """
+
+    on_epoch_end: Callable[[EpochReport], None] = _no_epoch_report
+    save_checkpoint: Callable[[dict], None] = _no_checkpoint
+    progress: Callable[..., Any] = _no_progress
+
+
 @dataclass
 class TrainJob:
     """Everything a strategy needs to train one model.
 
     Fields:
       name: the model's name (for messages and progress bars).
-      module: the freshly built ``nn.Module`` on CPU, initialised from ``seed``; a
-        strategy resumes by loading ``load_checkpoint()`` into it.
+      strategy: the strategy that trains it ('single', 'data_parallel', 'spill', ...).
+      module: the freshly built ``nn.Module`` on CPU, initialised from ``seed``.
       spec: the feature spec (input shape, task, classes) the module was built for.
       feed: ``feed(epoch) -> Iterator[Batch]`` of that epoch's training batches, each
         ``(x, y, weight, soft)`` plus ``weight_total`` (see ``Batch``); deterministic
         per (seed, epoch); a picklable ``Feed`` whose ``rank``/``world`` fields a
-        multi-process strategy replaces (``dataclasses.replace``) to give each worker
-        its slice of every global batch.
+        data-parallel rank replaces to take its slice of every global batch.
       validation: a ``Feed`` over the held-out rows (or the validation query), or None.
       optimizer: an ``OptimizerSpec``; ``optimizer.build(params)`` makes the optimizer.
       epochs: the number of epochs to reach (a resumed job starts after its checkpoint).
       device: a ``torch.device`` ('auto' already resolved).
       seed: the run's seed; epoch ``e`` seeds torch with ``epoch_seed(seed, e)``.
-      early_stopping: an ``EarlyStopping`` (monitoring validation loss) or None.
+      early_stopping: a ``StopRule`` (monitoring validation loss) or None.
+      checkpoint: whether to checkpoint (each epoch, and every ``checkpoint_every``
+        batches when set).
+      checkpoint_every: batches between mid-epoch checkpoints, or None.
+      threads: torch CPU threads the statement asked for, or None (the strategy's default).
+      batch_size: rows per global batch.
       options: every option of the statement, strategy-specific ones included.
-      on_epoch_end: ``on_epoch_end(report: EpochReport)``, called in the owning process
-        after each epoch (writes the runs table, advances the progress bar).
-      save_checkpoint: ``save_checkpoint(state: dict)`` with ``checkpoint_state(...)``'s
-        dict; the owning process stores it (call it in the owning process only).
-      load_checkpoint: ``load_checkpoint() -> dict | None``: the last checkpoint of an
-        interrupted identical run, to resume from.
-      progress: ``progress(total_batches, description) -> context manager`` with
-        ``.update(n)``; a no-op when not attached to a terminal.
+      resume: the last checkpoint of an interrupted identical run, or None.
+      hooks: the owner's ``JobHooks`` (dropped when the job is pickled).
     """
 
     name: str
+    strategy: str
     module: Any
     spec: FeatureSpec
     feed: Feed
@@ -149,19 +198,27 @@ class TrainJob:
     epochs: int
     device: Any
     seed: int
-    early_stopping: EarlyStopping | None
-    options: dict[str, Any]
-    on_epoch_end: Callable[[EpochReport], None]
-    save_checkpoint: Callable[[dict], None]
-    load_checkpoint: Callable[[], dict | None]
-    progress: Callable[..., Any]
+    early_stopping: StopRule | None = None
+    checkpoint: bool = False
+    checkpoint_every: int | None = None
+    threads: int | None = None
+    batch_size: int = 256
+    options: dict[str, Any] = field(default_factory=dict)
+    resume: dict | None = None
+    hooks: JobHooks = field(default_factory=JobHooks)
 
     @property
     def task(self) -> str:
         return self.spec.target.task
 
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        return self.feed(epoch)
+    def resuming(self, state: dict | None) -> TrainJob:
+        """The same job, continuing from ``state`` (a checkpoint or a migrated model's state)."""
+        return replace(self, resume=state)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["hooks"] = JobHooks()  # the owner's hooks hold its database connection
+        return state
 
 
 @dataclass
@@ -174,19 +231,30 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific numbers (timings, ...)
 
 
+@dataclass
+class FinishedRun:
+    """A result as a worker sends it: the weights instead of the module."""
+
+    weights: dict[str, Any]
+    history: list[EpochReport]
+    stopped_early: bool = False
+    best_epoch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: TrainResult) -> FinishedRun:
+        weights = {k: v.detach().cpu().clone() for k, v in result.module.state_dict().items()}
+        return cls(weights, list(result.history), result.stopped_early, result.best_epoch, dict(result.extra))
+
+    def into(self, module, extra: dict[str, Any] | None = None) -> TrainResult:
+        """The ``TrainResult`` with these weights loaded into the owner's ``module``."""
+        module.load_state_dict(self.weights)
+        return TrainResult(module, list(self.history), len(self.history), self.stopped_early, self.best_epoch,
+                           {**self.extra, **(extra or {})})
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**63 - 1)
-
-
-def checkpoint_state(epoch: int, module, optimizer, history: list[EpochReport], stopper: EarlyStopping | None) -> dict:
-    """What a checkpoint holds after ``epoch`` epochs (1-based count of finished epochs)."""
-    return {
-        "epoch": epoch,
-        "model": module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "history": [r.to_json() for r in history],
-        "early_stopping": stopper.state_dict() if stopper else None,
-    }
 
 
 def serialize(state: dict) -> bytes:

@@ -1,7 +1,7 @@
 """The CREATE MODEL pipeline: settle options, stage the data, build the job, train, register.
 
     prepare(duck, name, options, query)      -> Prepared (staged data, spec, settled options)
-    make_job(prepared, side, version, run_id) -> TrainJob (checkpoints and run rows via ``side``)
+    make_job(prepared, side, version, run_id) -> TrainJob (its hooks write checkpoints and run rows via ``side``)
     run(duck, prepared)                      -> TrainResult (the strategy's)
     register(duck, prepared, result, ...)    -> ModelRecord (a new version; checkpoint dropped)
     train_and_register(duck, name, options, query) does all four.
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlml import catalog
+from sqlml import bounds, catalog
 from sqlml.errors import DataError, TrainingError
 from sqlml.models import registry
 from sqlml.models.architectures import build
@@ -29,7 +29,7 @@ from sqlml.models.loading import build_module, resolve_device
 from sqlml.models.text import layout
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
-from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
+from sqlml.training.job import EpochReport, JobHooks, OptimizerSpec, StopRule, TrainJob, TrainResult
 from sqlml.training.options import settle
 from sqlml.training.progress import progress_factory
 from sqlml.training.staging import TrainingSet, class_name, scratch_directory, stage
@@ -100,9 +100,10 @@ def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob
             raise DataError("every row went to validation; use a smaller validation_split")
     store = CheckpointStore(side, prepared.name, fingerprint(prepared.name, prepared.query, options, spec.to_json()))
     log = RunLog(side, run_id, prepared.name, version, options["strategy"])
-    stopper = EarlyStopping(int(options["early_stopping"]), float(options["min_delta"])) if options["early_stopping"] else None
+    patience = options["early_stopping"]
     return TrainJob(
         name=prepared.name,
+        strategy=options["strategy"],
         module=module,
         spec=spec,
         feed=feed,
@@ -111,13 +112,23 @@ def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob
         epochs=int(options["epochs"]),
         device=resolve_device(options["device"]),
         seed=seed,
-        early_stopping=stopper,
+        early_stopping=StopRule(int(patience), float(options["min_delta"])) if patience else None,
+        checkpoint=bool(options["checkpoint"]),
+        checkpoint_every=_checkpoint_every(options),
+        threads=options["threads"],
+        batch_size=int(options["batch_size"]),
         options=options,
-        on_epoch_end=log.epoch,
-        save_checkpoint=store.save if options["checkpoint"] else None,
-        load_checkpoint=store.load if options["checkpoint"] else (lambda: None),
-        progress=progress_factory(options["progress"]),
+        resume=store.load() if options["checkpoint"] else None,
+        hooks=JobHooks(on_epoch_end=log.epoch, save_checkpoint=store.save, progress=progress_factory(options["progress"])),
     )
+
+
+def _checkpoint_every(options: dict[str, Any]) -> int | None:
+    """``checkpoint_every`` (a spill or pipeline option, or one a custom architecture lets through), checked."""
+    value = options.get("checkpoint_every")
+    if value is None:
+        return None
+    return bounds.require("CREATE MODEL", "checkpoint_every", value, bounds.whole(1, bounds.MAX_COUNT))
 
 
 def train_and_register(duck, name: str, given: dict[str, Any], query: str, *, replace: bool = False):

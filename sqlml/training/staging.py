@@ -186,6 +186,7 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str, model: s
         raise DataError(f"the training query returned no rows{dropped}; there is nothing to train on")
 
     spec = acc.spec(options, n_rows)
+    write_class_codes(path, spec.target)
     training = TrainingSet(path, spec, n_rows, directory, seed=int(options.get("seed", 0)), stats=acc.summary())
     fraction = options.get("validation_split") or 0.0
     if fraction:
@@ -251,7 +252,39 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         rows = _write_blocks(duck, sql, path, block_rows, None)
     if rows == 0:
         raise DataError("the validation query returned no rows with a label")
+    write_class_codes(path, target)
     return path
+
+
+def class_codes_path(path: str) -> str:
+    return path + ".codes.npy"
+
+
+def write_class_codes(path: str, target) -> None:
+    """Each staged row's class index (-1: no label), once, beside the staged file.
+
+    The classes are known only when staging has seen every row, so the staged label
+    column holds names; the feed reads these int64 codes instead, memory-mapped and
+    sliced without a copy, rather than looking names up again every epoch.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if target.task != "classification" or not target.label or not target.classes:
+        return
+    reader = pa.ipc.open_file(pa.memory_map(path, "r"))
+    if "label" not in reader.schema.names:
+        return
+    n = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    classes = pa.array(target.classes, pa.string())
+    codes = np.lib.format.open_memmap(class_codes_path(path), mode="w+", dtype=np.int64, shape=(n,))
+    at = 0
+    for i in range(reader.num_record_batches):
+        labels = reader.get_batch(i).column("label")
+        codes[at : at + len(labels)] = pc.fill_null(pc.index_in(labels, value_set=classes), -1).to_numpy(zero_copy_only=False)
+        at += len(labels)
+    codes.flush()
+    del codes
 
 
 def staged_features(features: list[tuple[str, str, list[int]]]) -> list[str]:

@@ -1,8 +1,8 @@
 """Issue 15, row 3: no NaN model is ever called trained, and predictions are never NaN.
 
 Non-finite training data is refused with the column, the count and a filter that works;
-a loss that turns NaN stops training naming the epoch and batch, in both epoch loops
-(``loop.fit``: single, data_parallel; ``ModelRun``: spill, pipeline, grids) and nothing
+a loss that turns NaN stops training naming the epoch and batch, in the one epoch loop
+whatever the engine (single, data_parallel, spill, pipeline, grids) and nothing
 is registered; absurd learning rates are refused; predictions come back NULL, counted.
 """
 
@@ -91,10 +91,10 @@ def blowup():
 @pytest.mark.parametrize(
     "strategy",
     [
-        "",  # single: loop.fit
-        ", strategy := 'spill', device_memory := '2KB'",  # ModelRun with the spill engine
-        pytest.param(", strategy := 'pipeline', stages := 2, micro_batches := 2", marks=pytest.mark.slow),  # ModelRun, stages in processes
-        pytest.param(", strategy := 'data_parallel', workers := 2", marks=pytest.mark.slow),  # loop.fit in each rank
+        "",  # single: the resident engine
+        ", strategy := 'spill', device_memory := '2KB'",  # the spill engine
+        pytest.param(", strategy := 'pipeline', stages := 2, micro_batches := 2", marks=pytest.mark.slow),  # stages in processes
+        pytest.param(", strategy := 'data_parallel', workers := 2", marks=pytest.mark.slow),  # the loop in each rank
     ],
 )
 def test_a_loss_that_turns_nan_stops_training_naming_epoch_and_batch(data, blowup, strategy):

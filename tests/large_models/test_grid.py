@@ -191,13 +191,14 @@ from sqlml.training.large.processes import PRELOAD
 for module in PRELOAD:
     importlib.import_module(module)
 before = set(sys.modules)
-member = pickle.loads(open(sys.argv[1], "rb").read())  # what a worker process unpickles from its queue
+add = pickle.loads(open(sys.argv[1], "rb").read())  # what a worker process unpickles from its queue
+from sqlml.training.large import grid_messages as m
 from sqlml.training.large.grid_worker import Worker
 messages = []
-worker = Worker(0, {"device": "cpu", "spill": None, "threads": 1}, messages.append)
-worker.handle("add", member)
-worker.handle("run", (member[0], 2, None))
-assert messages[0][0] == "ran" and messages[0][3]["batches"] == 2, messages
+worker = Worker(0, "cpu", messages.append)
+worker.handle(add)
+worker.handle(m.Run(add.model, 2))
+assert isinstance(messages[0], m.Ran) and messages[0].batches == 2, messages
 print(sorted(set(sys.modules) - before))
 """
 
@@ -210,20 +211,21 @@ def test_forkserver_preloads_what_a_grid_worker_imports(table, tmp_path, monkeyp
     import sys
     from pathlib import Path
 
+    from sqlml.training.large import grid_messages
     from sqlml.training.large.grid_transport import Inline
 
     probes = []
     send = Inline.send
 
-    def probing_send(self, worker, command, payload):
-        if command == "add" and not probes:  # while the staged data still exists
+    def probing_send(self, worker, command):
+        if isinstance(command, grid_messages.Add) and not probes:  # while the staged data still exists
             path = tmp_path / "member.pkl"
-            path.write_bytes(pickle.dumps(payload))
+            path.write_bytes(pickle.dumps(command))
             root = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
             probes.append(subprocess.run([sys.executable, "-c", WORKER_PROBE, str(path)], capture_output=True, text=True,
                                          env=env, cwd=root, timeout=300))
-        send(self, worker, command, payload)
+        send(self, worker, command)
 
     monkeypatch.setattr(Inline, "send", probing_send)
     grid(table, "pre FOR (lr IN (0.01, 0.02))", COMMON + ", hidden := [8], workers := 1")
@@ -232,7 +234,7 @@ def test_forkserver_preloads_what_a_grid_worker_imports(table, tmp_path, monkeyp
     # no new package (before: pyarrow and pandas arrived here), none of the big modules, nothing of the feed
     new_packages = {m.split(".")[0] for m in imported} - {"sqlml", "torch", "pyarrow"}
     assert new_packages == set(), new_packages
-    big = ("pyarrow.lib", "pyarrow.compute", "pyarrow.ipc", "pyarrow._compute", "sqlml.training.feed", "sqlml.training.large.run")
+    big = ("pyarrow.lib", "pyarrow.compute", "pyarrow.ipc", "pyarrow._compute", "sqlml.training.feed", "sqlml.training.loop")
     assert not [m for m in imported if m in big], imported
     assert len(imported) < 20, imported
 

@@ -42,7 +42,7 @@ def test_two_stage_gpipe_gradients_match_one_process():
         reply = runner.step(b.x, pack_target(b), weight_total=b.weight_total, update=False)
         got = runner.gradients()
         assert max(relative_errors(got, want)) < 1e-6
-        assert reply["loss"] == pytest.approx(loss, rel=1e-6)
+        assert reply.loss == pytest.approx(loss, rel=1e-6)
         # a short batch gets fewer (equal) micro-batches and still matches
         short = batch(rows=10, seed=9)
         want_short, _ = reference_grads(mlp(width=32, depth=4), short)

@@ -202,3 +202,42 @@ def test_parameters_without_gradients_are_skipped_like_resident():
     assert unused.grad is None and torch.equal(unused.detach(), torch.ones(32))  # AdamW's decay never touched it
     assert not any(unused is p for opt in trainer.optimizers if opt for p in opt.state)
     trainer.close()
+
+
+@pytest.mark.parametrize("name, slots, prefetch", [("sgd", 3, False), ("adam", 3, False), ("adamw", 4, True)])
+def test_shards_kept_across_the_turn_skip_recompute_and_still_match_resident(name, slots, prefetch):
+    from sqlml.training.large.residency import replay
+
+    spec, data = OPTIMIZERS[name], batches(n=4)
+    reference = resident(mlp(depth=6, dropout=0.2, batch_norm=True), spec, data)
+    model = mlp(depth=6, dropout=0.2, batch_norm=True)
+    trainer = spilled(model, spec, data, shards=6, slots=slots, prefetch=prefetch)
+    assert trainer.n_slots == slots and trainer.kept  # some shards never leave between their forward and backward
+    assert trainer.recomputed == len(data) * (len(trainer.shards) - 1 - len(trainer.kept))
+    trainer.flush()
+    assert max_diff(reference, model) == 0.0  # dropout masks and batch-norm statistics included
+    # the replay predicts what a steady-state step moves, byte for byte
+    before = trainer.bytes_moved
+    x, y = batches(n=1)[0]
+    trainer.step(x, lambda out: nn.functional.cross_entropy(out, y))
+    layouts = trainer.layouts
+    predicted = replay([lay.weights_bytes for lay in layouts], [lay.state_capacity for lay in layouts], slots, prefetch=prefetch)
+    assert trainer.bytes_moved - before == predicted.moved and trainer.kept == predicted.kept
+    trainer.close()
+
+
+def test_the_spill_planner_cuts_finer_when_that_moves_and_recomputes_less():
+    from sqlml.training.large.partition import spill_plan
+    from sqlml.training.large.residency import kept_shards
+
+    model = mlp(width=512, depth=8)  # 1 MB a layer: what moves and what is recomputed outweigh a unit's fixed cost
+    layers = sequential_layers(model)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    budget = weights // 2
+    fewest = budget_plan(layers, budget, state_tensors_per_param=0)
+    chosen = spill_plan(layers, budget, state_tensors_per_param=0, batch_size=64)
+    assert chosen.n_shards > fewest.n_shards  # smaller shards: room for more slots
+    shards = lambda plan: [nn.Sequential(*layers[a:b]) for a, b in plan.ranges()]  # noqa: E731
+    assert len(kept_shards(shards(chosen), OPTIMIZERS["sgd"], budget)) > len(kept_shards(shards(fewest), OPTIMIZERS["sgd"], budget))
+    # with the whole model in budget nothing needs cutting
+    assert spill_plan(layers, 4 * weights, state_tensors_per_param=0).n_shards == 1

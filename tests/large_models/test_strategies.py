@@ -85,8 +85,9 @@ def test_interrupted_spill_resumes_mid_epoch(table):
     con.sql(RESUMABLE)
     reference = weights(con, "m")
     con.sql("DROP MODEL m")
-    # 12 batches an epoch; the first shard runs twice a step (forward, then recompute): dies in epoch 2, batch 6
-    sqlml.register_architecture("resumable_spill", interrupting(after_calls=2 * (12 + 5)))
+    # 12 batches an epoch; both shards fit the device, so the first keeps its graph across the turn and runs
+    # once a step (the memory estimate runs it twice first): dies in epoch 2, batch 6, after the checkpoint at 4
+    sqlml.register_architecture("resumable_spill", interrupting(after_calls=2 + 12 + 5))
     with pytest.raises(Interrupt):
         con.sql(RESUMABLE)
     assert con.sql("SELECT count(*) FROM sqlml.models WHERE name = 'm'").fetchall() == [(0,)]

@@ -129,3 +129,33 @@ def test_larger_than_a_block_images_stream_in_bounded_batches(con, tmp_path):
     assert block_rows < 3000  # ~8 MB blocks: 3072 floats a row
     shapes = {tuple(b.x.shape[1:]) for b in Feed(training, batch_size=500)(0)}
     assert shapes == {(3, 32, 32)}
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_rows_in_order_are_cut_from_the_blocks_as_the_gather_would_cut_them(staged, world):
+    """The sequential path slices staged blocks (views, joined only across a block edge); it must
+    give exactly the batches gathering every row in order gives, labels and weights included."""
+    for rank in range(world):
+        feed = Feed(staged, batch_size=300, shuffle=False, window=3, rank=rank, world=world)
+        fast = list(feed(0))
+        reader = pa.ipc.open_file(pa.memory_map(staged.path))
+        blocks = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        slow = []
+        for start in range(0, len(blocks), 3):  # the same windows, through the gathering path
+            window = blocks[start : start + 3]
+            n = sum(b.num_rows for b in window)
+            slow += feed._cut(list(range(start, start + len(window))), window, np.arange(n), n)
+        assert len(fast) == len(slow) == feed.n_batches()
+        for a, b in zip(fast, slow):
+            assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.weight, b.weight)
+            assert a.weight_total == b.weight_total
+
+
+def test_class_codes_are_staged_once_and_match_the_labels(staged):
+    from sqlml.training.staging import class_codes_path
+
+    codes = np.load(class_codes_path(staged.path))
+    labels = pa.ipc.open_file(pa.memory_map(staged.path)).read_all().column("label").to_pylist()
+    assert codes.tolist() == [staged.spec.target.classes.index(v) for v in labels]
+    batch = next(iter(Feed(staged, batch_size=700, shuffle=False)(0)))
+    assert batch.y.tolist() == codes[:700].tolist() and batch.y.dtype == torch.int64

@@ -10,9 +10,12 @@ Modules, each with one job:
 - ``store``      where spilled shards live: host RAM (pinned under CUDA) or memory-mapped files
 - ``arena``      the device-side slots and the ledger that proves the budget holds
 - ``spill``      the Hydra trainer: one shard on the device at a time, recompute in backward
+- ``engines``    the spill and pipeline engines the one epoch loop (``training.loop``) drives
 - ``pipeline``   GPipe / 1F1B over local worker processes with torch.distributed.pipelining
+                 (``pipeline_worker``: one stage; ``pipeline_messages``: what they say)
 - ``scheduler``  the shard alternator: longest remaining work first, resident shard preferred
-- ``grid``       CREATE MODELS: a hyper-parameter grid trained at once
+- ``grid``       CREATE MODELS: a hyper-parameter grid trained at once (``grid_worker``,
+                 ``grid_transport``, ``grid_messages``: the workers and what they say)
 
 Nothing here imports torch at module import time except the modules that train.
 """

@@ -1,82 +1,15 @@
-"""How one batch trains a model, three ways, behind one small interface.
+"""The engines of models that outgrow a device: spilled, and pipelined over processes.
 
-An engine owns a model's weights and optimizer state wherever they live and offers:
-
-    step(batch) -> tensor      zero grads, forward, the core's weighted loss, backward, optimizer
-                               step; returns sum(weight x loss) of the batch (detached)
-    eval_module()              a module ``sqlml.training.loop.evaluate`` can call
-    eval_device                the device evaluation batches go to
-    train(mode)                training / evaluation mode (dropout, batch norm)
-    state_dict() / load_state_dict(sd)   the whole model's weights (host memory)
-    shard_states() / load_shard_states(states)   per-shard weights and optimizer state
-    finish() -> module         the trained model on CPU, owning its memory
-    stats() -> dict
-
-``ResidentEngine`` is the single-device loop of ``sqlml.training.loop.fit`` verbatim
-(grid members train with it when they fit), ``SpillEngine`` runs Hydra spilling,
+Both implement ``sqlml.training.engine.Engine`` (the interface the one epoch loop drives;
+the resident engine lives there too). ``SpillEngine`` runs Hydra spilling,
 ``PipelineEngine`` drives pipeline stages in worker processes. The loss is the training
-core's ``row_losses`` weighted and divided by the batch's weight total, computed the
-same way in all three.
+core's ``weighted_loss``, computed the same way as the resident engine's.
 """
 
 from __future__ import annotations
 
-from sqlml.training.job import row_losses
-
-
-def weighted_loss(task: str, output, batch):
-    """(sum of weight x loss, the loss to backpropagate): exactly the core loop's arithmetic."""
-    weighted = (row_losses(task, output, batch) * batch.weight).sum()
-    return weighted, weighted * (1.0 / max(batch.weight_total, 1e-12))
-
-
-class ResidentEngine:
-    kind = "resident"
-
-    def __init__(self, module, optimizer_spec, task: str, device):
-        self.module = module.to(device)
-        self.device = device
-        self.eval_device = device
-        self.task = task
-        self.optimizer = optimizer_spec.build(self.module.parameters())
-
-    def step(self, batch):
-        batch = batch.to(self.device)
-        self.optimizer.zero_grad(set_to_none=True)
-        weighted, loss = weighted_loss(self.task, self.module(batch.x), batch)
-        loss.backward()
-        self.optimizer.step()
-        return weighted.detach()
-
-    def eval_module(self):
-        return self.module
-
-    def train(self, mode: bool = True) -> None:
-        self.module.train(mode)
-
-    def state_dict(self):
-        return self.module.state_dict()
-
-    def load_state_dict(self, state) -> None:
-        self.module.load_state_dict(state)
-
-    def shard_states(self) -> list[dict]:
-        return [{"weights": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}]
-
-    def load_shard_states(self, states: list[dict]) -> None:
-        self.module.load_state_dict(states[0]["weights"])
-        self.optimizer.load_state_dict(states[0]["optimizer"])
-
-    def finish(self):
-        import torch
-
-        return self.module.to(torch.device("cpu"))
-
-    def stats(self) -> dict:
-        return {}
-
-    def close(self) -> None:
-        return None
+from sqlml.training.engine import Engine
+from sqlml.training.job import weighted_loss
 
 
 class _SpilledModule:
@@ -109,7 +42,7 @@ class _SpilledModule:
         self.trainer.model.load_state_dict(state)
 
 
-class SpillEngine:
+class SpillEngine(Engine):
     kind = "spill"
 
     def __init__(self, trainer, task: str):
@@ -125,6 +58,7 @@ class SpillEngine:
         def loss_of(output):
             weighted, loss = weighted_loss(self.task, output, batch)
             box["weighted"] = weighted.detach()
+            self.observe(weighted)  # a NaN stops here, before any shard steps on it
             return loss
 
         self.trainer.step(batch.x, loss_of)
@@ -161,7 +95,7 @@ class SpillEngine:
         self.trainer.close()
 
 
-class PipelineEngine:
+class PipelineEngine(Engine):
     kind = "pipeline"
 
     def __init__(self, runner, task: str):
@@ -179,7 +113,9 @@ class PipelineEngine:
 
         reply = self.runner.step(batch.x, pack_target(batch), weight_total=batch.weight_total)
         self.synced = False
-        return torch.tensor(reply["weighted"], dtype=torch.float32)
+        weighted = torch.tensor(reply.weighted, dtype=torch.float32)
+        self.observe(weighted)  # the stages have stepped already: the loss exists only now
+        return weighted
 
     def seed(self, seed: int) -> None:
         self.runner.seed(seed)

@@ -25,6 +25,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
     from torch import nn
 
     from sqlml.models.architectures import build
+    from sqlml.models.loading import resolve_device
     from sqlml.query.parser import StatementParser
     from sqlml.sqlutil import relation_sql
     from sqlml.training.feed import Feed
@@ -33,7 +34,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
     from sqlml.training.large.memory import estimate
     from sqlml.training.large.options import spill_options
     from sqlml.training.large.partition import balance_plan
-    from sqlml.training.large.spill import slots_needed
+    from sqlml.training.large.residency import kept_shards
     from sqlml.training.large.strategy import rows_of, sample_batch, shard_plan
     from sqlml.training.options import settle
     from sqlml.training.staging import scratch_directory, stage
@@ -59,16 +60,20 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
         feed = Feed(training, batch_size=min(int(options["batch_size"]), 64), shuffle=False, prefetch=0)
         sample = sample_batch(feed)
         layers = sequential_layers(module, what=f"architecture {options['architecture']!r}")
-        capacity = opts["device_memory"] // slots_needed(opts["spill_prefetch"])
+        batch_size = int(options["batch_size"])
         try:
-            plan = shard_plan(layers, opts, count_key="shards", optimizer=optimizer, sample=sample, capacity=capacity)
+            plan = shard_plan(layers, opts, count_key="shards", optimizer=optimizer, sample=sample, batch_size=batch_size,
+                              device=resolve_device(options["device"]))
         except TrainingError:  # some layer alone is over the budget: show every layer, verdict "does not fit"
             plan = balance_plan(layers, len(layers))
         shards = [nn.Sequential(*layers[a:b]) for a, b in plan.ranges()]
+        kept = kept_shards(shards, optimizer, opts["device_memory"], prefetch=opts["spill_prefetch"]) \
+            if opts["checkpoint_activations"] else set()
         report = estimate(
-            shards, optimizer, batch_size=int(options["batch_size"]), make_input=rows_of(sample),
+            shards, optimizer, batch_size=batch_size, make_input=rows_of(sample),
             device_memory=opts["device_memory"] if budget_given else None,
             prefetch=opts["spill_prefetch"], checkpoint_activations=opts["checkpoint_activations"], names=plan.describe(),
+            kept=kept,
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)

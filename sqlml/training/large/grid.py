@@ -210,7 +210,7 @@ def _prepare(duck, names, configs, settled, query, replace):
 def _metric_name(members, own) -> str:
     if own["metric"]:
         return own["metric"]
-    return "val_loss" if any(m.job.validation is not None for m in members) else "train_loss"
+    return "val_loss" if any(member.job.validation is not None for member in members) else "train_loss"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -295,8 +295,8 @@ class GridExecutor:
         self.unit = int(own["unit_batches"])
         self.device_names = worker_devices(own["workers"], len(members), members[0].options["device"])
         self.workers = len(self.device_names)
-        self.spill = _spill_settings(members)
-        self.threads = members[0].options.get("threads") or 1
+        self.slots = _spill_slots(members)
+        self.threads = members[0].job.threads or 1
         self.transport = transport  # worker processes started early, or None
 
     def close(self) -> None:
@@ -305,157 +305,109 @@ class GridExecutor:
             self.transport.close()
 
     def run(self) -> dict:
-        from sqlml.training.job import EpochReport, TrainResult
+        from sqlml.training import loop
+        from sqlml.training.large import grid_messages as m
         from sqlml.training.large.grid_transport import Inline, Processes, Threads
         from sqlml.training.large.scheduler import ShardAlternator, Task
 
-        runs = {m.index: self._payload(m) for m in self.members}
+        jobs = {member.index: member.job for member in self.members}
         # a model that finished before an interruption still goes to a worker once (0 batches
         # to run) to rebuild its result from its last checkpoint
-        tasks = [Task(m.index, m.name, max(1, self._remaining(m, runs[m.index]))) for m in self.members]
+        tasks = [Task(i, job.name, max(1, loop.remaining_batches(job))) for i, job in jobs.items()]
         alternator = ShardAlternator(tasks, unit=self.unit)
         if self.transport is None:
-            self.transport = Inline(self) if self.workers == 1 else Processes(self.device_names, self.threads)
+            self.transport = Inline(self.device_names[0], self.slots) if self.workers == 1 else Processes(self.device_names, self.threads)
         transport = self.transport
-        if self.spill is not None and self.workers > 1:
+        if self.slots is not None and self.workers > 1:
             for worker in range(self.workers):
-                transport.send(worker, "configure", {"spill": self.spill})
+                transport.send(worker, m.Configure(self.slots))
         threads = Threads(self.threads) if self.workers == 1 else None
         # each worker keeps DEPTH units queued, so it never waits for the owner between units
         depth = 1 if self.workers == 1 else DEPTH
         queued: dict[int, list] = {w: [] for w in range(self.workers)}
         homes: dict[int, int] = {}
         placed: dict[int, int] = {}
-        results: dict[int, dict] = {}
+        finished: dict[int, object] = {}
         unit_time: dict[int, list] = {}  # model -> [wall, cpu] seconds inside its units
         total = sum(t.remaining for t in tasks)
-        job0 = self.members[0].job
+        hooks = self.members[0].job.hooks
         try:
-            with job0.progress(total, f"grid of {len(self.members)} models") as bar:
-                while len(results) < len(self.members):
+            with hooks.progress(total, f"grid of {len(self.members)} models") as bar:
+                while len(finished) < len(self.members):
                     for worker in range(self.workers):
                         while len(queued[worker]) < depth:
                             task = alternator.pick(worker)
                             if task is None:
                                 break
                             if task.id not in placed:
-                                transport.send(worker, "add", (task.id, runs[task.id]))
+                                transport.send(worker, m.Add(task.id, jobs[task.id]))
                             elif placed[task.id] != worker:  # migration: state moves to this worker
                                 state = transport.export(placed[task.id], task.id)
-                                transport.send(worker, "add", (task.id, {**runs[task.id], "resume": state}))
+                                transport.send(worker, m.Add(task.id, jobs[task.id].resuming(state)))
                             placed[task.id] = worker
                             following = alternator.next_after(worker, task, self.unit)
                             hint = following.id if following is not None and following.id != task.id else None
                             requested = task.claimed
-                            transport.send(worker, "run", (task.id, requested, hint))
+                            transport.send(worker, m.Run(task.id, requested, hint))
                             queued[worker].append((task.id, requested))
-                    kind, worker, model_id, payload = transport.receive()
-                    member = self.members[model_id]
-                    if kind == "ran":
-                        _, requested = queued[worker].pop(0)
-                        busy = unit_time.setdefault(model_id, [0.0, 0.0])
-                        busy[0] += payload["seconds"]
-                        busy[1] += payload.get("cpu_seconds", 0.0)
-                        alternator.finished_unit(tasks[model_id], worker, payload["batches"], payload["seconds"],
-                                                 payload["remaining"], requested=requested)
-                        homes[model_id] = worker
-                        bar.update(payload["batches"])
-                    elif kind == "epoch":
-                        member.job.on_epoch_end(EpochReport(**payload))
-                    elif kind == "checkpoint":
-                        if member.job.save_checkpoint is not None:
-                            member.job.save_checkpoint(payload)
-                    elif kind == "done":
-                        results[model_id] = payload
-                        tasks[model_id].done = True
-                        placed.pop(model_id, None)
+                    message = transport.receive()
+                    job = jobs[message.model]
+                    if isinstance(message, m.Ran):
+                        _, requested = queued[message.worker].pop(0)
+                        busy = unit_time.setdefault(message.model, [0.0, 0.0])
+                        busy[0] += message.seconds
+                        busy[1] += message.cpu_seconds
+                        alternator.finished_unit(tasks[message.model], message.worker, message.batches, message.seconds,
+                                                 message.remaining, requested=requested)
+                        homes[message.model] = message.worker
+                        bar.update(message.batches)
+                    elif isinstance(message, m.EpochEnded):
+                        job.hooks.on_epoch_end(message.report)
+                    elif isinstance(message, m.Checkpoint):
+                        job.hooks.save_checkpoint(message.state)
+                    elif isinstance(message, m.Done):
+                        finished[message.model] = message.run
+                        tasks[message.model].done = True
+                        placed.pop(message.model, None)
         finally:
             transport.stop()
             if threads is not None:
                 threads.restore()
         for member in self.members:
-            payload = results[member.index]
-            module = member.job.module
-            module.load_state_dict(payload["state_dict"])
-            member.result = TrainResult(
-                module=module,
-                history=[EpochReport(**r) for r in payload["history"]],
-                epochs_run=len(payload["history"]),
-                stopped_early=payload["stopped_early"],
-                best_epoch=payload["best_epoch"],
-                extra={**payload["extra"], "grid_unit_seconds": round(unit_time.get(member.index, [0, 0])[0], 3),
-                       "grid_unit_cpu_seconds": round(unit_time.get(member.index, [0, 0])[1], 3)},
-            )
+            wall, cpu = unit_time.get(member.index, [0.0, 0.0])
+            member.result = finished[member.index].into(
+                member.job.module, {"grid_unit_seconds": round(wall, 3), "grid_unit_cpu_seconds": round(cpu, 3)})
         return {"homes": homes, "workers": self.workers}
 
-    def _payload(self, member: Member) -> dict:
-        job = member.job
-        state = job.load_checkpoint()
-        from sqlml.training.large.run import FORMAT
 
-        return {
-            "name": member.name,
-            "module": job.module,
-            "spec": job.spec,
-            "feed": job.feed,
-            "validation": job.validation,
-            "optimizer": job.optimizer,
-            "epochs": job.epochs,
-            "seed": job.seed,
-            "task": job.task,
-            "early_stopping": (job.early_stopping.patience, job.early_stopping.min_delta) if job.early_stopping else None,
-            "strategy": member.options["strategy"],
-            "spill": self.spill["options"].get(member.index) if self.spill else None,
-            "batch_size": int(member.options["batch_size"]),
-            "checkpoint_every": member.options.get("checkpoint_every"),
-            "checkpointing": job.save_checkpoint is not None,
-            "resume": state if state is not None and state.get("format") == FORMAT else None,
-        }
-
-    def _remaining(self, member: Member, payload: dict) -> int:
-        from sqlml.training.large.run import ModelRun
-
-        probe = ModelRun(name=member.name, spec=None, feed=member.job.feed, validation=None, epochs=member.job.epochs,
-                         seed=0, stopper=None, engine=None)
-        state = payload["resume"]
-        if state is not None:
-            probe.epoch = int(state["epoch"])
-            probe.batch = int((state.get("cursor") or {}).get("batch", 0))
-            es = state.get("early_stopping")
-            if es and es.get("best_state") is not None and member.job.early_stopping is not None \
-                    and es["bad_epochs"] >= member.job.early_stopping.patience:
-                probe.stopped = True
-        return probe.remaining_batches()
-
-def _spill_settings(members: list[Member]) -> dict | None:
+def _spill_slots(members: list[Member]):
     """One device configuration for every spilled member: the slot size that fits all of them."""
+    from torch import nn
+
+    from sqlml.training.large.grid_messages import SpillSlots
     from sqlml.training.large.layers import sequential_layers, shard_layout
     from sqlml.training.large.optimizers import state_tensors_per_param
     from sqlml.training.large.options import spill_options
-    from sqlml.training.large.spill import slots_needed
     from sqlml.training.large.strategy import shard_plan
 
     spilled = [m for m in members if m.options["strategy"] == "spill"]
     if not spilled:
         return None
-    options, budgets, prefetch = {}, set(), set()
+    budgets, prefetch = set(), set()
     slot_bytes, grad_reserve = 64, 0
     for member in spilled:
         opts = spill_options(member.options)
-        options[member.index] = opts
         budgets.add(opts["device_memory"])
         prefetch.add(opts["spill_prefetch"])
         if opts["balance"] == "time":
             raise InvalidOptionError(WHERE, "balance", "grid members balance shards by 'bytes'")
         layers = sequential_layers(member.job.module)
-        capacity = opts["device_memory"] // slots_needed(opts["spill_prefetch"])
-        plan = shard_plan(layers, opts, count_key="shards", optimizer=member.job.optimizer, capacity=capacity)
-        from torch import nn
-
+        plan = shard_plan(layers, opts, count_key="shards", optimizer=member.job.optimizer,
+                          batch_size=member.job.batch_size, device=member.job.device)
         for a, b in plan.ranges():
             layout = shard_layout(nn.Sequential(*layers[a:b]), state_tensors_per_param(member.job.optimizer))
             slot_bytes = max(slot_bytes, layout.total_bytes)
             grad_reserve = max(grad_reserve, layout.grad_bytes)
     if len(budgets) > 1 or len(prefetch) > 1:
         raise InvalidOptionError(WHERE, "device_memory", "spilled grid members share their worker's device: give one device_memory and spill_prefetch for all")
-    return {"options": options, "slot_bytes": slot_bytes, "grad_reserve": grad_reserve}
+    return SpillSlots(slot_bytes, grad_reserve)

@@ -1,8 +1,9 @@
 """How the grid's owner talks to its workers: one worker in this process, or worker processes.
 
-Both offer ``send(worker, command, payload)``, ``receive()`` (the next message from any
-worker), ``export(worker, model)`` (a model's state, to move it), ``stop()`` (tell the
-workers to finish, without waiting) and ``close()`` (wait for them). The owner registers
+Both offer ``send(worker, command)``, ``receive()`` (the next message from any worker),
+``export(worker, model)`` (a model's state, to move it), ``stop()`` (tell the workers to
+finish, without waiting) and ``close()`` (wait for them); commands and messages are
+the dataclasses of ``grid_messages``. The owner registers
 the models between the two, while worker processes tear down.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 
 from sqlml.errors import TrainingError
+from sqlml.training.large import grid_messages as m
 
 
 class Threads:
@@ -31,34 +33,31 @@ class Threads:
 class Inline:
     """One worker, run in the owner's process (no process start, same code path)."""
 
-    def __init__(self, executor):
+    def __init__(self, device: str, slots=None):
         from sqlml.training.large.grid_worker import Worker
 
-        self.messages: list = []
-        settings = {"device": executor.device_names[0], "spill": executor.spill, "threads": executor.threads}
-        self.worker = Worker(0, settings, self.messages.append)
+        self.messages: list[m.Message] = []
+        self.worker: Worker | None = Worker(0, device, self.messages.append, slots)
 
-    def send(self, worker: int, command: str, payload) -> None:
-        self.worker.handle(command, payload)
+    def send(self, worker: int, command: m.Command) -> None:
+        assert self.worker is not None, "the grid's worker has stopped"
+        self.worker.handle(command)
 
-    def export(self, worker: int, model_id: int):
-        self.worker.handle("export", model_id)
-        return self._take("exported", model_id)
-
-    def _take(self, kind, model_id):
+    def export(self, worker: int, model_id: int) -> dict:
+        self.send(worker, m.Export(model_id))
         for k, message in enumerate(self.messages):
-            if message[0] == kind and message[2] == model_id:
-                return self.messages.pop(k)[3]
-        raise TrainingError(f"grid worker sent no {kind!r} for model {model_id}")
+            if isinstance(message, m.Exported) and message.model == model_id:
+                return self.messages.pop(k).state
+        raise TrainingError(f"grid worker sent no state for model {model_id}")
 
-    def receive(self):
+    def receive(self) -> m.Message:
         if not self.messages:
             raise TrainingError("the grid worker has nothing more to report")
         return self.messages.pop(0)
 
     def stop(self) -> None:
         if self.worker is not None:
-            self.worker.handle("stop", None)
+            self.worker.handle(m.Stop())
             self.worker = None
 
     def close(self) -> None:
@@ -69,7 +68,7 @@ class Processes:
     """Worker processes from the forkserver; messages over queues."""
 
     def __init__(self, devices: list[str], threads: int, timeout: float = 600.0):
-        """Start one worker per device; returns at once (each says 'ready' when up, skipped then)."""
+        """Start one worker per device; returns at once (each says ``Ready`` when up, skipped then)."""
         from sqlml.training.large import processes
         from sqlml.training.large.grid_worker import serve
 
@@ -77,32 +76,31 @@ class Processes:
         self.outbox = ctx.Queue()
         self.inboxes = []
         self.procs = []
-        self.pending: list = []
+        self.pending: list[m.Message] = []
         self.timeout = timeout
         self.stopped = False
         for w, device in enumerate(devices):
             inbox = ctx.Queue()
-            settings = {"device": device, "spill": None, "threads": threads}
-            self.procs.append(processes.start(ctx, serve, (w, settings, inbox, self.outbox)))
+            self.procs.append(processes.start(ctx, serve, (w, device, threads, inbox, self.outbox)))
             self.inboxes.append(inbox)
 
-    def send(self, worker: int, command: str, payload) -> None:
-        self.inboxes[worker].put((command, payload))
+    def send(self, worker: int, command: m.Command) -> None:
+        self.inboxes[worker].put(command)
 
-    def export(self, worker: int, model_id: int):
-        self.send(worker, "export", model_id)
+    def export(self, worker: int, model_id: int) -> dict:
+        self.send(worker, m.Export(model_id))
         while True:
             message = self._next()
-            if message[0] == "exported" and message[2] == model_id:
-                return message[3]
+            if isinstance(message, m.Exported) and message.model == model_id:
+                return message.state
             self.pending.append(message)
 
-    def receive(self):
+    def receive(self) -> m.Message:
         if self.pending:
             return self.pending.pop(0)
         return self._next()
 
-    def _next(self):
+    def _next(self) -> m.Message:
         import queue
 
         deadline = time.monotonic() + self.timeout
@@ -117,10 +115,10 @@ class Processes:
                         f"grid worker(s) {dead} exited unexpectedly" if dead else f"grid workers silent for {self.timeout:.0f}s"
                     ) from None
                 continue
-            if message[0] == "error":
+            if isinstance(message, m.Failed):
                 self._kill()
-                raise TrainingError(f"grid worker {message[1]} failed: {message[3]}")
-            if message[0] == "ready":
+                raise TrainingError(f"grid worker {message.worker} failed: {message.message}")
+            if isinstance(message, m.Ready):
                 continue
             return message
 
@@ -128,7 +126,7 @@ class Processes:
         if not self.stopped:
             self.stopped = True
             for inbox in self.inboxes:
-                inbox.put(("stop", None))
+                inbox.put(m.Stop())
 
     def close(self) -> None:
         self.stop()

@@ -1,15 +1,15 @@
 """A grid worker: trains whichever models the shard alternator hands it, a unit at a time.
 
 A worker is one compute device (a GPU, or a CPU process here). It holds the models
-homed on it, each a ``ModelRun`` with its own RNG stream (so interleaving never changes
-a model's dropout draws), and for spilled models one ``SpillDevice`` whose slots the
-models share. Models reading the same staged data with the same batching share one
-pass over it: decoded batches are kept until every model on the worker has used them.
+homed on it, each an ``EpochLoop`` (the one epoch loop) with its own RNG stream (so
+interleaving never changes a model's dropout draws), and for spilled models one
+``SpillDevice`` whose slots the models share. Models reading the same staged data with
+the same batching share one pass over it: decoded batches are kept until every model on
+the worker has used them.
 
-Commands (from the owner):  configure(settings) | add(id, member) | run(id, batches, hint) | export(id) | stop
-Messages (to the owner):    ran | epoch | checkpoint | done | exported | error
-``Worker.handle`` does the work; ``serve`` is the process loop around it, and the owner
-can also call ``handle`` directly (one worker, no process).
+The commands and messages are ``grid_messages``'. ``Worker.handle`` does the work;
+``serve`` is the process loop around it, and the owner can also call ``handle``
+directly (one worker, no process).
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from __future__ import annotations
 import time
 import traceback
 from collections import OrderedDict
+
+from sqlml.training.job import FinishedRun, JobHooks, TrainJob
+from sqlml.training.large import grid_messages as m
+from sqlml.training.large.grid_messages import SpillSlots
+from sqlml.training.loop import EpochLoop
 
 
 class FeedCache:
@@ -87,33 +92,34 @@ class FeedCache:
 
 
 class Worker:
-    def __init__(self, worker_id: int, settings: dict, emit):
+    """The models homed on one device, and the commands that train them."""
+
+    def __init__(self, worker_id: int, device: str, emit, slots: SpillSlots | None = None):
         self.id = worker_id
-        self.settings = settings
+        self.device_name = device
+        self.slots = slots
         self.emit = emit
-        self.runs: dict[int, object] = {}
+        self.loops: dict[int, EpochLoop] = {}
         self.cache = FeedCache()
         self.device = None  # SpillDevice, made when the first spilled model arrives
 
     # -- commands ------------------------------------------------------------------------------
-    def handle(self, command: str, payload) -> bool:
-        """Do one command; False after ``stop``."""
-        if command == "configure":  # settings known once the jobs exist (the spilled members' slots)
-            self.settings.update(payload)
-        elif command == "add":
-            model_id, member = payload
-            self.runs[model_id] = self._build(model_id, member)
-        elif command == "run":
-            model_id, batches, hint = payload
-            self._run(model_id, batches, hint)
-        elif command == "export":
-            run = self.runs.pop(payload)
-            self.emit(("exported", self.id, payload, run.checkpoint_state(mid_epoch=True)))
-            run.engine.close()
-        elif command == "stop":
-            for run in self.runs.values():
-                run.engine.close()
-            self.runs.clear()
+    def handle(self, command: m.Command) -> bool:
+        """Do one command; False after ``Stop``."""
+        if isinstance(command, m.Configure):  # known once the jobs exist (the spilled members' slots)
+            self.slots = command.slots
+        elif isinstance(command, m.Add):
+            self.loops[command.model] = self._build(command.model, command.job)
+        elif isinstance(command, m.Run):
+            self._run(command)
+        elif isinstance(command, m.Export):
+            loop = self.loops.pop(command.model)
+            self.emit(m.Exported(self.id, command.model, loop.checkpoint_state(mid_epoch=True)))
+            loop.engine.close()
+        elif isinstance(command, m.Stop):
+            for loop in self.loops.values():
+                loop.engine.close()
+            self.loops.clear()
             if self.device is not None:
                 self.device.close()
             return False
@@ -121,96 +127,70 @@ class Worker:
             raise RuntimeError(f"unknown grid command {command!r}")
         return True
 
-    def _run(self, model_id: int, batches: int, hint) -> None:
-        run = self.runs[model_id]
-        if hint is not None and hint in self.runs:
-            prefetch = getattr(self.runs[hint].engine, "prefetch_first", None)
-            if prefetch is not None:
-                prefetch()
+    def _run(self, command: m.Run) -> None:
+        loop = self.loops[command.model]
+        if command.prefetch is not None and command.prefetch in self.loops:
+            self.loops[command.prefetch].engine.prefetch_first()
         started, cpu = time.perf_counter(), time.process_time()
-        ran = run.run(batches)
+        ran = loop.run(command.batches)
         seconds = time.perf_counter() - started
-        self.emit(("ran", self.id, model_id, {"batches": ran, "seconds": seconds, "cpu_seconds": time.process_time() - cpu,
-                                              "remaining": run.remaining_batches()}))
-        if run.done:
-            result = run.result()
-            self.emit(("done", self.id, model_id, {
-                "state_dict": {k: v.detach().cpu().clone() for k, v in result.module.state_dict().items()},
-                "history": [r.to_json() for r in result.history],
-                "stopped_early": result.stopped_early,
-                "best_epoch": result.best_epoch,
-                "extra": result.extra,
-            }))
-            self.runs.pop(model_id).engine.close()
+        self.emit(m.Ran(self.id, command.model, ran, seconds, time.process_time() - cpu, loop.remaining_batches()))
+        if loop.done:
+            self.emit(m.Done(self.id, command.model, FinishedRun.of(loop.result())))
+            self.loops.pop(command.model).engine.close()
 
-    # -- building a model's run -------------------------------------------------------------------
-    def _build(self, model_id: int, member: dict):
+    # -- building a model's loop ------------------------------------------------------------------
+    def _build(self, model_id: int, job: TrainJob) -> EpochLoop:
         import torch
 
-        from sqlml.training.job import EarlyStopping
-        from sqlml.training.large.engines import ResidentEngine
-        from sqlml.training.large.run import ModelRun
+        from sqlml.training.engine import ResidentEngine
 
-        device = torch.device(self.settings["device"])
-        if member["strategy"] == "spill":
-            engine = self._spill_engine(member, device)
+        device = torch.device(self.device_name)
+        if job.strategy == "spill":
+            engine = self._spill_engine(job, device)
         else:
-            engine = ResidentEngine(member["module"], member["optimizer"], member["task"], device)
-        stopper = EarlyStopping(*member["early_stopping"]) if member["early_stopping"] else None
-        run = ModelRun(
-            name=member["name"],
-            spec=member["spec"],
-            feed=member["feed"],
-            validation=member["validation"],
-            epochs=member["epochs"],
-            seed=member["seed"],
-            stopper=stopper,
-            engine=engine,
-            checkpoint_every=member["checkpoint_every"],
-            on_epoch=lambda report: self.emit(("epoch", self.id, model_id, report.to_json())),
-            on_checkpoint=(lambda state: self.emit(("checkpoint", self.id, model_id, state))) if member["checkpointing"] else None,
-            isolate_rng=True,
-            source=self.cache.source,
-            lr=member["optimizer"].lr,
+            engine = ResidentEngine(job.module, job.optimizer, job.task, device)
+        hooks = JobHooks(
+            on_epoch_end=lambda report: self.emit(m.EpochEnded(self.id, model_id, report)),
+            save_checkpoint=lambda state: self.emit(m.Checkpoint(self.id, model_id, state)),
         )
-        if member.get("resume") is not None:
-            run.resume(member["resume"])
-        return run
+        return EpochLoop(job, engine, hooks, isolate_rng=True, source=self.cache.source)
 
-    def _spill_engine(self, member: dict, device):
+    def _spill_engine(self, job: TrainJob, device):
         from sqlml.training.large.arena import SpillDevice
+        from sqlml.training.large.options import spill_options
         from sqlml.training.large.strategy import spill_engine
 
-        opts = member["spill"]
+        opts = spill_options(job.options)
         if self.device is None:
-            s = self.settings["spill"]
-            self.device = SpillDevice(device, opts["device_memory"], s["slot_bytes"], s["grad_reserve"], prefetch=opts["spill_prefetch"])
-        engine, _, _ = spill_engine(
-            member["module"], member["optimizer"], member["task"], device, opts,
-            feed=member["feed"], batch_size=member["batch_size"], shared=self.device,
-        )
+            if self.slots is None:
+                raise RuntimeError("a spilled grid member reached a worker that was not configured for spilling")
+            self.device = SpillDevice(device, opts["device_memory"], self.slots.slot_bytes, self.slots.grad_reserve,
+                                      prefetch=opts["spill_prefetch"])
+        engine, _, _ = spill_engine(job.module, job.optimizer, job.task, device, opts, feed=job.feed,
+                                    batch_size=job.batch_size, shared=self.device)
         return engine
 
 
-def serve(worker_id: int, settings: dict, inbox, outbox) -> None:
-    """Process entry point: serve commands until ``stop``; every failure goes to the owner."""
+def serve(worker_id: int, device: str, threads: int, inbox, outbox) -> None:
+    """Process entry point: serve commands until ``Stop``; every failure goes to the owner."""
     import torch
 
-    torch.set_num_threads(settings.get("threads") or 1)
-    if settings["device"].startswith("cuda"):
-        torch.cuda.set_device(torch.device(settings["device"]))
+    torch.set_num_threads(threads or 1)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
     current = None
     try:
-        worker = Worker(worker_id, settings, outbox.put)
-        outbox.put(("ready", worker_id, None, None))
+        worker = Worker(worker_id, device, outbox.put)
+        outbox.put(m.Ready(worker_id))
         while True:
-            command, payload = inbox.get()
-            current = payload[0] if command in ("add", "run") else payload
-            if not worker.handle(command, payload):
-                outbox.put(("stopped", worker_id, None, None))
+            command = inbox.get()
+            current = getattr(command, "model", None)
+            if not worker.handle(command):
+                outbox.put(m.Stopped(worker_id))
                 return
     except BaseException as error:  # noqa: BLE001 - reported, then the process ends
         from sqlml.errors import SqlmlError
 
         told = str(error) if isinstance(error, SqlmlError) else f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
-        outbox.put(("error", worker_id, current, told))
+        outbox.put(m.Failed(worker_id, current, told))

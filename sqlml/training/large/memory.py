@@ -42,15 +42,22 @@ class MemoryEstimate:
     prefetch: bool
     checkpoint_activations: bool
     shards: list[ShardEstimate] = field(default_factory=list)
+    kept: set[int] = field(default_factory=set)  # shards that keep their graph from forward to backward
 
     @property
     def boundary_total(self) -> int:
         return sum(s.boundary for s in self.shards[:-1])
 
     def activation_peak(self, k: int) -> int:
-        """Activation bytes while shard ``k`` runs its backward: saved tensors plus boundaries."""
+        """Activation bytes while shard ``k`` runs its backward: saved tensors plus boundaries.
+
+        With recompute, shard ``k``'s own saved tensors and those of the shards kept across
+        the turn whose backward is still to come (they keep their graph from the forward)."""
         s = self.shards[k]
-        saved = s.activations if self.checkpoint_activations else sum(x.activations for x in self.shards)
+        if self.checkpoint_activations:
+            saved = s.activations + sum(x.activations for j, x in enumerate(self.shards) if j < k and j in self.kept)
+        else:
+            saved = sum(x.activations for x in self.shards)
         return saved + self.boundary_total + 2 * s.boundary
 
     def shard_peak(self, k: int) -> int:
@@ -160,11 +167,13 @@ def estimate(
     prefetch: bool = False,
     checkpoint_activations: bool = True,
     names: list[str] | None = None,
+    kept: set[int] | None = None,
 ) -> MemoryEstimate:
-    """Estimate per-shard peaks; ``shards`` are modules in order, ``make_input(n)`` a batch of n rows."""
+    """Estimate per-shard peaks; ``shards`` are modules in order, ``make_input(n)`` a batch of n rows;
+    ``kept``: the shards a recomputing trainer keeps across the turn (``SpillTrainer.kept``)."""
     import torch
 
-    result = MemoryEstimate(batch_size, device_memory, prefetch, checkpoint_activations)
+    result = MemoryEstimate(batch_size, device_memory, prefetch, checkpoint_activations, kept=set(kept or ()))
     small, large = 2, 4
     # the probe must leave no trace: same RNG stream, same BatchNorm statistics afterwards
     with torch.random.fork_rng(devices=[]):

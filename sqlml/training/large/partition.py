@@ -8,7 +8,11 @@ Four ways, one result (a ``ShardPlan``: the first layer of every shard):
 - ``manual_plan(layers, boundaries)``      the user's cuts (``boundaries := [3, 6]``: shards
   start at layers 0, 3 and 6), as Hydra's ``Presharded`` takes them;
 - ``budget_plan(layers, capacity, ...)``   the fewest shards whose footprint (weights,
-  gradients, optimizer state) fits a device slot, then balanced among themselves.
+  gradients, optimizer state) fits a device slot, then balanced among themselves;
+- ``spill_plan(layers, device_memory, ...)`` the cut a spilled step runs fastest with under a
+  device budget: fewer, bigger shards leave room for fewer slots, smaller ones for more,
+  and each cut is scored by replaying its steps (``residency``): the bytes a step moves
+  plus the forward work it recomputes.
 
 Contiguous partitioning minimising the largest part is solved exactly: bisection on the
 part limit with a greedy feasibility check (greedy is optimal for "fewest contiguous
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from sqlml.errors import TrainingError
 from sqlml.training.large.layers import describe_layer, shard_layout
+from sqlml.training.large.residency import replay
 from sqlml.training.large.sizes import format_bytes
 
 
@@ -190,3 +195,54 @@ def budget_plan(layers, capacity: int, *, state_tensors_per_param: int, optimize
     starts = min_parts([float(s) for s in sizes], float(capacity))
     balanced = balance([float(s) for s in sizes], len(starts))
     return _plan(layers, balanced, "budget")
+
+
+#: compute per copied byte: floating-point operations a device does in the time it copies
+#: one byte to or from the host store. A CPU thread does ~50-100 GFLOP/s against 5-10 GB/s
+#: of memcpy; a GPU ~10^14 FLOP/s against ~25-50 GB/s over PCIe. Only the order matters:
+#: it says whether recomputing a shard's forward costs more than moving it.
+FLOPS_PER_COPIED_BYTE = {"cpu": 10.0, "cuda": 2000.0}
+#: bytes-worth of fixed cost per shard unit (launches, Python, a ledger entry)
+UNIT_COST_BYTES = 256 * 1024
+#: cuts tried beyond the fewest shards that fit (a replay is quadratic in the shards)
+MAX_CANDIDATES = 24
+
+
+def spill_plan(layers, device_memory: int, *, state_tensors_per_param: int, optimizer: str = "", prefetch: bool = False,
+               recompute: bool = True, batch_size: int = 256, device: str = "cpu") -> ShardPlan:
+    """The cut whose steps move and recompute least under ``device_memory``.
+
+    The fewest shards that fit (``budget_plan``) leave room for one slot, or two with
+    prefetch; cutting finer makes room for more slots, so that more shards stay on the
+    device across the turn of the step (never moved, never recomputed). Each candidate
+    from the fewest shards up is replayed and scored by bytes moved per step plus its
+    recomputed forward work (``2 x batch_size x parameters`` FLOPs of the shards that
+    leave between their forward and backward) over ``FLOPS_PER_COPIED_BYTE``; ties go
+    to fewer shards.
+    """
+    from torch import nn
+
+    slots_wanted = 2 if prefetch else 1
+    fewest = budget_plan(layers, device_memory // slots_wanted, state_tensors_per_param=state_tensors_per_param,
+                         optimizer=optimizer)
+    sizes = [float(x) for x in layer_footprints(layers, state_tensors_per_param)]
+    ratio = FLOPS_PER_COPIED_BYTE.get(str(device).split(":")[0], FLOPS_PER_COPIED_BYTE["cpu"])
+    best, best_cost = fewest, None
+    for n in range(fewest.n_shards, min(len(layers), fewest.n_shards + MAX_CANDIDATES) + 1):
+        plan = fewest if n == fewest.n_shards else _plan(layers, balance(sizes, n), "budget")
+        shards = [nn.Sequential(*layers[a:b]) for a, b in plan.ranges()]
+        layouts = [shard_layout(shard, state_tensors_per_param) for shard in shards]
+        slot = max(max(lay.total_bytes for lay in layouts), 64)
+        slots = min(n, (device_memory - max(lay.grad_bytes for lay in layouts)) // slot)
+        if slots < slots_wanted:
+            continue
+        result = replay([lay.weights_bytes for lay in layouts], [lay.state_capacity for lay in layouts], slots,
+                        prefetch=prefetch)
+        recomputed = 0
+        if recompute:
+            recomputed = sum(sum(p.numel() for p in shard.parameters()) for i, shard in enumerate(shards[:-1])
+                             if i not in result.kept)
+        cost = result.moved + 2 * batch_size * recomputed / ratio + UNIT_COST_BYTES * (2 * n - 1)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = plan, cost
+    return best

@@ -9,7 +9,7 @@ backward. Gradients are summed over micro-batches and applied once per batch, so
 step equals one step of the unsplit model (up to fp32 summation order; tested to 1e-6).
 
 The owning process keeps the database: it feeds inputs to the first stage and targets
-to the last, and gathers losses, timings and state. The idle share of each stage is
+to the last, and gathers losses, timings and state (the messages of ``pipeline_messages``). The idle share of each stage is
 measured (time outside ``forward_one_chunk``/``backward_one_chunk`` over the step) and
 reported next to GPipe's bubble fraction (K-1)/(M+K-1).
 """
@@ -20,10 +20,13 @@ import os
 import queue
 import tempfile
 import time
+from typing import Any
 
 from sqlml.errors import TrainingError
+from sqlml.training.large import pipeline_messages as m
 from sqlml.training.large.layers import sequential_layers
 from sqlml.training.large.partition import ShardPlan
+from sqlml.training.large.pipeline_messages import StageSpec
 
 SCHEDULES = ("gpipe", "1f1b")
 
@@ -86,35 +89,27 @@ class PipelineRunner:
         self.inboxes = []
         self.procs = []
         for rank, (a, b) in enumerate(plan.ranges()):
-            spec = {
-                "layers": self.layers[a:b],
-                "optimizer": optimizer,
-                "loss_fn": loss_fn,
-                "schedule": schedule,
-                "micro_batches": micro_batches,
-                "checkpoint_activations": checkpoint_activations,
-                "device": str(device),
-                "threads": threads,
-                "scale_grads": scale_grads,
-            }
+            spec = StageSpec(self.layers[a:b], optimizer, loss_fn, schedule, micro_batches, checkpoint_activations,
+                             str(device), threads, scale_grads)
             inbox = ctx.Queue()
             proc = processes.start(ctx, serve, (rank, plan.n_shards, init_file, spec, inbox, self.outbox))
             self.inboxes.append(inbox)
             self.procs.append(proc)
-        self._gather("ready")
+        self._gather(m.Ready)
 
     @property
     def n_stages(self) -> int:
         return self.plan.n_shards
 
     # -- talking to the workers --------------------------------------------------------------
-    def _gather(self, kind: str, ranks=None) -> dict[int, object]:
+    def _gather(self, kind: type, ranks=None) -> dict[int, Any]:
+        """One ``kind`` reply from each of ``ranks`` (all stages by default), by rank."""
         ranks = set(range(self.n_stages) if ranks is None else ranks)
-        replies = {}
+        replies: dict[int, Any] = {}
         deadline = time.monotonic() + self.timeout
         while ranks - set(replies):
             try:
-                got, rank, payload = self.outbox.get(timeout=1.0)
+                reply = self.outbox.get(timeout=1.0)
             except queue.Empty:
                 dead = [r for r, p in enumerate(self.procs) if not p.is_alive()]
                 if dead:
@@ -122,55 +117,60 @@ class PipelineRunner:
                     raise TrainingError(f"pipeline stage process(es) {dead} exited unexpectedly")
                 if time.monotonic() > deadline:
                     self._abort()
-                    raise TrainingError(f"pipeline stages did not answer {kind!r} within {self.timeout:.0f}s")
+                    raise TrainingError(f"pipeline stages did not answer ({kind.__name__}) within {self.timeout:.0f}s")
                 continue
-            if got == "error":
+            if isinstance(reply, m.Failed):
                 self._abort()
-                raise TrainingError(f"pipeline stage {rank} failed: {payload}")
-            if got != kind:
+                raise TrainingError(f"pipeline stage {reply.rank} failed: {reply.message}")
+            if not isinstance(reply, kind):
                 self._abort()
-                raise TrainingError(f"pipeline stage {rank} answered {got!r} to {kind!r}")
-            replies[rank] = payload
+                raise TrainingError(f"pipeline stage {reply.rank} answered {type(reply).__name__} where {kind.__name__} was due")
+            replies[reply.rank] = reply
         return replies
 
-    def _send_all(self, command: str, payloads) -> None:
-        for rank, inbox in enumerate(self.inboxes):
-            inbox.put((command, payloads[rank]))
+    def _send(self, rank: int, command) -> None:
+        self.inboxes[rank].put(command)
+
+    def _send_all(self, command) -> None:
+        for rank in range(self.n_stages):
+            self._send(rank, command)
 
     # -- training ----------------------------------------------------------------------------
-    def step(self, x, target, *, weight_total: float | None = None, update: bool = True) -> dict:
+    def step(self, x, target, *, weight_total: float | None = None, update: bool = True):
         """One step over batch ``x`` (split into M micro-batches).
 
-        Returns the last stage's report: ``loss`` (the sum of the micro-batch losses: the
-        batch loss when the loss function divides by the batch's weight) and, with a
-        ``PipelineLoss``, ``weighted`` (the sum of weight x loss)."""
+        Returns the last stage's ``Stepped`` reply: ``loss`` (the sum of the micro-batch
+        losses: the batch loss when the loss function divides by the batch's weight) and,
+        with a ``PipelineLoss``, ``weighted`` (the sum of weight x loss)."""
         rows = int(x.shape[0])
         last = self.n_stages - 1
         total = float(rows if weight_total is None else weight_total)
-        payloads = [(rows, x if r == 0 else None, target if r == last else None, total, update) for r in range(self.n_stages)]
-        self._send_all("step", payloads)
-        replies = self._gather("step")
-        wall = max(r["wall"] for r in replies.values())
+        for rank in range(self.n_stages):
+            self._send(rank, m.Step(rows, x if rank == 0 else None, target if rank == last else None, total, update))
+        replies = self._gather(m.Stepped)
         stages = range(self.n_stages)
-        self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in stages], "cpu": [replies[r].get("cpu") for r in stages]})
+        self.history.append({"wall": max(r.wall for r in replies.values()), "busy": [replies[r].busy for r in stages],
+                             "cpu": [replies[r].cpu for r in stages]})
         self.steps += 1
         return replies[last]
 
     def seed(self, seed: int) -> None:
         """Seed every stage's RNG (stage r gets ``seed + r``): dropout in the stages."""
-        self._send_all("seed", [int(seed)] * self.n_stages)
-        self._gather("seed")
+        self._send_all(m.Seed(int(seed)))
+        self._gather(m.Seeded)
 
     def gradients(self) -> list:
         """Every parameter's gradient after the last step, in the model's parameter order."""
-        self._send_all("grads", [None] * self.n_stages)
-        replies = self._gather("grads")
-        return [g for r in range(self.n_stages) for g in replies[r]]
+        self._send_all(m.SendGradients())
+        replies = self._gather(m.Gradients)
+        return [g for r in range(self.n_stages) for g in replies[r].grads]
 
     def stage_states(self):
+        """Each stage's ``{"layers": [...], "optimizer": ...}``, one stage at a time."""
         for rank in range(self.n_stages):
-            self.inboxes[rank].put(("state", None))
-            yield self._gather("state", [rank])[rank]
+            self._send(rank, m.SendState())
+            reply = self._gather(m.StageState, [rank])[rank]
+            yield {"layers": reply.layers, "optimizer": reply.optimizer}
 
     def sync_model(self) -> None:
         """Copy the trained weights back into the owner's model."""
@@ -189,8 +189,8 @@ class PipelineRunner:
     def load_stage_states(self, states) -> None:
         """Load ``{"layers": [...], "optimizer": ...}`` per stage, one stage at a time."""
         for rank, state in enumerate(states):
-            self.inboxes[rank].put(("load", state))
-            self._gather("load", [rank])
+            self._send(rank, m.LoadState(state["layers"], state["optimizer"]))
+            self._gather(m.Loaded, [rank])
 
     def stats(self) -> dict:
         steady = self.history[1:] or self.history
@@ -246,8 +246,8 @@ class PipelineRunner:
         if not self.procs:
             return
         try:
-            self._send_all("stop", [None] * self.n_stages)
-            self._gather("stop")
+            self._send_all(m.Stop())
+            self._gather(m.Stopped)
         except TrainingError:
             pass
         for proc in self.procs:

@@ -1,9 +1,9 @@
 """One pipeline stage in its own process: the worker side of ``pipeline.PipelineRunner``.
 
 The worker joins a gloo (CPU) or nccl (one GPU per process) group, wraps its layers in
-a ``torch.distributed.pipelining.PipelineStage`` and serves commands from the owning
-process: run a step (GPipe or 1F1B over M micro-batches), step its optimizer, report
-gradients or state, save or load its checkpoint shard. Only the first stage receives
+a ``torch.distributed.pipelining.PipelineStage`` and serves the commands of
+``pipeline_messages`` from the owning process: run a step (GPipe or 1F1B over M
+micro-batches), step its optimizer, report gradients or state, load a state. Only the first stage receives
 inputs and only the last receives targets; activations and gradients between stages
 travel by point-to-point sends inside the group, never through the owner.
 """
@@ -82,12 +82,14 @@ def micro_batches_for(rows: int, wanted: int) -> int:
     return max(m for m in range(1, min(wanted, rows) + 1) if rows % m == 0)
 
 
-def serve(rank: int, world: int, init_file: str, spec: dict, inbox, outbox) -> None:
-    """Process entry point (spawned). ``spec``: layers, optimizer, schedule, options."""
+def serve(rank: int, world: int, init_file: str, spec, inbox, outbox) -> None:
+    """Process entry point (spawned); ``spec`` is a ``StageSpec``. Every failure goes to the owner."""
+    from sqlml.training.large.pipeline_messages import Failed
+
     try:
         _serve(rank, world, init_file, spec, inbox, outbox)
     except BaseException as error:  # noqa: BLE001 - report every failure to the owner
-        outbox.put(("error", rank, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+        outbox.put(Failed(rank, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
         raise SystemExit(1)
 
 
@@ -96,21 +98,23 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
     import torch.distributed as dist
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
-    torch.set_num_threads(spec.get("threads", 1))
-    device = torch.device(spec["device"])
+    from sqlml.training.large import pipeline_messages as m
+
+    torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
     if device.type == "cuda":
         device = torch.device("cuda", rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=world)
-    module = _stage_module(spec["layers"], spec["checkpoint_activations"]).to(device)
-    optimizer = spec["optimizer"].build(module.parameters()) if any(
+    module = _stage_module(spec.layers, spec.checkpoint_activations).to(device)
+    optimizer = spec.optimizer.build(module.parameters()) if any(
         p.requires_grad for p in module.parameters()
     ) else None
     is_first, is_last = rank == 0, rank == world - 1
     # every stage needs the loss: a schedule without one runs forward only
-    loss = spec["loss_fn"]
-    schedule_cls = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[spec["schedule"]]
+    loss = spec.loss_fn
+    schedule_cls = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[spec.schedule]
     schedules = {}  # batch rows -> (stage, schedule): shapes are fixed per stage object
     busy = [0.0]
 
@@ -119,62 +123,60 @@ def _serve(rank, world, init_file, spec, inbox, outbox):
             stage = PipelineStage(module, rank, world, device)
             for name in ("forward_one_chunk", "backward_one_chunk"):
                 setattr(stage, name, _timed(getattr(stage, name), busy))
-            m = micro_batches_for(rows, spec["micro_batches"])
-            cls = schedule_cls if (schedule_cls is ScheduleGPipe or m >= world) else ScheduleGPipe
-            schedules[rows] = cls(stage, n_microbatches=m, loss_fn=loss, scale_grads=spec.get("scale_grads", False))
+            count = micro_batches_for(rows, spec.micro_batches)
+            cls = schedule_cls if (schedule_cls is ScheduleGPipe or count >= world) else ScheduleGPipe
+            schedules[rows] = cls(stage, n_microbatches=count, loss_fn=loss, scale_grads=spec.scale_grads)
         return schedules[rows]
 
-    outbox.put(("ready", rank, None))
+    outbox.put(m.Ready(rank))
     while True:
-        command, payload = inbox.get()
-        if command == "step":
-            rows, x, target, weight_total, update = payload
+        command = inbox.get()
+        if isinstance(command, m.Step):
             module.zero_grad(set_to_none=True)
-            sched = schedule_for(rows)
+            sched = schedule_for(command.rows)
             busy[0] = 0.0
             start, cpu = time.perf_counter(), time.process_time()
             losses = []
             if is_first and is_last:
                 raise RuntimeError("a pipeline needs at least two stages")
             if is_first:
-                sched.step(x.to(device))
+                sched.step(command.x.to(device))
             elif is_last:
                 if hasattr(loss, "weight_total"):
-                    loss.weight_total = weight_total
-                sched.step(target=target.to(device), losses=losses)
+                    loss.weight_total = command.weight_total
+                sched.step(target=command.target.to(device), losses=losses)
             else:
                 sched.step()
             wall = time.perf_counter() - start
-            if update and optimizer is not None:
+            if command.update and optimizer is not None:
                 optimizer.step()
-            reply = {"wall": wall, "busy": busy[0], "cpu": time.process_time() - cpu}
+            total = weighted = None
             if is_last:
                 # the schedule's per-micro-batch losses (its first step also calls the loss on
                 # placeholder tensors to infer shapes, so nothing is accumulated inside the loss)
-                reply["loss"] = float(sum(float(v.detach()) for v in losses))
-                reply["weighted"] = reply["loss"] * weight_total
-            outbox.put(("step", rank, reply))
-        elif command == "seed":
-            torch.manual_seed(payload + rank)
-            outbox.put(("seed", rank, None))
-        elif command == "grads":
-            outbox.put(("grads", rank, [None if p.grad is None else p.grad.detach().cpu().clone()
-                                        for p in module.parameters()]))
-        elif command == "state":
-            outbox.put(("state", rank, {
-                "layers": [{k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}
-                           for layer in module.layers],
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            }))
-        elif command == "load":
-            for layer, state in zip(module.layers, payload["layers"]):
+                total = float(sum(float(v.detach()) for v in losses))
+                weighted = total * command.weight_total
+            outbox.put(m.Stepped(rank, wall, busy[0], time.process_time() - cpu, total, weighted))
+        elif isinstance(command, m.Seed):
+            torch.manual_seed(command.seed + rank)
+            outbox.put(m.Seeded(rank))
+        elif isinstance(command, m.SendGradients):
+            outbox.put(m.Gradients(rank, [None if p.grad is None else p.grad.detach().cpu().clone() for p in module.parameters()]))
+        elif isinstance(command, m.SendState):
+            outbox.put(m.StageState(
+                rank,
+                [{k: v.detach().cpu().clone() for k, v in layer.state_dict().items()} for layer in module.layers],
+                optimizer.state_dict() if optimizer is not None else None,
+            ))
+        elif isinstance(command, m.LoadState):
+            for layer, state in zip(module.layers, command.layers):
                 layer.load_state_dict(state)
-            if optimizer is not None and payload.get("optimizer") is not None:
-                optimizer.load_state_dict(payload["optimizer"])
-            outbox.put(("load", rank, None))
-        elif command == "stop":
+            if optimizer is not None and command.optimizer is not None:
+                optimizer.load_state_dict(command.optimizer)
+            outbox.put(m.Loaded(rank))
+        elif isinstance(command, m.Stop):
             dist.destroy_process_group()
-            outbox.put(("stop", rank, None))
+            outbox.put(m.Stopped(rank))
             return
         else:
             raise RuntimeError(f"unknown pipeline command {command!r}")

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 #: worker, most of the owner-side "serial" time of a short grid.
 PRELOAD = [
     "torch", "torch.distributed.pipelining", "pyarrow", "pyarrow.compute", "pyarrow.ipc", "pandas",
-    "pyarrow.pandas_compat", "sqlml.training.feed", "sqlml.training.large.run", "sqlml.training.large.engines",
-    "sqlml.training.large.pipeline_worker", "sqlml.training.large.grid_worker",
+    "pyarrow.pandas_compat", "sqlml.training.feed", "sqlml.training.loop", "sqlml.training.engine",
+    "sqlml.training.large.engines", "sqlml.training.large.pipeline_worker", "sqlml.training.large.pipeline_messages",
+    "sqlml.training.large.grid_worker", "sqlml.training.large.grid_messages",
 ]
 
 

@@ -11,7 +11,9 @@ device holds a fixed arena of slots. A training step is a queue of shard units:
 The last shard's forward is merged with its backward. Which shard leaves a slot is
 decided with the unit queue in hand (the one used furthest in the future), and a dirty
 shard is written back only when it leaves, so with room for several shards the ones at
-the turn of the queue never move. With ``prefetch`` the next unit's shard is copied in
+the turn of the queue never move. Those shards (``kept``: ``residency.replay`` finds
+them) keep their autograd graph from the forward instead of recomputing it, as the last
+shard does: recomputing a shard that never left the device saves no memory. With ``prefetch`` the next unit's shard is copied in
 while the current one computes (a background thread on CPU, a side stream on CUDA).
 
 ``checkpoint_activations=False`` keeps each shard's autograd graph from the forward
@@ -34,6 +36,7 @@ from sqlml.training.large.arena import SpillDevice
 from sqlml.training.large.layers import sequential_layers, shard_layout
 from sqlml.training.large.optimizers import per_param_state, state_tensors_per_param
 from sqlml.training.large.partition import ShardPlan
+from sqlml.training.large.residency import replay, unit_queue
 from sqlml.training.large.sizes import format_bytes
 from sqlml.training.large.store import HostStore
 from sqlml.training.large.views import ShardViews
@@ -113,8 +116,12 @@ class SpillTrainer(ShardViews):
         for i in range(len(self.shards)):
             self._adopt_weights(i)
         self.resident: dict[int, _Resident] = {}
-        self.units = [(i, False) for i in range(len(self.shards) - 1)]
-        self.units += [(i, True) for i in reversed(range(len(self.shards)))]
+        self.units = unit_queue(len(self.shards))
+        # shards whose weights stay in their slot from forward to backward keep their graph:
+        # recomputing them would buy no memory back (Hydra does this for the last shard)
+        self.kept = replay([lay.weights_bytes for lay in self.layouts], [lay.state_capacity for lay in self.layouts],
+                           self.n_slots, prefetch=self.prefetch).kept if self.recompute else set()
+        self.recomputed = 0
         self.bytes_moved = 0
         self.steps = 0
 
@@ -244,19 +251,19 @@ class SpillTrainer(ShardViews):
 
         S = len(self.shards)
         acts = [x]
-        rng = []
-        graphs = []  # no-recompute mode: (input, output) per shard
+        rng = {}
+        graphs = {}  # shards that keep their graph: (input, output)
         for pos in range(S - 1):
             i = self._acquire(pos)
-            if self.recompute:
-                rng.append(self._rng_state())
+            if self.recompute and i not in self.kept:
+                rng[i] = self._rng_state()
                 with torch.no_grad():
                     acts.append(self.shards[i](acts[-1]))
             else:
                 inp = self._as_input(acts[-1], i)
                 with self._saved_tensor_hooks():
                     out = self.shards[i](inp)
-                graphs.append((inp, out))
+                graphs[i] = (inp, out)
                 acts.append(out.detach())
             if self._has_buffers(i):
                 self.resident[i].dirty = True
@@ -269,9 +276,10 @@ class SpillTrainer(ShardViews):
             if i == S - 1:
                 inp = self._as_input(acts[i], i)
                 out = self.shards[i](inp)  # the last shard's forward happens only here
-            elif self.recompute:
+            elif i in rng:
                 inp = self._as_input(acts[i], i)
                 out, undo = self._recompute(i, inp, rng[i])
+                self.recomputed += 1
             else:
                 inp, out = graphs[i]
             if i == S - 1:
