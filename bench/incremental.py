@@ -43,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 
 from sqlml.incremental import states, video  # noqa: E402
 from sqlml.incremental.cost import CostModel  # noqa: E402
-from sqlml.incremental import boxes  # noqa: E402
 from sqlml.incremental.engine import VideoEngine  # noqa: E402
 from sqlml.incremental.graph import compile_model  # noqa: E402
 from sqlml.incremental.inference import Preprocess  # noqa: E402
@@ -328,17 +327,19 @@ def _max_diff(model, device, shape=(3, 57, 61), trials=20) -> float:
     program = compile_model(model, shape)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(1, *shape, generator=generator).to(device)
+    engine = VideoEngine(program, cost=CostModel(margin=10.0, adaptive=False, call_seconds=0.0))  # always update
     worst = 0.0
-    with torch.inference_mode():
-        _, tensors = program.run(x.clone())
-        for _ in range(trials):
-            h, w = (int(v) for v in torch.randint(1, 20, (2,), generator=generator))
-            y0 = int(torch.randint(0, shape[1] - h + 1, (1,), generator=generator))
-            x0 = int(torch.randint(0, shape[2] - w + 1, (1,), generator=generator))
-            x = x.clone()
-            x[..., y0 : y0 + h, x0 : x0 + w] = torch.randn(1, 3, h, w, generator=generator).to(device)
-            boxes.update(program, tensors, x, [(y0, y0 + h, x0, x0 + w)])
-            worst = max(worst, float((program.run_dense(tensors) - model(x)).abs().max()))
+    engine.step(x)
+    for _ in range(trials):
+        h, w = (int(v) for v in torch.randint(1, 20, (2,), generator=generator))
+        y0 = int(torch.randint(0, shape[1] - h + 1, (1,), generator=generator))
+        x0 = int(torch.randint(0, shape[2] - w + 1, (1,), generator=generator))
+        x = x.clone()
+        x[..., y0 : y0 + h, x0 : x0 + w] = torch.randn(1, 3, h, w, generator=generator).to(device)
+        result = engine.step(x)
+        assert result.mode == "incremental", result.reason
+        with torch.inference_mode():
+            worst = max(worst, float((result.output - model(x)).abs().max()))
     return worst
 
 

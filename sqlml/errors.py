@@ -64,12 +64,12 @@ class UnknownObjectError(SqlmlError, LookupError):
 class ObjectExistsError(SqlmlError, ValueError):
     """Creating an object whose name is taken, without OR REPLACE."""
 
-    def __init__(self, kind: str, name: str):
+    def __init__(self, kind: str, name: str, hint: str = ""):
         self.kind = kind
         self.name = name
         super().__init__(
-            f"{kind} {name!r} already exists. Use CREATE OR REPLACE to replace it, "
-            f"or DROP it first."
+            f"{kind} {name!r} already exists. "
+            + (hint or "Use CREATE OR REPLACE to replace it, or DROP it first.")
         )
 
 

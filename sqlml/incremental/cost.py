@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: one operator call on one box: slicing, the call's set-up, the write-back (measured, 1 CPU thread)
+#: one batched operator call of an update: index arithmetic, the call's set-up (measured, 1 CPU thread)
 CALL_SECONDS = 40e-6
+#: what recomputing a layer's cells one by one costs per cell, in multiples of the whole layer's
+#: cost per cell, before any update was timed (gathering windows, small matrix products: about 2x
+#: on one CPU thread); learned from the updates timed after that
+CELL_FACTOR = 2.0
 #: the rate assumed for a layer not timed yet (multiply-adds per second)
 ASSUMED_RATE = 2e10
 #: full passes timed layer by layer (their minimum is the calibration)
@@ -53,7 +57,7 @@ class CostModel:
 
     margin: float = 0.85  # update only when predicted < margin x full
     adaptive: bool = True
-    correction: float = 1.0  # measured arithmetic time / planned arithmetic time
+    correction: float = CELL_FACTOR  # measured arithmetic time / planned arithmetic time
     full_seconds: float | None = None  # EMA of measured full-pass times
     call_seconds: float = CALL_SECONDS
     #: measured seconds of each node on a whole map (minimum over the timed passes)
@@ -103,7 +107,7 @@ class CostModel:
             self.full_seconds = seconds if self.full_seconds is None else 0.7 * self.full_seconds + 0.3 * seconds
             if estimate is not None and estimate.predicted < self.margin:
                 # chose full only because of what was learned: let it fade, so updates get retried
-                self.correction = 1.0 + 0.9 * (self.correction - 1.0)
+                self.correction = CELL_FACTOR + 0.9 * (self.correction - CELL_FACTOR)
                 self.call_seconds = CALL_SECONDS + 0.9 * (self.call_seconds - CALL_SECONDS)
         elif mode == "incremental" and estimate is not None and self.full_seconds:
             self._learn(estimate, seconds)
@@ -129,5 +133,5 @@ class CostModel:
             call, correction = 0.0, s[3] / max(s[0], 1e-30)
         elif correction < 0:  # all of it is calls
             correction, call = 0.0, s[4] / max(s[2], 1e-30)
-        self.correction = min(4.0, max(0.25, correction))
+        self.correction = min(8.0, max(0.25, correction))
         self.call_seconds = min(2e-3, max(0.0, call))

@@ -63,6 +63,7 @@ class Program:
     #: temporary nobody else reads (a conv before its ReLU), never a materialized tensor
     in_place: frozenset[str] = frozenset()
     _modules: dict[str, Any] = field(default_factory=dict)
+    _tables: Any = None  # index tables of the local nodes (sqlml.incremental.cells.tables_for)
 
     def finalize(self) -> Program:
         import torch.fx as fx

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from sqlml.errors import InvalidOptionError
 
-OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames")
+OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames", "partial")
 
 
 def load_video(ctx):
     """``LOAD VIDEO 'path' INTO name [WITH (fps := 5, size := [h, w], start := 1.0, stop := 9.0,
-    video := 'id', replace := true, batch_frames := 32)]``; shows the rows written."""
+    video := 'id', replace := true, batch_frames := 32, partial := true)]``; shows the rows written."""
     import pyarrow as pa
 
     from sqlml.incremental.video import load_video as load
@@ -34,6 +34,6 @@ def load_video(ctx):
     stop = options.get("stop", options.get("end"))
     rows = load(ctx.duck, path, table, replace=bool(options.get("replace", False)), video=options.get("video"),
                 batch_frames=int(options.get("batch_frames", 32)), fps=options.get("fps"), size=options.get("size"),
-                start=options.get("start"), stop=stop)  # fmt: skip
+                start=options.get("start"), stop=stop, partial=bool(options.get("partial", False)))  # fmt: skip
     summary = pa.table({"video": [options.get("video") or path], "table": [".".join(table)], "frames": [rows]})
     return ctx.connection.wrap(ctx.duck.from_arrow(summary))
