@@ -75,6 +75,11 @@ class CostModel:
             self.layer_seconds[name] = min(s, self.layer_seconds.get(name, s))
         self.passes_timed += 1
 
+    def adopt(self, seconds: dict[str, float]) -> None:
+        """Take layer times measured before (by another engine of this process): no timing passes."""
+        self.layer_seconds = dict(seconds)
+        self.passes_timed = CALIBRATION_PASSES
+
     def layer_costs(self, program) -> dict[str, float]:
         """Seconds of every node on a whole map: measured, else its MACs at ``ASSUMED_RATE``."""
         measured = self.layer_seconds

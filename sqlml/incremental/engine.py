@@ -102,6 +102,8 @@ class VideoEngine:
         self.drift = drift
         self.block = block
         self.cost = cost or CostModel()
+        if self.cost.calibrating and not self.cost.layer_seconds and program._layer_seconds:
+            self.cost.adopt(program._layer_seconds)  # timed by an earlier engine of this process
         self.state: State | None = None
         self.tables = cells.tables_for(program) if program.supported else None
         self._dense_macs = sum(n.full_macs for n in program.dense)
@@ -244,6 +246,8 @@ class VideoEngine:
         output, tensors = self.program.run(x, keep=keep, timings=timings)
         if timings:
             self.cost.calibrate(timings)
+            if not self.cost.calibrating:
+                self.program._layer_seconds = dict(self.cost.layer_seconds)
         if keep:
             tensors = {name: cells.hwc(t) for name, t in tensors.items()}
             self.state = State(tensors, output, frame, frame)

@@ -118,7 +118,12 @@ class VideoQuery:
     duck: Any = None  # a DuckDB connection for stored states (None: do not store or resume)
     keep: int = 4
     io: states.StateIO | None = None
-    cost_factory: Callable[[], CostModel] = CostModel
+    cost_factory: Callable[[], CostModel] | None = None  # None: default_cost()
+
+
+def default_cost() -> CostModel:
+    """The cost model of a video query: adaptive, timed on this machine."""
+    return CostModel()
 
 
 def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> Iterator[dict]:
@@ -160,7 +165,7 @@ def _start(query: VideoQuery, video: str, frame, x, preprocess: Preprocess):
     program = query.program
     threshold = preprocess.threshold(query.threshold, x.shape[1]) if query.threshold else 0.0
     engine = VideoEngine(program, mode=query.mode, threshold=threshold, tau=query.tau,
-                         feature_threshold=query.feature_threshold, refresh=query.refresh, cost=query.cost_factory(),
+                         feature_threshold=query.feature_threshold, refresh=query.refresh, cost=(query.cost_factory or default_cost)(),
                          pixel_threshold=float(query.threshold or 0.0))  # fmt: skip
     if query.mode == "full" or not program.supported:
         return engine, None
