@@ -62,13 +62,20 @@ def main() -> None:
     }
     # The front end's own work per plain query, timed alone (no DuckDB in it, so machine
     # load moves it far less than the end-to-end medians above).
-    from sqlml.query import router
+    from sqlml.query import classify
 
     relation = raw.sql(query, params=[0])
     n = 20000
-    front_end_us = timed(lambda i: (router.needs_front_end(query), router.returns_rows(query), con.wrap(relation)), n) * 1e6
+    front_end_us = timed(lambda i: (classify.needs_front_end(query), classify.returns_rows(query), con.wrap(relation)), n) * 1e6
     ratios["front_end_share_of_point_query"] = front_end_us / result["duckdb sql()"]["best_us"]
-    report = {"rows": args.rows, "front_end_us": front_end_us, "queries_per_round": args.queries, "rounds": args.rounds, "latency": result, "ratio_sqlml_over_duckdb": ratios}
+    report = {
+        "rows": args.rows,
+        "front_end_us": front_end_us,
+        "queries_per_round": args.queries,
+        "rounds": args.rounds,
+        "latency": result,
+        "ratio_sqlml_over_duckdb": ratios,
+    }
     for name, r in result.items():
         print(f"{name:<18} best {r['best_us']:8.1f} us   median {r['median_us']:8.1f} us")
     print(f"front end alone    {front_end_us:8.2f} us per plain query")

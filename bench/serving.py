@@ -99,7 +99,7 @@ def bench_batch(con, rows: int, repeats: int) -> dict:
     import pyarrow as pa
     import torch
 
-    from sqlml.training.registry import load_model
+    from sqlml.models.loading import load_model
 
     copies = max(1, -(-rows // con.sql("SELECT count(*) FROM feats").fetchall()[0][0]))
     con.sql(

@@ -94,10 +94,9 @@ def consume(batches, device) -> tuple[int, float]:
 def run_method(args) -> dict:
     import duckdb
     import numpy as np
-    import torch
-
     import pandas  # noqa: F401 - imported before any clock starts, for every method alike
     import pyarrow.compute  # noqa: F401
+    import torch
     import torch.utils.data  # noqa: F401
 
     torch.set_num_threads(1)
@@ -212,7 +211,8 @@ def make_table(work_dir: str, rows: int) -> None:
 
 
 def in_fresh_process(args, method: str) -> dict:
-    cmd = [sys.executable, __file__, "--method", method, "--work-dir", args.work_dir, "--rows", str(args.rows), "--batch", str(args.batch), "--device", args.device]
+    cmd = [sys.executable, __file__, "--method", method, "--work-dir", args.work_dir]
+    cmd += ["--rows", str(args.rows), "--batch", str(args.batch), "--device", args.device]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     if done.returncode != 0:

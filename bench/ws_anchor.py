@@ -16,7 +16,6 @@ import time
 import warnings
 
 import numpy as np
-
 from procstats import peak_mb  # bench/ is this script's folder, first on sys.path
 
 warnings.filterwarnings("ignore")
@@ -61,7 +60,7 @@ def cmd_fit(L_path, y_path, balance=None):
     model.fit(L, class_balance=None if balance is None else json.loads(balance), seed=123, progress_bar=False)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    probs = model.predict_proba(L)
+    model.predict_proba(L)
     predict_seconds = time.perf_counter() - started
     pred = model.predict(L, tie_break_policy="random")
     return {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "accuracy": float((pred == y).mean()),

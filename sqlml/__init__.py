@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 
+from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 from sqlml.errors import (
     DataError as DataError,
     InvalidOptionError as InvalidOptionError,
@@ -35,7 +36,7 @@ _LAZY = {
     "connect": "sqlml.connection:connect",
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
-    "register_architecture": "sqlml.training.architectures:register_architecture",
+    "register_architecture": "sqlml.models.architectures:register_architecture",
     "labeling_function": "sqlml.labeling.lf:labeling_function",
     "keyword_lf": "sqlml.labeling.lf:keyword_lf",
     "regex_lf": "sqlml.labeling.lf:regex_lf",

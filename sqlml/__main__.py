@@ -1,3 +1,5 @@
-from sqlml.cli import main
 import sys
+
+from sqlml.cli import main
+
 sys.exit(main())

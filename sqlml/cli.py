@@ -6,8 +6,21 @@ import argparse
 import sys
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the checkout's."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("sqlml")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from sqlml import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sqlml", description="DuckDB as the home of an ML project.")
+    parser.add_argument("--version", action="version", version=f"sqlml {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     shell = commands.add_parser("shell", help="interactive SQL shell (reads a script from a pipe)")
@@ -44,9 +57,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_file(args.database, args.file)
     if args.command == "demo":
+        from sqlml.datasets import nycflights13_dir
         from sqlml.demo.tour import run_tour
+        from sqlml.errors import DataError
 
         chapters = None if args.chapters is None else [int(c) for c in args.chapters.split(",")]
+        if chapters is None or 0 in chapters:  # chapter 0 loads the data set
+            try:
+                nycflights13_dir()
+            except DataError as error:
+                print(f"sqlml demo: {error}", file=sys.stderr)
+                return 1
         run_tour(args.db, chapters=chapters, quick=args.quick, out_dir=args.out)
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands

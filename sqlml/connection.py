@@ -7,6 +7,7 @@ from collections import deque
 from typing import Any
 
 import duckdb
+from duckdb import DuckDBPyRelation
 
 from sqlml import catalog, macros, udf
 from sqlml.errors import SqlmlError
@@ -99,9 +100,9 @@ class Connection:
     def sql_many(self, statements: list[str]) -> list[Relation | None]:
         """Run statements in order, computing model calls they share only once.
 
-        One result per statement, as ``sql`` gives it (see sqlml.serving.mqo).
+        One result per statement, as ``sql`` gives it (see sqlml.query.batch).
         """
-        from sqlml.serving.mqo import sql_many
+        from sqlml.query.batch import sql_many
 
         self._pending = None
         return sql_many(self, list(statements))
@@ -112,7 +113,7 @@ class Connection:
 
         return optimizer.rewrite(statement, connection=self).sql
 
-    def wrap(self, relation: duckdb.DuckDBPyRelation) -> Relation:
+    def wrap(self, relation: DuckDBPyRelation) -> Relation:
         return Relation(relation, self._session)
 
     # -- fetching the result of execute() ---------------------------------------------------

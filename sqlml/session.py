@@ -17,11 +17,9 @@ from typing import Any
 
 import duckdb
 
-_TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
+from sqlml.errors import ERROR_EXPLAINERS
 
-#: Areas that tell a DuckDB catalog error in their own terms: "module:function" called with
-#: (error, session), returning an SqlmlError or None. Imported only when such an error occurs.
-ERROR_EXPLAINERS = ("sqlml.labeling.explain:explain_missing_storage",)
+_TOKEN = re.compile(r"\[sqlml-error:(\d+)\]")
 
 
 class ErrorStash:
@@ -60,7 +58,7 @@ class Session:
         self.errors = ErrorStash()
         self._root = duck.cursor()
         #: Python objects registered with Connection.register, by kind then name.
-        self.registry: dict[str, dict[str, Any]] = {}
+        self.registered: dict[str, dict[str, Any]] = {}
         #: Per-session caches (loaded models, hot states), by area then key.
         self.caches: dict[str, dict[Any, Any]] = {}
         self.lock = threading.RLock()

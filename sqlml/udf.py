@@ -13,7 +13,7 @@ A table function becomes a scalar UDF returning ``LIST(STRUCT(...))`` behind a T
 table macro that unnests it (DuckDB 2.0 has no Python table-function API), so
 ``SELECT * FROM ml_catalog()`` works anywhere SQL does, named parameters included.
 
-``REGISTRY`` (name -> ``Function``) is a plain dict; print it to see what exists.
+``FUNCTIONS`` (name -> ``Function``) is a plain dict; print it to see what exists.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Function:
         return TABLE_UDF_PREFIX + self.name if self.is_table else self.name
 
 
-REGISTRY: dict[str, Function] = {}
+FUNCTIONS: dict[str, Function] = {}
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -73,7 +73,7 @@ def scalar_function(
     """Declare a scalar SQL function ``name``; the Python function gets the Session first."""
 
     def decorate(fn):
-        REGISTRY[name] = Function(
+        FUNCTIONS[name] = Function(
             name=name,
             fn=fn,
             returns=returns,
@@ -110,7 +110,7 @@ def table_function(
         def rows(session, *args):
             return _as_dicts(fn(session, *args), col_names)
 
-        REGISTRY[name] = Function(
+        FUNCTIONS[name] = Function(
             name=name,
             fn=rows,
             returns=struct,
@@ -127,7 +127,7 @@ def table_function(
 
 
 def load_builtin() -> dict[str, Function]:
-    """Import every module of ``udfs/`` once per process; their decorators fill REGISTRY."""
+    """Import every module of ``udfs/`` once per process; their decorators fill FUNCTIONS."""
     global _loaded
     with _load_lock:
         if not _loaded:
@@ -136,11 +136,12 @@ def load_builtin() -> dict[str, Function]:
                     continue
                 module_name = f"sqlml_udfs.{path.stem}"
                 spec = importlib.util.spec_from_file_location(module_name, path)
+                assert spec is not None and spec.loader is not None  # a .py file always has a loader
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[module_name] = module
                 spec.loader.exec_module(module)
             _loaded = True
-    return REGISTRY
+    return FUNCTIONS
 
 
 def bind(function: Function, session) -> Callable[..., Any]:
@@ -160,7 +161,7 @@ def bind(function: Function, session) -> Callable[..., Any]:
 
     if function.params is not None:
         # DuckDB checks the Python signature against the declared parameter types.
-        call.__signature__ = inspect.Signature(
+        call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(function.params))]
         )
     return call

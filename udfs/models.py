@@ -18,7 +18,7 @@ def _by_model(session, model, features, score, null):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from sqlml.training.registry import load_model
+    from sqlml.models.loading import load_model
 
     names = pc.unique(model)
     if model.null_count == 0 and len(names) == 1:
@@ -79,7 +79,7 @@ def ml_predict_proba(session, model, *features):
 @scalar_function("ml_model_classes", returns="VARCHAR[]", params=["VARCHAR"])
 def ml_model_classes(session, model):
     """ml_model_classes(model): class names in output order (NULL for regression)."""
-    from sqlml.training.registry import load_record
+    from sqlml.models.registry import load_record
 
     if model is None:
         return None

@@ -8,10 +8,12 @@ CREATE OR REPLACE MACRO ml_schema_current_version(data_schema) AS (
 );
 
 -- The columns of a data schema and their constraints (current version, or schema_version := n).
+-- valid_min / valid_max are strict (one value outside is an anomaly); min_value / max_value
+-- tolerate min_range_mass outside. evidence: each constraint inference set, why, and how sure.
 CREATE OR REPLACE MACRO ml_schema(data_schema, schema_version := NULL) AS TABLE
     SELECT c.column_name, c.data_type, c.kind, c.min_fraction, c.domain, c.min_domain_mass,
-           c.min_value, c.max_value, c.min_range_mass, c.allow_nan, c.allow_inf, c.is_unique,
-           c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.notes, c.version
+           c.valid_min, c.valid_max, c.min_value, c.max_value, c.min_range_mass, c.allow_nan, c.allow_inf, c.is_unique,
+           c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.evidence, c.notes, c.version
     FROM sqlml.data_schema_columns AS c
     WHERE c.schema_name = data_schema
       AND c.version = coalesce(schema_version, ml_schema_current_version(data_schema))
@@ -58,6 +60,8 @@ CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
                         'before': nullif(array_to_string(list_filter(coalesce(a.domain, []), lambda x: NOT list_contains(coalesce(b.domain, []), x)), ', '), ''),
                         'after': NULL},
                        {'property': 'min_domain_mass', 'before': CAST(a.min_domain_mass AS VARCHAR), 'after': CAST(b.min_domain_mass AS VARCHAR)},
+                       {'property': 'valid_min', 'before': CAST(a.valid_min AS VARCHAR), 'after': CAST(b.valid_min AS VARCHAR)},
+                       {'property': 'valid_max', 'before': CAST(a.valid_max AS VARCHAR), 'after': CAST(b.valid_max AS VARCHAR)},
                        {'property': 'min_value', 'before': CAST(a.min_value AS VARCHAR), 'after': CAST(b.min_value AS VARCHAR)},
                        {'property': 'max_value', 'before': CAST(a.max_value AS VARCHAR), 'after': CAST(b.max_value AS VARCHAR)},
                        {'property': 'min_range_mass', 'before': CAST(a.min_range_mass AS VARCHAR), 'after': CAST(b.min_range_mass AS VARCHAR)},
@@ -77,6 +81,19 @@ CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
             SELECT column_name, position, t.change.property AS property, t.change.before AS before, t.change.after AS after
             FROM joined, unnest(joined.changes) AS t(change)
             WHERE t.change.before IS DISTINCT FROM t.change.after
+         ),
+         -- each inferred constraint in words: the rule (the reason; the confidence)
+         ea AS (SELECT a.column_name, a.position, t.e.kind AS kind,
+                       t.e.rule || ' (' || t.e.reason || coalesce('; confidence ' || CAST(t.e.confidence AS VARCHAR), '') || ')' AS text
+                FROM a, unnest(a.evidence) AS t(e)),
+         eb AS (SELECT b.column_name, b.position, t.e.kind AS kind,
+                       t.e.rule || ' (' || t.e.reason || coalesce('; confidence ' || CAST(t.e.confidence AS VARCHAR), '') || ')' AS text
+                FROM b, unnest(b.evidence) AS t(e)),
+         evidence_changes AS (
+            SELECT coalesce(eb.column_name, ea.column_name) AS column_name, coalesce(eb.position, ea.position) AS position,
+                   'constraint ' || coalesce(eb.kind, ea.kind) AS property, ea.text AS before, eb.text AS after
+            FROM ea FULL OUTER JOIN eb ON ea.column_name = eb.column_name AND ea.kind = eb.kind
+            WHERE ea.text IS DISTINCT FROM eb.text
          ),
          va AS (SELECT * FROM sqlml.data_schema_versions WHERE schema_name = data_schema AND version = v1),
          vb AS (SELECT * FROM sqlml.data_schema_versions WHERE schema_name = data_schema AND version = v2),
@@ -100,8 +117,29 @@ CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
             WHERE ka.check_name IS NULL OR kb.check_name IS NULL OR ka.expression <> kb.expression OR ka.scope <> kb.scope
          )
     SELECT column_name, property, before, after
-    FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM check_changes)
+    FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM evidence_changes
+          UNION ALL SELECT * FROM check_changes)
     ORDER BY position, column_name, property;
+
+-- The drift reference of a data schema version (current by default): what ml_validate compares a
+-- batch with when no baseline is given. Numeric columns: drift bins (value ranges with their
+-- counts); string and boolean columns: the most frequent values and their counts.
+CREATE OR REPLACE MACRO ml_schema_reference(data_schema, schema_version := NULL) AS TABLE
+    SELECT r.column_name, r.data_type, r.rows, r.count, r.rows - r.count AS missing, r.mean,
+           sqrt(r.m2 / nullif(r.finite - 1, 0)) AS std,
+           CASE WHEN r.cuts IS NOT NULL THEN list_transform(
+               range(1, len(r.bin_counts) + 1),
+               lambda i: {'upper': CASE WHEN i > len(r.cuts) THEN NULL
+                                   WHEN r.cuts[i] > 0 THEN pow(1.005 / 0.995, r.cuts[i] - 3000)
+                                   WHEN r.cuts[i] < 0 THEN -pow(1.005 / 0.995, -r.cuts[i] - 3001)
+                                   ELSE 0.0 END,
+                     'count': r.bin_counts[i]}) END AS bins,
+           CASE WHEN r."values" IS NOT NULL AND len(r."values") > 0
+                THEN list_transform(range(1, len(r."values") + 1), lambda i: {'value': r."values"[i], 'count': r.value_counts[i]}) END AS top_values,
+           r.values_exact, r.version
+    FROM sqlml.data_schema_reference AS r
+    WHERE r.schema_name = data_schema
+      AND r.version = coalesce(schema_version, ml_schema_current_version(data_schema));
 
 -- Stored statistics sets: which datasets and spans have statistics, and how big they were.
 CREATE OR REPLACE MACRO ml_statistics_sets() AS TABLE
@@ -175,11 +213,21 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
         SELECT column_name, min(bucket) FILTER (WHERE upto > 0.5 * (total - 1)) AS bucket FROM running GROUP BY 1
     ),
     medians AS (  -- the bucket's representative value (0.5% relative error), clipped to [min, max]
-        SELECT m.column_name,
+        SELECT m.column_name, f.kind,
                CASE WHEN m.bucket = 0 THEN 0.0
                     ELSE least(greatest(sign(m.bucket) * 2 * pow(1.005 / 0.995, abs(m.bucket) - 3000) / (1.005 / 0.995 + 1), f.min), f.max)
-               END AS value
+               END AS value,
+               -- the integers the bucket can hold (bounds widened by 1e-9, clipped to [min, max])
+               ceil(greatest(f.min, CASE WHEN m.bucket > 0 THEN pow(1.005 / 0.995, m.bucket - 3001) * (1 - 1e-9)
+                                         WHEN m.bucket < 0 THEN -pow(1.005 / 0.995, -m.bucket - 3000) * (1 + 1e-9) ELSE 0 END)) AS first_int,
+               floor(least(f.max, CASE WHEN m.bucket > 0 THEN pow(1.005 / 0.995, m.bucket - 3000) * (1 + 1e-9)
+                                       WHEN m.bucket < 0 THEN -pow(1.005 / 0.995, -m.bucket - 3001) * (1 - 1e-9) ELSE 0 END)) AS last_int
         FROM median_buckets AS m JOIN first_pass AS f USING (column_name)
+    ),
+    integer_medians AS (  -- as sketch.integer_in_bucket: an integer only where it keeps the 0.5% bound
+        SELECT column_name, value, first_int, last_int,
+               least(greatest(round(value), first_int), last_int) AS nearest
+        FROM medians WHERE kind = 'integer'
     ),
     merged_values AS (
         SELECT column_name, value, sum(count) AS count
@@ -197,7 +245,10 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
            coalesce(f.exact_values AND v.distinct_values IS NOT NULL, false) AS distinct_exact,
            f.min, f.max, f.mean,
            sqrt(m.m2 / nullif(f.finite - 1, 0)) AS std,
-           CASE WHEN f.kind = 'integer' AND abs(round(md.value) - md.value) <= 0.006 * abs(md.value) THEN round(md.value)
+           CASE WHEN im.first_int > im.last_int OR im.first_int IS NULL THEN md.value
+                WHEN im.first_int = im.last_int THEN im.first_int
+                WHEN greatest(abs(im.nearest - im.first_int) / abs(im.first_int), abs(im.last_int - im.nearest) / abs(im.last_int)) <= 0.005
+                     THEN im.nearest
                 ELSE md.value END AS median,
            f.zeros, f.nan, f.inf, f.min_value, f.max_value, v.top_values,
            CASE WHEN f.kind IN ('string', 'list') THEN f.sum_length / nullif(f.count, 0) END AS avg_length
@@ -205,5 +256,6 @@ CREATE OR REPLACE MACRO ml_merged_statistics(dataset_name) AS TABLE
     CROSS JOIN rows_total AS r
     LEFT JOIN moments AS m USING (column_name)
     LEFT JOIN medians AS md USING (column_name)
+    LEFT JOIN integer_medians AS im USING (column_name)
     LEFT JOIN value_summary AS v USING (column_name)
     ORDER BY f.position;

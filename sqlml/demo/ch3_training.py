@@ -32,7 +32,6 @@ WHERE f.arr_delay IS NOT NULL
 
 
 def run(tour) -> None:
-    con = tour.con
     train_months, test_months = ("(1)", "(10)") if tour.quick else ("(1, 2, 3, 4, 5, 6, 7, 8, 9)", "(10, 11, 12)")
     epochs, batch = (3, 256) if tour.quick else (8, 1024)
     tour.say("The features a model may use are known before take-off: schedule, carrier, airport, weather.")

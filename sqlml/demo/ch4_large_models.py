@@ -86,7 +86,7 @@ LIMIT {rows}
         "grid": [{"model": r[0], "params": json.loads(r[2]), "value": r[4], "best": r[5]} for r in grid],
     }
     tour.say("\nOther strategies for large models: strategy := 'pipeline' (GPipe or 1F1B stages on worker")
-    tour.say("processes, micro_batches := M); see the README section on large models.")
+    tour.say("processes, micro_batches := M); see docs/large-models.md.")
 
 
 def _bytes(size: str) -> int:

@@ -135,7 +135,7 @@ def walker_detector(frames_rgb, height: int, width: int, visible: set[int]):
     """
     import torch
 
-    from sqlml.training.architectures import cnn
+    from sqlml.models.architectures import cnn
 
     torch.manual_seed(6)
     model = cnn((3, height, width), 2, {"channels": [32, 64], "kernel_size": 3}).eval()
@@ -216,7 +216,7 @@ def _run(tour) -> None:
     tour.say(f"  on the generated clip: model time full {full_ms / 1e3:.2f}s, incremental {inc_ms / 1e3:.2f}s: "
              f"x{full_ms / inc_ms:.2f}; whole queries {timings['full']:.2f}s vs {timings['incremental']:.2f}s")  # fmt: skip
     tour.say(f"  top-1 agreement {top1:.0%}, largest probability difference {error:.1e}")
-    tour.say("  (on a shared machine; bench/incremental.py measures carefully, see the README's Benchmarks)")
+    tour.say("  (on a shared machine; bench/incremental.py measures carefully, see docs/benchmarks/incremental.md)")
     tour.facts["video_speedup"] = full_ms / inc_ms
     tour.facts["video_agreement"] = top1
 

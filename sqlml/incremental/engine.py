@@ -27,7 +27,6 @@ from sqlml.incremental import cells, changes, masks
 from sqlml.incremental.cost import CostModel, Estimate
 from sqlml.incremental.graph import Program
 
-
 # -- the per-frame driver -----------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ class CnnModel:
 
 def resolve_model(session, reference: str) -> CnnModel:
     """A registry model that takes one image ``[C, H, W]``, with its preprocessing."""
-    from sqlml.training.registry import load_model
+    from sqlml.models.loading import load_model
 
     if not reference:
         raise ServingError("no model given: pass the name of a model in the registry (see ml_models())")

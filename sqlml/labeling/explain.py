@@ -4,7 +4,7 @@
 they read ``sqlml.votes_<h>`` / ``sqlml.rows_<h>``, which APPLY LABELING FUNCTIONS creates.
 Before the first APPLY, DuckDB fails while binding the macro with "Table with name
 votes_<h> does not exist", naming only the hash. This finds the table behind the hash
-and says what to do (see ``sqlml.session.ERROR_EXPLAINERS``).
+and says what to do (see ``sqlml.errors.ERROR_EXPLAINERS``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from sqlml.errors import LabelingError
-from sqlml.labeling.registry import canonical_table, storage_id
+from sqlml.labeling.store import canonical_table, storage_id
 from sqlml.sqlutil import table_ref
 
 _MISSING = re.compile(r"Table with name (?:votes|rows)_([0-9a-f]{16}) does not exist")

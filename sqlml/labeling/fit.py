@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.labeling.lf import source_columns
 from sqlml.labeling.models import DEFAULT_METHOD, METHOD_OPTIONS, METHODS, USES_COOCCURRENCE
 from sqlml.labeling.models.base import normalise
 from sqlml.labeling.models.stats import VoteStats, clamp_gold
-from sqlml.labeling.registry import LabelSet
+from sqlml.labeling.store import LabelSet
 from sqlml.sqlutil import fetch_value, quote_ident
 
 COMMON_OPTIONS = ("method", "classes", "class_balance", "seed", "anchor", "gold_weight", "weak_weight")
@@ -50,14 +50,14 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
     method = check_options(options)
     output.check_name(duck, name, replace)
     apply(connection, table, key)
-    label_set = registry.require_label_set(duck, table)
+    label_set = store.require_label_set(duck, table)
     declared = options.get("classes")
     if declared is not None and [str(c) for c in declared] != label_set.classes:
         raise LabelingError(
             f"label model {name!r}: classes {declared} differ from the classes {label_set.classes} declared "
             f"for {table!r} by its labeling functions."
         )
-    lfs = registry.lfs_of(duck, table)
+    lfs = store.lfs_of(duck, table)
     if gold is not None:
         columns = source_columns(duck, label_set.parts)
         if gold.lower() not in columns:

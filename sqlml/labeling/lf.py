@@ -23,8 +23,8 @@ from typing import Any
 import duckdb
 
 from sqlml.errors import DataError, InvalidOptionError, LabelingError, ObjectExistsError, SqlmlSyntaxError
-from sqlml.labeling import registry
-from sqlml.labeling.registry import LabelSet, LFRow
+from sqlml.labeling import store
+from sqlml.labeling.store import LabelSet, LFRow
 from sqlml.query.tokens import tokenize
 from sqlml.sqlutil import quote_ident, quote_literal, split_name, table_ref
 
@@ -78,7 +78,7 @@ def output_kind(type_name: str, name: str) -> str:
 
 def resolve_classes(duck, table: str, classes: Any, lf_name: str) -> tuple[LabelSet | None, list[str]]:
     """The table's label set (None if new) and its classes, checking a re-declaration."""
-    label_set = registry.get_label_set(duck, table)
+    label_set = store.get_label_set(duck, table)
     if classes is not None:
         if not isinstance(classes, (list, tuple)) or len(classes) < 2 or not all(isinstance(c, (str, int)) for c in classes):
             raise InvalidOptionError(f"labeling function {lf_name!r}", "classes", "give a list of at least two class names")
@@ -93,7 +93,7 @@ def resolve_classes(duck, table: str, classes: Any, lf_name: str) -> tuple[Label
             )
         return None, classes
     if classes is not None and classes != label_set.classes:
-        others = [lf.name for lf in registry.lfs_of(duck, table) if lf.name != lf_name]
+        others = [lf.name for lf in store.lfs_of(duck, table) if lf.name != lf_name]
         if others:
             raise LabelingError(
                 f"table {table!r} declares classes {label_set.classes}, labeling function {lf_name!r} gives "
@@ -107,10 +107,10 @@ def resolve_classes(duck, table: str, classes: Any, lf_name: str) -> tuple[Label
 def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, definition: str, output: str,
             inputs: list[str] | None, fault_tolerant: bool, replace: bool) -> LFRow:
     """Create or replace the catalog row; unchanged definitions keep their votes."""
-    table = registry.canonical_table(parts)
-    existing = registry.get_lf(duck, name)
+    table = store.canonical_table(parts)
+    existing = store.get_lf(duck, name)
     if existing is not None and not replace:
-        raise ObjectExistsError(registry.LF_KIND, name)
+        raise ObjectExistsError(store.LF_KIND, name)
     if existing is not None and existing.table != table:
         from sqlml.labeling.votes import drop_votes_of
 
@@ -118,11 +118,11 @@ def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, defin
         existing = None
     label_set, classes = resolve_classes(duck, table, classes, name)
     if label_set is None:
-        label_set = registry.create_label_set(duck, table, parts, classes)
+        label_set = store.create_label_set(duck, table, parts, classes)
     lf = LFRow(
         name=name,
         table=table,
-        lf_id=existing.lf_id if existing is not None else registry.next_lf_id(duck, table),
+        lf_id=existing.lf_id if existing is not None else store.next_lf_id(duck, table),
         kind=kind,
         definition=definition,
         inputs=inputs,
@@ -132,7 +132,7 @@ def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, defin
         applied_fingerprint=existing.applied_fingerprint if existing is not None else None,
         faults=existing.faults if existing is not None else 0,
     )
-    registry.put_lf(duck, lf)
+    store.put_lf(duck, lf)
     return lf
 
 
@@ -140,7 +140,7 @@ def create_sql_lf(duck, name: str, table_parts: list[str], expression: str, opti
     unknown = set(options) - set(LF_OPTIONS)
     if unknown:
         raise InvalidOptionError(f"CREATE LABELING FUNCTION {name}", sorted(unknown)[0], allowed=LF_OPTIONS)
-    table = registry.canonical_table(table_parts)
+    table = store.canonical_table(table_parts)
     check_expression(expression, name)
     source_columns(duck, table_parts)
     try:
@@ -176,8 +176,8 @@ class PythonLabelingFunction:
         from sqlml.transaction import transaction
 
         duck = connection.duckdb
-        parts = registry.table_parts(self.on)
-        table = registry.canonical_table(parts)
+        parts = store.table_parts(self.on)
+        table = store.canonical_table(parts)
         with transaction(duck):
             columns = source_columns(duck, parts)
             missing = [c for c in self.inputs if c.lower() not in columns]
@@ -188,7 +188,7 @@ class PythonLabelingFunction:
                 )
             save_lf(duck, name=self.name, parts=parts, classes=self.classes, kind="python", definition=self.source,
                     output="auto", inputs=list(self.inputs), fault_tolerant=self.fault_tolerant, replace=True)
-        connection.session.registry.setdefault(registry.LF_KIND, {})[self.name] = self
+        connection.session.registered.setdefault(store.LF_KIND, {})[self.name] = self
 
 
 def labeling_function(*, on: str, inputs: Sequence[str], name: str | None = None,

@@ -12,26 +12,24 @@ Hard labels break exact ties by the larger class balance, then the first declare
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 
 import numpy as np
 
 from sqlml import catalog
 from sqlml.errors import DataError, ObjectExistsError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.labeling.fit import OUT, PATTERNS
 from sqlml.sqlutil import fetch_value, quote_ident
-
 
 SOURCES = ("gold", "weak", "abstain")
 PER_PATTERN = "__sqlml_lm_per_pattern"
 
 
 def check_name(duck, name: str, replace: bool) -> None:
-    existing = catalog.get_object(duck, registry.MODEL_KIND, name)
+    existing = catalog.get_object(duck, store.MODEL_KIND, name)
     if existing is not None and not replace:
-        raise ObjectExistsError(registry.MODEL_KIND, name)
+        raise ObjectExistsError(store.MODEL_KIND, name)
     if existing is None and fetch_value(
         duck, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND lower(table_name) = lower(?)", [name]
     ):
@@ -123,7 +121,7 @@ def write(connection, name, label_set, stats, rows, model, probs, lfs, *, method
         "fitted_at": fitted_at.isoformat(),
     }
     json.dumps(properties, default=str)  # fail here, not in the catalog, on odd option values
-    catalog.put_object(duck, registry.MODEL_KIND, name, properties, replace=replace)
+    catalog.put_object(duck, store.MODEL_KIND, name, properties, replace=replace)
     duck.execute("DELETE FROM sqlml.label_model_lfs WHERE model = ?", [name])
     duck.executemany(
         "INSERT INTO sqlml.label_model_lfs VALUES (?, ?, ?, ?, ?)",
@@ -143,10 +141,10 @@ def write(connection, name, label_set, stats, rows, model, probs, lfs, *, method
 
 
 def drop_label_model(duck, name: str, *, missing_ok: bool = False) -> None:
-    if catalog.get_object(duck, registry.MODEL_KIND, name) is None:
+    if catalog.get_object(duck, store.MODEL_KIND, name) is None:
         if missing_ok:
             return
-        catalog.require_object(duck, registry.MODEL_KIND, name)
+        catalog.require_object(duck, store.MODEL_KIND, name)
     duck.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
     duck.execute("DELETE FROM sqlml.label_model_lfs WHERE model = ?", [name])
-    catalog.delete_object(duck, registry.MODEL_KIND, name)
+    catalog.delete_object(duck, store.MODEL_KIND, name)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from sqlml.errors import InvalidOptionError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.sqlutil import quote_ident
 
 
@@ -39,16 +39,16 @@ def drop_labeling_function(ctx):
     if_exists = p.accept("IF", "EXISTS")
     name = p.identifier("a labeling function name")
     p.end()
-    if if_exists and registry.get_lf(ctx.duck, name) is None:
+    if if_exists and store.get_lf(ctx.duck, name) is None:
         return None
-    lf = registry.require_lf(ctx.duck, name)
+    lf = store.require_lf(ctx.duck, name)
     drop_votes_of(ctx.duck, lf)
-    registry.delete_lf(ctx.duck, lf)
-    ctx.session.registry.get(registry.LF_KIND, {}).pop(name, None)
-    if not registry.lfs_of(ctx.duck, lf.table):  # the last one: the table forgets its classes
-        label_set = registry.get_label_set(ctx.duck, lf.table)
+    store.delete_lf(ctx.duck, lf)
+    ctx.session.registered.get(store.LF_KIND, {}).pop(name, None)
+    if not store.lfs_of(ctx.duck, lf.table):  # the last one: the table forgets its classes
+        label_set = store.get_label_set(ctx.duck, lf.table)
         if label_set is not None:
-            registry.drop_label_set(ctx.duck, label_set)
+            store.drop_label_set(ctx.duck, label_set)
     return None
 
 
@@ -60,7 +60,7 @@ def apply_labeling_functions(ctx):
 
     p = ctx.parser()
     p.expect("APPLY", "LABELING", "FUNCTIONS", "ON")
-    table = registry.canonical_table(p.qualified_name("a table name"))
+    table = store.canonical_table(p.qualified_name("a table name"))
     key = p.identifier("a key column") if p.accept("KEY") else None
     options = p.options() if p.accept("WITH") else {}
     p.end()
@@ -89,7 +89,7 @@ def create_label_model(ctx):
     p.expect("LABEL", "MODEL")
     name = p.identifier("a label model name")
     p.expect("ON")
-    table = registry.canonical_table(p.qualified_name("a table name"))
+    table = store.canonical_table(p.qualified_name("a table name"))
     key = gold = None
     while True:
         if p.accept("KEY"):

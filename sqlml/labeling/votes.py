@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from sqlml.errors import DataError, LabelingError
-from sqlml.labeling import registry
+from sqlml.labeling import store
 from sqlml.labeling.lf import source_columns
-from sqlml.labeling.registry import LabelSet, LFRow
+from sqlml.labeling.store import LabelSet, LFRow
 from sqlml.sqlutil import fetch_one, fetch_value, quote_ident, quote_literal
 
 if TYPE_CHECKING:  # pyarrow (~35 MB of RSS) loads only when a table has Python LFs
@@ -43,7 +43,7 @@ class LFReport:
 
 
 def drop_votes_of(duck, lf: LFRow) -> None:
-    label_set = registry.get_label_set(duck, lf.table)
+    label_set = store.get_label_set(duck, lf.table)
     if label_set is not None and label_set.key is not None:
         duck.execute(f"DELETE FROM {label_set.votes_sql} WHERE lf = ?", [lf.lf_id])
 
@@ -85,18 +85,18 @@ def _primary_key(duck, parts: list[str]) -> str | None:
 def apply(connection, table: str, key: str | None = None, *, full: bool = False) -> list[LFReport]:
     """Bring the votes of ``table`` up to date; one report per labeling function."""
     duck = connection.duckdb
-    label_set = registry.require_label_set(duck, table)
-    lfs = registry.lfs_of(duck, table)
+    label_set = store.require_label_set(duck, table)
+    lfs = store.lfs_of(duck, table)
     if not lfs:
         raise LabelingError(f"table {table!r} has no labeling functions; create one with CREATE LABELING FUNCTION.")
     columns = source_columns(duck, label_set.parts)
     key_name, key_type = resolve_key(duck, label_set, columns, key)
     if label_set.key is not None and (label_set.key.lower() != key_name.lower() or label_set.key_type != key_type):
-        registry.drop_label_set(duck, label_set)  # re-keyed: start over with the same classes
-        label_set = registry.create_label_set(duck, table, label_set.parts, label_set.classes)
+        store.drop_label_set(duck, label_set)  # re-keyed: start over with the same classes
+        label_set = store.create_label_set(duck, table, label_set.parts, label_set.classes)
         full = True
     if label_set.key is None:
-        registry.set_key(duck, label_set, key_name, key_type)
+        store.set_key(duck, label_set, key_name, key_type)
         full = True
     src, k_col = label_set.source_sql, label_set.key_sql
     if full:
@@ -145,7 +145,7 @@ def _finish(duck, label_set, lfs, reports, stale, batches) -> list[LFReport]:
             applied[lf.name] = report.faults
         elif runner is not None:
             applied[lf.name] = lf.faults + report.faults
-    registry.mark_applied(duck, applied)
+    store.mark_applied(duck, applied)
     return list(reports.values())
 
 
@@ -203,7 +203,7 @@ def _python_batch(connection, label_set: LabelSet, lfs: list[LFRow], columns: di
 
     runners = []
     for lf in lfs:
-        fn = connection.session.registry.get(registry.LF_KIND, {}).get(lf.name)
+        fn = connection.session.registered.get(store.LF_KIND, {}).get(lf.name)
         if fn is None:
             raise LabelingError(
                 f"Python labeling function {lf.name!r} is not registered in this connection; "

@@ -12,7 +12,8 @@ sqlml.query.router), and text naming no registered model function is not even pa
     compute_once         a call written twice is computed once (when distinct_inputs is off)
 
 A rule can be switched off per connection (``ml_optimizer_rule('distinct_inputs',
-false)``) or per call (``rewrite(sql, disabled={...})``).
+false)``) or per call (``rewrite(sql, disabled={...})``). The work rules plan (cache
+fills, bulk streams, results shared by several statements) runs in ``sqlml.optimizer.runtime``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer import bulk_inference, compute_once, distinct_inputs, predicate_placement, prediction_cache
+from sqlml.optimizer.runtime import trained_models  # noqa: F401 - registers ml_predict and co. as model functions
 
 RULES: tuple = (
     bulk_inference.rule,
@@ -132,7 +134,7 @@ def _prepare(sql, connection, disabled, store):
 
     off = frozenset(disabled) if disabled is not None else disabled_rules(connection)
     if store is True:
-        from sqlml.serving.cache import store_for
+        from sqlml.optimizer.runtime.cache_store import store_for
 
         store = None if "prediction_cache" in off else store_for(connection)
     context = RewriteContext(connection=connection, disabled=off, store=store or None)

@@ -7,7 +7,7 @@
 where ``__sqlml_bulk_7`` is an Arrow stream registered just before the statement runs:
 the input query ``SELECT id, NULL AS __ml_slot_1, a AS __ml_a1_0, b AS __ml_a1_1 FROM big``
 is read in Arrow batches (65,536 rows on a GPU, 8,192 on CPU) that go through the model
-function's batch path on several threads (see ``sqlml.serving.bulk``), instead of
+function's batch path on several threads (see ``sqlml.optimizer.runtime.bulk_stream``), instead of
 DuckDB's 2048-row UDF chunks.
 
 It applies to CREATE TABLE AS and INSERT ... SELECT whose model calls sit only in the
@@ -50,7 +50,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
     versions = [g.function.version(connection, g.model) if g.function.version else None for g in groups]
     if any(v is None for v in versions) or any(g.function.batch is None for g in groups):
         return expression
-    from sqlml.serving.bulk import BulkCall, BulkPlan, in_transaction, new_view_name
+    from sqlml.optimizer.runtime.bulk_stream import BulkCall, BulkPlan, in_transaction, new_view_name
 
     if connection.read_only or in_transaction(connection.duckdb):
         return expression
@@ -96,7 +96,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
             outputs.append(exp.alias_(body, exp.to_identifier(name or f"column{k}", quoted=True)))
         else:
             outputs.append(exp.alias_(exp.column(f"__c{k}"), exp.to_identifier(names[k], quoted=True)))
-    from sqlml.serving.bulk import stream_schema
+    from sqlml.optimizer.runtime.bulk_stream import stream_schema
 
     context.placeholders[plan.view] = stream_schema(connection, plan).empty_table()
     final = select_from(outputs, plan.view)

@@ -19,7 +19,7 @@ class Step:
     description: str
     sql: str
     run: Any  # Callable[[connection], dict]
-    fill: Any = None  # the sqlml.serving.cache.Fill a cache step runs (multi-query optimization merges them)
+    fill: Any = None  # the sqlml.optimizer.runtime.cache_store.Fill a cache step runs (multi-query optimization merges them)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Which SQL functions are model calls: a printable registry the optimizer rules consult.
+"""Which SQL functions are model calls: ``MODEL_FUNCTIONS``, a printable table the optimizer rules consult.
 
 A model call is an expensive, deterministic scalar function whose first argument names a
 model: ``ml_predict('delay_clf', dep_delay, distance)``. The optimizer computes such calls
 once per distinct input, runs cheap predicates before them, caches their results and
-shares them across queries. Other areas add their own with ``register_model_function``:
+shares them across queries. The built-in ones (``ml_predict`` and co.) are registered by
+``sqlml.optimizer.runtime.trained_models``; other areas add their own with
+``register_model_function``:
 
     >>> from sqlml.optimizer.model_functions import MODEL_FUNCTIONS
     >>> sorted(MODEL_FUNCTIONS)          # doctest: +SKIP
@@ -35,7 +37,7 @@ class ModelVersion:
 @dataclass(frozen=True)
 class ModelFunction:
     name: str
-    #: SQL type of the result; None: the type declared by the UDF in ``sqlml.udf.REGISTRY``
+    #: SQL type of the result; None: the type declared by the UDF in ``sqlml.udf.FUNCTIONS``
     returns: str | None = None
     #: relative cost of one call, to order several model predicates (cheapest first)
     cost: float = 100.0
@@ -99,7 +101,7 @@ def return_type(function: ModelFunction) -> str:
 
 
 def describe() -> list[dict[str, Any]]:
-    """The registry as rows (``ml_model_functions()`` shows them)."""
+    """``MODEL_FUNCTIONS`` as rows (``ml_model_functions()`` shows them)."""
     rows = []
     for function in sorted(MODEL_FUNCTIONS.values(), key=lambda f: f.name):
         rows.append(
@@ -112,31 +114,3 @@ def describe() -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _registry_version(connection, model: str) -> ModelVersion | None:
-    """Version and cache token of a trained model (``sqlml.training.registry``)."""
-    from sqlml.serving.models import model_version
-
-    return model_version(connection, model)
-
-
-def _udf_batch(name: str):
-    """A batch path that calls the function's own vectorized implementation on big arrays."""
-
-    def batch(session, model, version, arrays, named):
-        from sqlml.serving.models import predict_batch
-
-        return predict_batch(name, session, model, version, arrays, named)
-
-    return batch
-
-
-for _name, _description in (
-    ("ml_predict", "class name (or a regression value as text) a trained model predicts"),
-    ("ml_predict_value", "a regression model's prediction"),
-    ("ml_predict_proba", "class probabilities of a trained classifier"),
-):
-    register_model_function(
-        _name, cost=100.0, version=_registry_version, batch=_udf_batch(_name), description=_description
-    )

@@ -2,16 +2,19 @@
 
 DuckDB orders the terms of a filter by its own cost guesses and pushes each term to
 the lowest operator that has its columns, so a model predicate can run on every row
-of a scan before a LIKE, a join or an EXISTS removes most of them (measured in
-docs/research: ``ml_f(x) > 10 AND name LIKE '%e1%'`` called the model on all 200k
-rows). The rule keeps the cheap terms where they are and guards the model terms:
+of a scan before a LIKE, a join or an EXISTS removes most of them (measured: the
+first case of ``tests/optimizer/fixtures/predicate_placement.sql``, a LIKE over 10,000
+rows, called the model 10,000 times without the rule and 1,429 times with it; in
+``bench/serving.py``'s rules section a LEFT JOIN scored every flight before the join
+dropped most of them). The rule keeps the cheap terms where they are and guards the
+model terms:
 
     WHERE ml_f(x) > 10 AND name LIKE '%e1%'
     ->  WHERE name LIKE '%e1%' AND CASE WHEN name LIKE '%e1%' THEN ml_f(x) > 10 ELSE FALSE END
 
 CASE evaluates its THEN branch only for rows whose WHEN holds, and a guard that
 mentions every table of the cheap terms cannot be pushed below their join. Several
-model terms nest cheapest first (EvaDB's ReorderPredicates: cost from the registry).
+model terms nest cheapest first (EvaDB's ReorderPredicates: cost from MODEL_FUNCTIONS).
 In WHERE, ``CASE WHEN a THEN b ELSE FALSE END`` keeps exactly the rows ``a AND b`` keeps.
 """
 
@@ -46,7 +49,7 @@ def rule(expression: exp.Expression, context) -> exp.Expression:
 
 
 def cost(term: exp.Expression) -> float:
-    """Summed registry cost of the model calls in a term (0: a cheap term)."""
+    """Summed MODEL_FUNCTIONS cost of the model calls in a term (0: a cheap term)."""
     total = 0.0
     for node in term.walk():
         function = model_function(node)

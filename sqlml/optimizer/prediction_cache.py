@@ -11,7 +11,7 @@ is off) reads its distinct inputs' results from a store table keyed by
              ON __ml_c1.cache_key = hash('ml_predict(?, ?)', 'm@3:<created_at>', __ml_k1_0))
 
 and a fill step runs before the query: it computes the misses and stores them
-(``sqlml.serving.cache``). Repeated and overlapping queries then call the model only
+(``sqlml.optimizer.runtime.cache_store``). Repeated and overlapping queries then call the model only
 for inputs never seen with this model version; a new version has a new token, so its
 keys never match the old rows. Models without a version (no way to tell when their
 weights change) are not cached.
@@ -70,7 +70,7 @@ def signature(call: exp.Anonymous, key_columns: list[str]) -> str:
 
 
 def use_cache(h: Hoisted, version, context) -> None:
-    from sqlml.serving.cache import Fill
+    from sqlml.optimizer.runtime.cache_store import Fill
 
     store = context.store
     cache_alias = f"__ml_c{h.number}"
@@ -105,7 +105,7 @@ def use_cache(h: Hoisted, version, context) -> None:
         batch_layout=_batch_layout(h),
     )
     from sqlml.optimizer.context import Step
-    from sqlml.serving.cache import run_fill
+    from sqlml.optimizer.runtime.cache_store import run_fill
 
     context.steps.append(
         Step(

@@ -1,6 +1,6 @@
 """A hoisted model call reads its results from a shared table (multi-query optimization).
 
-When statements run together (``con.sql_many``, scripts), ``sqlml.serving.mqo`` computes
+When statements run together (``con.sql_many``, scripts), ``sqlml.optimizer.runtime.multi_query`` computes
 every model call they share once, into a TEMP table of all their distinct inputs
 (``k0 .. kN``), each input's 64-bit key ``__ml_h`` and its result ``__ml_v``. This module
 points one statement's hoisted call (see ``hoist``) at that table:

@@ -1,7 +1,9 @@
 """A small recursive-descent reader for sqlml statements.
 
-sqlml statements are pre-parsed here (DESIGN: subclassing sqlglot's parser breaks
-under the compiled ``sqlglotc``). Handlers read their statement word by word:
+sqlml statements are pre-parsed here rather than by a sqlglot dialect: a Python subclass
+of sqlglot's parser fails when the compiled ``sqlglotc`` is installed ("interpreted
+classes cannot inherit from compiled"; see ARCHITECTURE.md). Handlers read their
+statement word by word:
 
     p = StatementParser(text)
     p.expect("CREATE"); replace = p.accept("OR", "REPLACE"); p.expect("MODEL")
@@ -15,7 +17,7 @@ offending token, measured in the text the user wrote.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlml.errors import SqlmlSyntaxError
 from sqlml.query.tokens import Token, tokenize
@@ -155,7 +157,7 @@ class StatementParser:
             return _unquote_string(tok.text)
         if tok.kind == "operator" and tok.text == "[":
             self.pos += 1
-            items = []
+            items: list[Any] = []
             if self.accept("]"):
                 return items
             while True:
@@ -165,7 +167,7 @@ class StatementParser:
                 self.expect(",")
         if tok.kind == "operator" and tok.text == "{":
             self.pos += 1
-            struct = {}
+            struct: dict[str, Any] = {}
             if self.accept("}"):
                 return struct
             while True:
@@ -183,7 +185,7 @@ class StatementParser:
         self.error("expected a value")
 
     # -- errors ------------------------------------------------------------------
-    def error(self, message: str, token: Token | None = None):
+    def error(self, message: str, token: Token | None = None) -> NoReturn:
         tok = token or self.current
         if tok is None:
             where, length = len(self.sql.rstrip()), 1

@@ -3,87 +3,29 @@
 The fast path: text with none of the words that can start an sqlml statement and no
 ``ml_`` call goes to DuckDB unparsed (a regular expression costs about a microsecond).
 Otherwise the script is split at top-level semicolons; each statement is matched
-against ``STATEMENTS`` by its leading words, and plain statements that call ``ml_``
-functions pass through the optimizer rules first.
+against ``STATEMENTS`` by its leading words (``sqlml.query.classify``), and plain
+statements that call ``ml_`` functions pass through the optimizer first
+(``Connection.optimize``; a run of them in one script is planned together, see
+``sqlml.query.batch``).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-
-import duckdb
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+import duckdb
+
 from sqlml.errors import ReadOnlyError
+from sqlml.query.classify import match_statement, needs_front_end, returns_rows
 from sqlml.query.parser import StatementParser
 from sqlml.query.statements import READ_ONLY, STATEMENTS
-from sqlml.query.tokens import Token, split_statements, tokenize
+from sqlml.query.tokens import split_statements, tokenize
 from sqlml.transaction import transaction
 
 _ML_CALL = re.compile(r"\bml_\w+\s*\(", re.IGNORECASE)
-
-
-@lru_cache(maxsize=8)
-def _compiled(keys: tuple[str, ...]):
-    """The fast-path pattern and the match order for a set of statement keys."""
-    second_words = sorted({k.split()[1] for k in keys})
-    fast = re.compile(r"\b(?:" + "|".join(second_words) + r")\b|\bml_\w+\s*\(", re.IGNORECASE)
-    ordered = sorted(((tuple(k.split()), k) for k in keys), key=lambda kv: -len(kv[0]))
-    # Substrings any match must contain: a plain `in` test rules most queries out in well
-    # under a microsecond, before the (case-insensitive, word-bounded) pattern runs.
-    hints = tuple(sorted({w.lower() for w in second_words} | {"ml_"}))
-    return fast, ordered, hints
-QUERY_WORDS = frozenset(
-    "SELECT WITH FROM VALUES TABLE SHOW DESCRIBE SUMMARIZE PRAGMA EXPLAIN CALL PIVOT UNPIVOT".split()
-)
-
-
-def needs_front_end(text: str) -> bool:
-    """False when the text can go to DuckDB untouched (no sqlml word, no ml_ call)."""
-    fast, _, hints = _compiled(tuple(STATEMENTS))
-    lowered = text.lower()
-    if not any(hint in lowered for hint in hints):
-        return False
-    return fast.search(text) is not None
-
-
-def match_statement(tokens: list[Token]) -> str | None:
-    """The registry key whose words lead the statement (``CREATE OR REPLACE`` folded)."""
-    words = [t.word for t in tokens[:6]]
-    if words[:3] == ["CREATE", "OR", "REPLACE"]:
-        words = ["CREATE", *words[3:]]
-    for key_words, key in _compiled(tuple(STATEMENTS))[1]:
-        if tuple(words[: len(key_words)]) == key_words:
-            return key
-    return None
-
-
-_FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*(\(|\w+)", re.DOTALL)
-
-
-def returns_rows(text: str) -> bool:
-    """Whether plain SQL ``text`` (its last statement) returns rows; cheap for one statement."""
-    if ";" not in text:
-        match = _FIRST_WORD.match(text)
-        if match is not None and "returning" not in text.lower():
-            word = match.group(1)
-            return word == "(" or word.upper() in QUERY_WORDS
-    return is_query(_last_statement_tokens(tokenize(text)))
-
-
-def is_query(tokens: list[Token]) -> bool:
-    """Whether a plain statement returns rows (a relation) rather than a status."""
-    if not tokens:
-        return False
-    first = tokens[0]
-    if first.kind == "operator" and first.text == "(":
-        return True
-    if first.word in QUERY_WORDS:
-        return True
-    return any(t.word == "RETURNING" for t in tokens)
 
 
 @dataclass
@@ -91,7 +33,7 @@ class StatementContext:
     """What a statement handler gets: the connection, its statement, and where it sits."""
 
     connection: Any  # sqlml.Connection
-    key: str  # the registry key, e.g. "CREATE MODEL"
+    key: str  # the statement key, e.g. "CREATE MODEL"
     text: str  # this statement's text
     script: str  # the whole text it came from
     offset: int  # where the statement starts in the script
@@ -151,10 +93,10 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             continue
         if _ML_CALL.search(statement):
             if len(spans) > 1 and not shared:
-                from sqlml.serving.mqo import share_script
+                from sqlml.query.batch import share_script
 
                 shared = share_script(connection, text, spans, i)
-            statement = shared.pop(i, None) or connection.optimize(statement)
+            statement = shared.pop(i, "") or connection.optimize(statement)
         result = _plain(connection, statement, params if last else None, mode)
     return result
 
@@ -172,12 +114,3 @@ def _plain(connection, text, params, mode):
     if returns_rows(text):
         return connection.wrap(relation)
     return None
-
-
-def _last_statement_tokens(tokens: list[Token]) -> list[Token]:
-    for i in range(len(tokens) - 1, -1, -1):
-        if tokens[i].kind == "operator" and tokens[i].text == ";":
-            rest = tokens[i + 1 :]
-            if rest:
-                return rest
-    return tokens

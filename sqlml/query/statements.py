@@ -1,34 +1,21 @@
-"""The statement registry: leading words -> handler, as a plain dict.
+"""The statement table: leading words -> handler, as a plain dict.
 
 A handler is named ``"module:function"`` (or given as a callable, for plugins and tests)
-and imported only when its statement runs,
-so ``import sqlml`` stays light. It is called with a ``StatementContext`` and returns a
-relation (shown to the user) or None. ``OR REPLACE`` after ``CREATE`` is not part of
-the key; the handler reads it.
+and imported only when its statement runs, so ``import sqlml`` stays light. It is called
+with a ``StatementContext`` and returns a relation (shown to the user) or None.
+``OR REPLACE`` after ``CREATE`` is not part of the key; the handler reads it.
+
+The query layer names no feature area: ``sqlml.wiring`` fills both tables when
+``sqlml`` is imported.
 """
 
 from __future__ import annotations
 
-STATEMENTS: dict[str, str] = {
-    # weak supervision
-    "CREATE LABELING FUNCTION": "sqlml.labeling.statements:create_labeling_function",
-    "DROP LABELING FUNCTION": "sqlml.labeling.statements:drop_labeling_function",
-    "APPLY LABELING FUNCTIONS": "sqlml.labeling.statements:apply_labeling_functions",
-    "CREATE LABEL MODEL": "sqlml.labeling.statements:create_label_model",
-    "DROP LABEL MODEL": "sqlml.labeling.statements:drop_label_model",
-    # data validation
-    "CREATE DATA SCHEMA": "sqlml.validation.statements:create_data_schema",
-    "ALTER DATA SCHEMA": "sqlml.validation.statements:alter_data_schema",
-    "DROP DATA SCHEMA": "sqlml.validation.statements:drop_data_schema",
-    # training
-    "CREATE MODEL": "sqlml.training.statements:create_model",
-    "CREATE MODELS": "sqlml.training.large.grid:create_models",
-    "DROP MODEL": "sqlml.training.statements:drop_model",
-    # serving
-    "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",
-    # incremental inference / video
-    "LOAD VIDEO": "sqlml.incremental.statements:load_video",
-}
+from collections.abc import Callable
+from typing import Any
+
+#: statement key (its leading words) -> "module:function" or a callable
+STATEMENTS: dict[str, str | Callable[[Any], Any]] = {}
 
 #: Statements that only read, and so run on read-only connections too.
-READ_ONLY: frozenset[str] = frozenset({"EXPLAIN ML"})
+READ_ONLY: set[str] = set()

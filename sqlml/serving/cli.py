@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-queue", type=int, default=4096, help="rows waiting at most before answering 503")
     parser.add_argument("--max-rows", type=int, default=1024, help="inputs per request at most (413 beyond)")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body size limit (413 beyond)")
-    parser.add_argument("--cache-entries", type=int, default=100_000, help="in-memory prediction cache size (0: off)")
+    parser.add_argument("--cache-entries", type=int, default=100_000, help="in-memory answer cache size (0: off)")
     parser.add_argument("--no-batching", action="store_true", help="one request per model call")
     return parser
 

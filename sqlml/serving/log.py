@@ -13,7 +13,7 @@ from sqlml.sqlutil import quote_ident, quote_literal
 
 def features_query(duck, model: str) -> str:
     """SELECT of the logged features of ``model`` (any version) as typed columns."""
-    from sqlml.training.registry import load_record
+    from sqlml.models.registry import load_record
 
     record = load_record(duck, model)
     types = _training_types(duck, record)

@@ -103,15 +103,15 @@ class ModelPredictor:
     """A trained model from the registry as a Predictor: label and class probabilities."""
 
     def __init__(self, connection, reference: str):
-        from sqlml.serving.models import model_version
-        from sqlml.training.registry import load_model
+        from sqlml.models.loading import load_model
+        from sqlml.models.registry import version_token
 
         self.loaded = load_model(connection.session, reference)
         record = self.loaded.record
         self.model = record.name
         self.version = record.version
-        version = model_version(connection, f"{record.name}@{record.version}")
-        self.cache_token = version.token if version is not None else f"{record.name}@{record.version}"
+        found = version_token(connection.duckdb, f"{record.name}@{record.version}")
+        self.cache_token = found[2] if found is not None else f"{record.name}@{record.version}"
         self.fields = [_field(f) for f in record.features.features]
 
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:

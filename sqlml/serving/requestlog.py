@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+
 
 class LogWriter:
     def __init__(self, duck, *, flush_seconds: float = 0.2, max_batch: int = 10_000):
@@ -76,7 +77,7 @@ class LogWriter:
             "prediction": [],
             "cached": [],
         }
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         for kind, record in items:
             if kind != "predictions":
                 continue

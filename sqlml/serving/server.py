@@ -6,7 +6,7 @@
     GET  /metrics   Prometheus text: requests by status, predictions, cache hits, batches, latency
 
 Requests are validated (4xx JSON errors naming the field), looked up in an in-memory
-prediction cache keyed by (model version token, input), and the misses go through the
+answer cache keyed by (model version token, input), and the misses go through the
 adaptive batcher; a full queue answers 503. Every request and every prediction is
 logged to DuckDB by the log writer thread, the only thread that writes. Stopping is
 graceful: no new connections, in-flight requests finish, the batcher drains, the log
@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlml.serving.batcher import AdaptiveBatcher, BatchPolicy, Overloaded
@@ -36,14 +37,15 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1 << 20
     max_rows: int = 1024  # inputs per request
-    cache_entries: int = 100_000  # in-memory prediction cache (0: off)
+    cache_entries: int = 100_000  # in-memory answer cache (0: off)
     shutdown_timeout: float = 10.0
     #: "auto": uvloop when it is installed (less event-loop work per request), else asyncio's
     event_loop: str = "auto"
 
 
-class PredictionCache:
-    """LRU of predictions keyed by (model version token, canonical input JSON)."""
+class AnswerCache:
+    """The endpoint's answer cache: an LRU of predictions keyed by (model version token,
+    canonical input JSON). Not the prediction cache table queries use (sqlml.prediction_cache)."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
@@ -81,7 +83,7 @@ class Endpoint:
         self.log = log
         self.config = config
         self.batcher = AdaptiveBatcher(predictor.predict, policy)
-        self.cache = PredictionCache(config.cache_entries)
+        self.cache = AnswerCache(config.cache_entries)
         self.by_status: dict[int, int] = {}
         self.predictions = 0
         self.latencies: deque[float] = deque(maxlen=10_000)
@@ -175,7 +177,7 @@ class Endpoint:
             self.cache.misses += len(rows)
             return await self.batcher.submit(rows), [False] * len(rows)
         token = self.predictor.cache_token
-        keys = [PredictionCache.key(token, row) for row in rows]
+        keys = [AnswerCache.key(token, row) for row in rows]
         found = [self.cache.get(k) for k in keys]
         cached = [f is not None for f in found]
         missing = [i for i, hit in enumerate(cached) if not hit]
@@ -215,7 +217,7 @@ class Endpoint:
         metric("sqlml_requests_total", "counter", "Prediction requests by HTTP status.",
                [(f'{{status="{s}"}}', n) for s, n in sorted(self.by_status.items())] or [("", 0)])
         metric("sqlml_predictions_total", "counter", "Predictions returned.", [("", self.predictions)])
-        metric("sqlml_cache_hits_total", "counter", "Inputs answered from the prediction cache.", [("", self.cache.hits)])
+        metric("sqlml_cache_hits_total", "counter", "Inputs answered from the endpoint's answer cache.", [("", self.cache.hits)])
         metric("sqlml_cache_misses_total", "counter", "Inputs sent to the model.", [("", self.cache.misses)])
         stats = self.batcher.stats
         metric("sqlml_batches_total", "counter", "Model batches run.", [("", stats.batches)])
@@ -253,9 +255,9 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 def _utcnow():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Server:
@@ -276,7 +278,7 @@ class Server:
         config: ServerConfig | None = None,
         connection=None,
     ):
-        import sqlml
+        from sqlml.connection import connect
 
         if predictor is None and model is None:
             raise ValueError("a model name (or a predictor) is needed")
@@ -284,7 +286,7 @@ class Server:
         # In a process that already has the database open (a notebook, the tour), pass its
         # Connection: the server writes through a cursor of it instead of connecting again
         # (a second connect would re-register the SQL functions on the shared instance).
-        self.connection = connection.cursor() if connection is not None else sqlml.connect(database)
+        self.connection = connection.cursor() if connection is not None else connect(database)
         try:
             if predictor is None:
                 from sqlml.serving.predictor import ModelPredictor

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from sqlml.errors import DataError
+from sqlml.models.loading import load_model
 from sqlml.sqlutil import column_list, relation_sql
 from sqlml.training.metrics import Metrics
-from sqlml.training.registry import load_model
 
 READ_ROWS = 65_536
 

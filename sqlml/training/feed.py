@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlml.training.features import as_tensor, float_matrix, one_hot
+from sqlml.models.features import as_tensor, float_matrix, one_hot
 from sqlml.training.staging import TrainingSet
 
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlml.errors import InvalidOptionError
+from sqlml.models.features import FeatureSpec
 from sqlml.training.feed import Batch, Feed
-from sqlml.training.features import FeatureSpec
 
 OPTIMIZERS = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}  # name -> default learning rate
 

@@ -165,7 +165,7 @@ IMPORT_OPTIONS: dict[str, Option] = {
 
 def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
-    from sqlml.training.architectures import get_architecture
+    from sqlml.models.architectures import get_architecture
     from sqlml.training.strategies import strategy_options
 
     table = dict(IMPORT_OPTIONS if importing else TRAINING_OPTIONS)

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlml.errors import DataError, ObjectExistsError, TrainingError
-from sqlml.training import registry
-from sqlml.training.architectures import build
+from sqlml.models import registry
+from sqlml.models.architectures import build
+from sqlml.models.features import Feature, FeatureSpec, Target, array_type
+from sqlml.models.loading import build_module, resolve_device
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
-from sqlml.training.features import Feature, FeatureSpec, Target, array_type
 from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
 from sqlml.training.options import settle
 from sqlml.training.progress import progress_factory
@@ -99,7 +100,7 @@ def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob
         validation=validation,
         optimizer=OptimizerSpec(options["optimizer"], options["lr"], options["weight_decay"], options["momentum"]),
         epochs=int(options["epochs"]),
-        device=registry.resolve_device(options["device"]),
+        device=resolve_device(options["device"]),
         seed=seed,
         early_stopping=stopper,
         options=options,
@@ -252,6 +253,6 @@ def import_weights(duck, name: str, given: dict[str, Any], *, replace: bool = Fa
         metrics={"source": os.path.abspath(path)},
         status="imported",
     )
-    registry.build_module(record, state, strict=options["strict"])  # the weights must fit
+    build_module(record, state, strict=options["strict"])  # the weights must fit
     registry.save_model(duck, record, state, replace=replace)
     return record

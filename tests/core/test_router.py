@@ -1,7 +1,7 @@
 import pytest
 
 import sqlml
-from sqlml.query import router
+from sqlml.query import classify, router
 from sqlml.query.parser import StatementParser
 from sqlml.query.tokens import split_statements
 
@@ -28,7 +28,7 @@ def test_plain_sql_takes_the_fast_path(con, monkeypatch):
     ],
 )
 def test_fast_path_pattern(text, expected):
-    assert router.needs_front_end(text) is expected
+    assert classify.needs_front_end(text) is expected
 
 
 def test_statement_routing_and_result(con, widget_statement):
@@ -159,4 +159,4 @@ def test_read_only_connection_refuses_sqlml_writes(db_path, widget_statement):
     ],
 )
 def test_returns_rows(text, rows):
-    assert router.returns_rows(text) is rows
+    assert classify.returns_rows(text) is rows

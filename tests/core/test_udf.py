@@ -9,7 +9,7 @@ from sqlml.errors import UnknownObjectError
 def extra_functions(monkeypatch):
     """Declare two test functions (as a udfs/ module would) for connections opened in the test."""
     registry = dict(udf.load_builtin())
-    monkeypatch.setattr(udf, "REGISTRY", registry)
+    monkeypatch.setattr(udf, "FUNCTIONS", registry)
     monkeypatch.setattr(udf, "load_builtin", lambda: registry)
 
     @udf.table_function(

@@ -70,10 +70,11 @@ def test_read_images(con, tmp_path):
 def test_video_inference_incremental_equals_full_and_ml_predict(con, tmp_path, scene):
     import_model(con, tmp_path, "clf", "test_vgg", vgg_factory, classes=["a", "b", "c"], extra=", layers := [8, 8, 'M', 16, 16, 'M', 16, 'M']")
     con.sql(f"CREATE TABLE \"my frames\" AS SELECT * FROM ml_read_video('{scene}')")
-    full = con.sql("SELECT frame, prediction, probabilities, mode, recomputed FROM ml_video_inference('clf', '\"my frames\"', mode := 'full', persist := false)").fetchall()
-    inc = con.sql("SELECT frame, prediction, probabilities, mode, recomputed FROM ml_video_inference('clf', 'SELECT * FROM \"my frames\"', persist := false)").fetchall()
-    predicted = con.sql("SELECT frame, ml_predict('clf', ml_frame_tensor(image, height, width, channels, 'clf')), "
-                        "ml_predict_proba('clf', ml_frame_tensor(image, height, width, channels, 'clf')) FROM \"my frames\" ORDER BY frame").fetchall()  # fmt: skip
+    columns = "SELECT frame, prediction, probabilities, mode, recomputed FROM "
+    full = con.sql(columns + "ml_video_inference('clf', '\"my frames\"', mode := 'full', persist := false)").fetchall()
+    inc = con.sql(columns + "ml_video_inference('clf', 'SELECT * FROM \"my frames\"', persist := false)").fetchall()
+    tensor = "ml_frame_tensor(image, height, width, channels, 'clf')"
+    predicted = con.sql(f"SELECT frame, ml_predict('clf', {tensor}), ml_predict_proba('clf', {tensor}) FROM \"my frames\" ORDER BY frame").fetchall()
     assert [r[0] for r in full] == [r[0] for r in inc] == list(range(8))
     assert {r[3] for r in full} == {"full"} and all(r[4] == 1.0 for r in full)
     assert inc[0][3] == "full" and "incremental" in {r[3] for r in inc[1:]}
@@ -140,7 +141,10 @@ def test_occlusion_map_sql(con, tmp_path, scene):
     import_model(con, tmp_path, "clf", "test_vgg", vgg_factory, classes=["a", "b", "c"], extra=", layers := [8, 8, 'M', 16, 16, 'M', 16, 'M']")
     con.sql(f"CREATE TABLE images AS SELECT * FROM ml_read_video('{scene}', stop := 0.2)")
     out = tmp_path / "maps"
-    query = "SELECT key, target, target_label, rows, cols, heatmap, mode, png FROM ml_occlusion_map('clf', 'images', patch := 16, stride := 8, target := 'b', mode := '{}', out_dir := '{}')"
+    query = (
+        "SELECT key, target, target_label, rows, cols, heatmap, mode, png "
+        "FROM ml_occlusion_map('clf', 'images', patch := 16, stride := 8, target := 'b', mode := '{}', out_dir := '{}')"
+    )
     inc = con.sql(query.format("incremental", out)).fetchall()
     full = con.sql(query.format("full", out)).fetchall()
     assert len(inc) == 2 and [r[0] for r in inc] == [f"{scene}:0", f"{scene}:1"]

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from torch import nn
 
 import sqlml

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from sqlml.errors import TrainingError
 from sqlml.training.feed import Batch

@@ -71,7 +71,7 @@ def normalized(sql: str) -> str:
 
 def apply_rule(rule: str, sql: str, connection=None, patch: str | None = None) -> tuple[str, RewriteContext]:
     """``sql`` after one rule alone (every other rule counts as switched off)."""
-    from sqlml.serving.cache import store_for
+    from sqlml.optimizer.runtime.cache_store import store_for
 
     module = importlib.import_module(f"sqlml.optimizer.{rule}")
     if patch:

@@ -26,7 +26,7 @@ class FakePredictor:
         if self.delay:
             time.sleep(self.delay)
         if self.fail_on is not None and any(r["a"] == self.fail_on for r in rows):
-            raise RuntimeError("the model cannot score a == %s" % self.fail_on)
+            raise RuntimeError(f"the model cannot score a == {self.fail_on}")
         return [{"value": None if r["a"] is None else 2 * r["a"] + (r["b"] == "plus")} for r in rows]
 
 

@@ -18,8 +18,7 @@ import pytest
 
 import sqlml
 from sqlml.serving.server import Server, ServerConfig
-
-from .conftest import TRAIN_ROWS, train_model
+from tests.trained import TRAIN_ROWS, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

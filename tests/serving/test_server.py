@@ -1,5 +1,5 @@
 """The online endpoint: valid, malformed, oversized and concurrent requests, overload,
-the prediction cache, metrics, and a graceful shutdown that loses nothing from the log."""
+the answer cache, metrics, and a graceful shutdown that loses nothing from the log."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import pytest
 
 from sqlml.serving.server import Server, ServerConfig
 
+
 def post(url, inputs):
     request = urllib.request.Request(url + "/predict", data=json.dumps({"inputs": inputs}).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:

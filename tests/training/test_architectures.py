@@ -5,7 +5,7 @@ import torch
 
 import sqlml
 from sqlml.errors import InvalidOptionError, TrainingError, UnknownObjectError
-from sqlml.training.architectures import ARCHITECTURES, build, get_architecture
+from sqlml.models.architectures import ARCHITECTURES, build, get_architecture
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,6 @@ def test_worker_failure_is_reported(con, monkeypatch):
     con.sql(TABLE)
     monkeypatch.setenv("PYTHONPATH", "/nonexistent")  # workers still find sqlml: the owner adds its root
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    with pytest.raises(TrainingError, match="data-parallel worker 0 failed"):
+    with pytest.raises(TrainingError, match="data-parallel worker [01] failed"):  # whichever exits first
         con.sql("CREATE MODEL m WITH (strategy := 'data_parallel', epochs := 1) AS SELECT a, b, label FROM t")
     assert con.sql("SELECT count(*) FROM sqlml.models").fetchall() == [(0,)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sqlml.errors import UnknownObjectError
-from sqlml.training import registry
+from sqlml.models import loading, registry
 
 
 @pytest.fixture
@@ -41,17 +41,17 @@ def test_weights_load_with_weights_only(trained):
 
 def test_load_model_is_cached_per_session_and_version(trained):
     session = trained.session
-    first = registry.load_model(session, "delay")
-    assert registry.load_model(session, "delay") is first
+    first = loading.load_model(session, "delay")
+    assert loading.load_model(session, "delay") is first
     assert not first.module.training
     trained.sql("CREATE OR REPLACE MODEL delay WITH (epochs := 1) AS SELECT a, b, color, pair, label FROM train")
-    second = registry.load_model(session, "delay")
+    second = loading.load_model(session, "delay")
     assert second.record.version == 2 and second is not first
-    assert registry.load_model(session, "delay", 1).record.version == 1
+    assert loading.load_model(session, "delay", 1).record.version == 1
 
 
 def test_loaded_model_encodes_and_predicts(trained):
-    loaded = registry.load_model(trained.session, "delay")
+    loaded = loading.load_model(trained.session, "delay")
     table = trained.sql("SELECT * FROM train LIMIT 64").to_arrow_table()  # by name, extra columns ignored
     x = loaded.encode(table)
     assert x.shape == (64, 8) and x.dtype == torch.float32
@@ -64,7 +64,7 @@ def test_loaded_model_encodes_and_predicts(trained):
 
 
 def test_categorical_round_trip_and_unseen_values(trained):
-    loaded = registry.load_model(trained.session, "delay")
+    loaded = loading.load_model(trained.session, "delay")
     columns = [pa.array([0.5, 0.5, 0.5]), pa.array([0.5, 0.5, 0.5]), pa.array(["red", "purple", None]), pa.array([[0.1, 0.2]] * 3, pa.list_(pa.float32(), 2))]
     x, valid = loaded.encode_valid(columns)
     assert valid.tolist() == [True, True, True]  # categorical NULL and unseen values are fine

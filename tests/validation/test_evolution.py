@@ -2,7 +2,7 @@
 
 import pytest
 
-from sqlml.errors import InvalidOptionError, ObjectExistsError, SqlmlSyntaxError, UnknownObjectError, ValidationError
+from sqlml.errors import InvalidOptionError, ObjectExistsError, SqlmlError, SqlmlSyntaxError, UnknownObjectError, ValidationError
 from tests.validation.conftest import anomalies
 
 
@@ -66,7 +66,10 @@ def test_accept_of_conforming_data_writes_nothing(shop):
 
 
 def test_accept_adopts_a_changed_type_and_drops_uniqueness(shop):
-    shop.sql("CREATE TABLE b AS SELECT * REPLACE (CAST(qty AS VARCHAR) AS qty) FROM train UNION ALL SELECT * REPLACE (CAST(qty AS VARCHAR) AS qty) FROM train WHERE id < 3")
+    shop.sql(
+        "CREATE TABLE b AS SELECT * REPLACE (CAST(qty AS VARCHAR) AS qty) FROM train "
+        "UNION ALL SELECT * REPLACE (CAST(qty AS VARCHAR) AS qty) FROM train WHERE id < 3"
+    )
     shop.sql("ALTER DATA SCHEMA shop ACCEPT b")
     cols = {r[0]: r for r in shop.sql("SELECT column_name, data_type, is_unique FROM ml_schema('shop')").fetchall()}
     assert cols["qty"][1] == "VARCHAR" and cols["id"][2] is False
@@ -174,9 +177,9 @@ def test_unknown_schema_suggests_near_names(shop):
 
 
 def test_a_failed_statement_leaves_nothing(shop):
-    with pytest.raises(Exception):
+    with pytest.raises(SqlmlError):
         shop.sql("ALTER DATA SCHEMA shop ACCEPT no_such_table")
-    with pytest.raises(Exception):
+    with pytest.raises(SqlmlError):
         shop.sql("CREATE DATA SCHEMA other FROM no_such_table")
     assert len(history(shop)) == 1
     assert shop.sql("SELECT count(*) FROM ml_catalog() WHERE name = 'other'").fetchall() == [(0,)]

@@ -44,12 +44,16 @@ def test_february_snowstorm_raises_missing_departure_times(flights):
     assert dep_time[0].anomaly_type == "FEATURE_TYPE_LOW_FRACTION_PRESENT" and dep_time[0].metric < 0.5
 
 
-def test_july_shows_new_destinations_and_delay_drift(flights):
+def test_july_shows_delay_drift_and_its_new_routes_stay_within_januarys_long_tail(flights):
     july = api.validate(flights, "flights_2013_07", "flights_schema", baseline="flights_2013_01")
-    dest = next(a for a in july if a.column_name == "dest" and a.anomaly_type == "ENUM_TYPE_UNEXPECTED_STRING_VALUES")
-    assert {e.split(" ")[0] for e in dest.examples} >= {"ACK", "MVY", "TVC", "ABQ", "BGR"}
     assert ("dep_delay", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH") in {(a.column_name, a.anomaly_type) for a in july}
     assert not [a for a in july if a.column_name == "carrier"]  # carriers barely moved (L-inf 0.008)
+    # January's routes flown under 27 times carry 1% of its flights: routes come and go, and
+    # July's new ones (ACK, MVY, TVC, ...: 0.81% of July) are within that, as the months of
+    # one season bring new routes at up to 0.55%
+    assert not [a for a in july if a.column_name == "dest" and a.is_error]
+    (domain,) = [e for e in api.load_schema(flights, "flights_schema").columns["dest"].evidence if e["kind"] == "domain"]
+    assert "long tail" in domain["reason"] and 0.98 < domain["confidence"] < 0.995
 
 
 def test_random_halves_of_a_month_and_small_batches_are_clean(flights):
@@ -60,8 +64,12 @@ def test_random_halves_of_a_month_and_small_batches_are_clean(flights):
         assert found(flights, sample, baseline="flights_2013_01") == set()
 
 
-def test_accepting_july_grows_the_destination_domain(flights):
-    flights.sql("ALTER DATA SCHEMA flights_schema ACCEPT flights_2013_07")
-    added = flights.sql("SELECT after FROM ml_schema_diff('flights_schema', 1, 2) WHERE column_name = 'dest' AND property = 'domain_added'").fetchall()
+def test_a_strict_domain_reports_julys_new_routes_and_accepting_july_grows_it(flights):
+    flights.sql("ALTER DATA SCHEMA flights_schema SET COLUMN dest (min_domain_mass := 1.0)")  # version 2
+    july = api.validate(flights, "flights_2013_07", "flights_schema")
+    dest = next(a for a in july if a.column_name == "dest" and a.anomaly_type == "ENUM_TYPE_UNEXPECTED_STRING_VALUES")
+    assert {e.split(" ")[0] for e in dest.examples} >= {"ACK", "MVY", "TVC", "ABQ", "BGR"}
+    flights.sql("ALTER DATA SCHEMA flights_schema ACCEPT flights_2013_07")  # version 3
+    added = flights.sql("SELECT after FROM ml_schema_diff('flights_schema', 2, 3) WHERE column_name = 'dest' AND property = 'domain_added'").fetchall()
     assert {"ACK", "MVY", "TVC"} <= set(added[0][0].split(", "))
     assert ("dest", "ENUM_TYPE_UNEXPECTED_STRING_VALUES") not in found(flights, "flights_2013_07")

@@ -61,7 +61,7 @@ def test_hostile_table_column_and_schema_names(con, name):
     q = '"' + name.replace('"', '""') + '"'
     con.sql(f"CREATE TABLE {q} AS SELECT range AS {q}, ['a', 'b'][range % 2 + 1] AS \"from\" FROM range(40)")
     con.sql(f"CREATE DATA SCHEMA {q} FROM {q}")
-    rows = con.execute(f"SELECT * FROM ml_validate(?, ?)", [q, name]).fetchall()
+    rows = con.execute("SELECT * FROM ml_validate(?, ?)", [q, name]).fetchall()
     assert rows == []
     bad = f"SELECT {q}, 'c' AS \"from\" FROM {q}"
     rows = con.execute("SELECT column_name, anomaly_type FROM ml_validate(?, ?)", [bad, name]).fetchall()

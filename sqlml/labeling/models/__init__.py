@@ -1,6 +1,6 @@
 """Label models, by name: each ``fit(stats, options) -> FittedModel`` (see ``base.py``).
 
-``METHODS`` is the registry ``CREATE LABEL MODEL ... WITH (method := ...)`` reads;
+``METHODS`` is the table ``CREATE LABEL MODEL ... WITH (method := ...)`` reads;
 ``METHOD_OPTIONS`` lists the options each method takes besides the common ones.
 """
 

@@ -24,7 +24,7 @@ from sqlml.labeling.models.stats import VoteStats, clamp_gold
 
 def m_step(stats: VoteStats, T: np.ndarray, smoothing: float, prior_acc: float):
     """Confusion matrices (with abstain) and class balance from posteriors T [P, k]."""
-    k, m = stats.k, stats.m
+    k = stats.k
     W = T * stats.counts[:, None]  # expected rows per (pattern, class)
     class_mass = W.sum(axis=0)  # [k]
     votes = stats.weighted_votes(W)  # [m, a, y] expected votes a on class y

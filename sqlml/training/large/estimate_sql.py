@@ -23,8 +23,8 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
     import torch
     from torch import nn
 
+    from sqlml.models.architectures import build
     from sqlml.query.parser import StatementParser
-    from sqlml.training.architectures import build
     from sqlml.training.feed import Feed
     from sqlml.training.job import OptimizerSpec
     from sqlml.training.large.layers import sequential_layers

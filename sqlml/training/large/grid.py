@@ -118,7 +118,7 @@ def grid_settings(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], query: str, *, replace: bool = False):
-    from sqlml.training import registry
+    from sqlml.models import registry
     from sqlml.training.options import settle
 
     own, common = grid_settings(options)
@@ -130,7 +130,7 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
     configs = expand(grid)
     names = [f"{name}_{k}" for k in range(1, len(configs) + 1)]
     settled = []
-    for member, config in zip(names, configs):
+    for config in configs:
         opts = settle({**common, **config})
         if opts["strategy"] not in MEMBER_STRATEGIES:
             raise InvalidOptionError(
@@ -188,7 +188,7 @@ class Member:
         self.result = None
 
     def make_job(self, side) -> None:
-        from sqlml.training import registry
+        from sqlml.models import registry
         from sqlml.training.runner import make_job
 
         self.job = make_job(self.prepared, side, version=registry.next_version(side, self.name), run_id=uuid.uuid4().hex[:12])
@@ -233,7 +233,7 @@ def lower_is_better(metric: str) -> bool:
 def _register(ctx, name, members, outcome, own, replace):
     import pyarrow as pa
 
-    from sqlml.training import registry
+    from sqlml.models import registry
     from sqlml.training.checkpoints import CheckpointStore
     from sqlml.training.runner import model_record
 
@@ -283,9 +283,9 @@ def worker_devices(setting, n_models: int, device_option) -> list[str]:
     """One device name per worker: GPUs in turn under CUDA, else 'cpu'."""
     import torch
 
-    from sqlml.training import registry
+    from sqlml.models.loading import resolve_device
 
-    device = torch.device(registry.resolve_device(device_option))
+    device = torch.device(resolve_device(device_option))
     workers = resolve_workers(setting, n_models, device)
     return [f"cuda:{w % torch.cuda.device_count()}" if device.type == "cuda" else "cpu" for w in range(workers)]
 
@@ -443,8 +443,8 @@ class GridExecutor:
 def _spill_settings(members: list[Member]) -> dict | None:
     """One device configuration for every spilled member: the slot size that fits all of them."""
     from sqlml.training.large.layers import sequential_layers, shard_layout
-    from sqlml.training.large.options import spill_options
     from sqlml.training.large.optimizers import state_tensors_per_param
+    from sqlml.training.large.options import spill_options
     from sqlml.training.large.spill import slots_needed
     from sqlml.training.large.strategy import shard_plan
 

@@ -50,6 +50,7 @@ class PipelineRunner:
         scale_grads: bool = False,
     ):
         import torch
+
         from sqlml.training.large.pipeline_worker import serve
 
         if schedule not in SCHEDULES:
@@ -150,7 +151,8 @@ class PipelineRunner:
         self._send_all("step", payloads)
         replies = self._gather("step")
         wall = max(r["wall"] for r in replies.values())
-        self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in range(self.n_stages)], "cpu": [replies[r].get("cpu") for r in range(self.n_stages)]})
+        stages = range(self.n_stages)
+        self.history.append({"wall": wall, "busy": [replies[r]["busy"] for r in stages], "cpu": [replies[r].get("cpu") for r in stages]})
         self.steps += 1
         return replies[last]
 

@@ -7,6 +7,7 @@ detector modules; each has ``plan(run) -> [Extra]`` (aggregates it needs in the
 validation scan) and ``detect(run) -> [Anomaly]``.
 """
 
+from sqlml.validation.anomalies import checks, comparisons, dataset, presence, structure, values  # noqa: E402
 from sqlml.validation.anomalies.model import (
     COLUMNS as COLUMNS,
     ERROR as ERROR,
@@ -17,7 +18,7 @@ from sqlml.validation.anomalies.model import (
     Measurement as Measurement,
     make as make,
 )
-from sqlml.validation.anomalies import checks, comparisons, dataset, presence, structure, values  # noqa: E402
 
-#: Detector modules, in the order their anomalies are listed.
-DETECTORS = (structure, dataset, presence, values, comparisons, checks)
+#: Detector modules, in the order their anomalies are listed: errors first, then the drift
+#: comparisons, which skip columns an error already explains when drift is checked by default.
+DETECTORS = (structure, dataset, presence, values, checks, comparisons)

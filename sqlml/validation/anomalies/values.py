@@ -20,6 +20,10 @@ def plan(run) -> list[Extra]:
         q = quote_ident(actual.name)
         if actual.kind in kinds.NUMERIC:
             value = finite_value(run.source, actual.name)
+            if expected.valid_min is not None:
+                extras.append(Extra(("invalid_below", actual.name), f"count_if({value} < ?)", [expected.valid_min]))
+            if expected.valid_max is not None:
+                extras.append(Extra(("invalid_above", actual.name), f"count_if({value} > ?)", [expected.valid_max]))
             if expected.min_value is not None:
                 extras.append(Extra(("below", actual.name), f"count_if({value} < ?)", [expected.min_value]))
             if expected.max_value is not None:
@@ -81,25 +85,37 @@ def _domain(run, expected, stats) -> list:
 
 
 def _bounds(run, expected, stats) -> list:
+    """Per side: values past the strict bound (any is an anomaly), else past the tolerant one
+    (an anomaly when significantly more than the tolerated share)."""
     found = []
     tolerated = 1.0 - (expected.min_range_mass if expected.min_range_mass is not None else 1.0)
     is_int = expected.kind == kinds.INTEGER and stats.kind == kinds.INTEGER
     q = quote_ident(stats.name)
     finite = f"isfinite({q}) AND " if kinds.is_ieee_float(stats.data_type) else ""
-    for side, bound, op, order in (("below", expected.min_value, "<", "ascending"), ("above", expected.max_value, ">", "descending")):
+    why = next((e["reason"] for e in expected.evidence or () if e["kind"] == "valid_range"), None)
+    sides = (("below", expected.valid_min, expected.min_value, "<", "ascending"), ("above", expected.valid_max, expected.max_value, ">", "descending"))
+    for side, valid, bound, op, order in sides:
+        strict = run.extras.get((f"invalid_{side}", stats.name))
         n = run.extras.get((side, stats.name))
-        if bound is None or not n or not count_exceeds(n, stats.count, tolerated, run.alpha):
+        if valid is not None and strict:
+            n, bound, what, allowed = strict, valid, "valid", f"none outside [{_g(expected.valid_min, '-inf')}, {_g(expected.valid_max, 'inf')}]"
+        elif bound is not None and n and count_exceeds(n, stats.count, tolerated, run.alpha):
+            what, allowed = "", f"[{_g(expected.min_value, '-inf')}, {_g(expected.max_value, 'inf')}] with <= {tolerated:.3%} outside"
+        else:
             continue
         anomaly_type = {("below", True): "INT_TYPE_SMALL_INT", ("above", True): "INT_TYPE_BIG_INT",
                         ("below", False): "FLOAT_TYPE_SMALL_FLOAT", ("above", False): "FLOAT_TYPE_BIG_FLOAT"}[(side, is_int)]
         share = n / stats.count
+        edge = (f"the valid {'minimum' if side == 'below' else 'maximum'} {bound:g}" if what
+                else f"{'the lower' if side == 'below' else 'the upper'} bound {bound:g}")
+        description = f"{n:,} values of {stats.name!r} ({share:.2%}) are {side} {edge}"
+        if what and why:
+            description += f" ({why})"
         examples = run.examples(q, f"{finite}CAST({q} AS DOUBLE) {op} ?", [bound], order=order)
         found.append(run.anomaly(
-            anomaly_type, stats.name,
-            f"{n:,} values of {stats.name!r} ({share:.2%}) are {side} {'the lower' if side == 'below' else 'the upper'} bound {bound:g}",
-            observed=f"{share:.2%} {side} {bound:g} (min {stats.min:g}, max {stats.max:g})",
-            expected=f"[{_g(expected.min_value, '-inf')}, {_g(expected.max_value, 'inf')}] with <= {tolerated:.3%} outside",
-            examples=examples, metric=share, threshold=tolerated,
+            anomaly_type, stats.name, description,
+            observed=f"{share:.2%} {side} {bound:g} (min {stats.min:g}, max {stats.max:g})", expected=allowed,
+            examples=examples, metric=share, threshold=0.0 if what else tolerated,
         ))
     return found
 

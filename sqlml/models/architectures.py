@@ -21,15 +21,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlml.errors import InvalidOptionError, TrainingError, UnknownObjectError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: factory(input_shape, n_outputs, options) -> nn.Module
+Factory = Callable[[tuple[int, ...], int, dict[str, Any]], Any]
 
 
 @dataclass
 class Architecture:
     name: str
-    factory: Callable[[tuple[int, ...], int, dict[str, Any]], Any]
+    factory: Factory
     #: option name -> default; None means the factory accepts any option
     options: dict[str, Any] | None = field(default_factory=dict)
     doc: str = ""
@@ -43,7 +49,9 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_architecture(name: str, factory: Callable | None = None, *, options: dict[str, Any] | None = None, doc: str = ""):
+def register_architecture(
+    name: str, factory: Factory | None = None, *, options: dict[str, Any] | None = None, doc: str = ""
+) -> Callable[[Factory], Factory] | Factory:
     """Make ``factory`` available as ``architecture := 'name'`` in this process.
 
     ``options`` names the statement options the factory reads, with their defaults
@@ -54,7 +62,7 @@ def register_architecture(name: str, factory: Callable | None = None, *, options
     if not isinstance(name, str) or not name:
         raise ValueError(f"architecture name must be a non-empty string, not {name!r}")
 
-    def decorate(fn):
+    def decorate(fn: Factory) -> Factory:
         if not callable(fn):
             raise TypeError(f"architecture {name!r}: factory must be callable, not {type(fn).__name__}")
         ARCHITECTURES[name] = Architecture(name, fn, None if options is None else dict(options), doc or (fn.__doc__ or "").strip())
@@ -76,7 +84,7 @@ def get_architecture(name: str) -> Architecture:
     return found
 
 
-def build(name: str, input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any] | None = None):
+def build(name: str, input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any] | None = None) -> nn.Module:
     """A fresh module of architecture ``name`` with the architecture's defaults filled in."""
     arch = get_architecture(name)
     merged = dict(arch.options or {})
@@ -109,7 +117,7 @@ def _hidden(options: dict[str, Any], key: str, default: list[int]) -> list[int]:
     return value
 
 
-def _activation(name: str):
+def _activation(name: str) -> nn.Module:
     import torch.nn as nn
 
     table = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}
@@ -125,14 +133,14 @@ def _dropout(options: dict[str, Any]) -> float:
     return float(p)
 
 
-def logistic(input_shape, n_outputs, options):
+def logistic(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
     """One linear layer on the flattened input (logistic / softmax regression; linear regression)."""
     import torch.nn as nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_outputs))
 
 
-def mlp(input_shape, n_outputs, options):
+def mlp(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
     """Fully connected layers ``hidden`` (default [64, 64]) with ``activation`` and ``dropout``."""
     import torch.nn as nn
 
@@ -148,7 +156,7 @@ def mlp(input_shape, n_outputs, options):
     return nn.Sequential(*layers)
 
 
-def cnn(input_shape, n_outputs, options):
+def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
     """Conv blocks (conv ``kernel_size``, ReLU, 2x2 max-pool) of ``channels``, global average pool, linear head.
 
     Input ``[C, H, W]`` (``[H, W]`` is one channel). Only layers the incremental

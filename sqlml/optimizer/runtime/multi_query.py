@@ -1,7 +1,7 @@
 """Multi-query optimization: model calls shared by several statements are computed once.
 
-``con.sql_many([...])`` and scripts (``con.sql("q1; q2; q3")``) plan their statements
-together. Each statement's model calls are hoisted (``distinct_inputs``); calls that
+``con.sql_many([...])`` and scripts (``con.sql("q1; q2; q3")``) hand their plain
+statements to ``plan`` together (``sqlml.query.batch`` decides which). Each statement's model calls are hoisted (``distinct_inputs``); calls that
 compute the same thing (same function, model version and constant arguments) are
 grouped, and each group's distinct inputs, the UNION over its statements, go through
 the model once, into a TEMP table (``shared_calls``). Each statement is then rewritten
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlml import optimizer
-from sqlml.serving import cache
+from sqlml.optimizer.runtime import cache_store
 
 
 @dataclass
@@ -34,56 +34,6 @@ class Planned:
     verify: bool = False  # an earlier statement may write what this one reads
 
 
-def sql_many(connection, statements: list[str]) -> list[Any]:
-    """Run ``statements`` in order, sharing their model calls; a Relation or None each."""
-    from sqlml.query.router import match_statement
-    from sqlml.query.tokens import split_statements, tokenize
-
-    results = []
-    group: list[str] = []
-
-    def flush():
-        if group:
-            results.extend(_run_group(connection, list(group)))
-            group.clear()
-
-    for text in statements:
-        if not isinstance(text, str) or not text.strip():
-            raise TypeError(f"sql_many takes SQL statements as strings, got {text!r}")
-        if len(split_statements(text)) > 1:
-            raise ValueError("sql_many takes one statement per string; pass a script to Connection.sql")
-        if match_statement(tokenize(text)) is not None:
-            flush()
-            results.append(connection.sql(text))
-        else:
-            group.append(text)
-    flush()
-    return results
-
-
-def _run_group(connection, texts: list[str]) -> list[Any]:
-    """Plan together (the shared results are computed), then run each statement."""
-    import duckdb
-
-    from sqlml.query.router import returns_rows
-
-    results = []
-    for planned in plan(connection, texts, check_queries=False):
-        if not planned.shared:
-            results.append(connection.sql(planned.text))
-            continue
-        try:  # straight to DuckDB: the rewrite is one plain statement, done optimizing
-            relation = connection.duckdb.sql(planned.sql)
-        except duckdb.Error as error:
-            if planned.checked:
-                connection.session.reraise(error)
-            # a query binds when its relation is made and runs when read: nothing ran
-            results.append(connection.sql(planned.text))
-            continue
-        results.append(connection.wrap(relation) if returns_rows(planned.text) else None)
-    return results
-
-
 def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Planned]:
     """Rewrite every statement and compute the model calls they share; nothing else runs.
 
@@ -94,7 +44,7 @@ def plan(connection, texts: list[str], *, check_queries: bool = True) -> list[Pl
     from sqlml.optimizer.prediction_cache import signature
 
     off = optimizer.disabled_rules(connection)
-    store = None if "prediction_cache" in off else cache.store_for(connection)
+    store = None if "prediction_cache" in off else cache_store.store_for(connection)
     # sharing hoists every call (the cache's own hoisting is what this replaces)
     disabled = (off - {"distinct_inputs"}) | {"prediction_cache"}
     plans = [_prepare(connection, text, disabled) for text in texts]
@@ -175,8 +125,8 @@ def _prepare(connection, text: str, disabled) -> Planned:
 def _shared_call(h, version, sig: str):
     from sqlglot import exp
 
+    from sqlml.optimizer.runtime.shared_calls import SharedCall, key_names
     from sqlml.optimizer.scopes import named_constants
-    from sqlml.serving.shared_calls import SharedCall, key_names
 
     call = h.call.copy()
     names = key_names(len(h.key_columns))
@@ -206,7 +156,7 @@ def _build(connection, call, table: str, store, members) -> bool:
     a table an earlier statement creates) leaves the group. False: nothing shared."""
     import duckdb
 
-    from sqlml.serving.shared_calls import build
+    from sqlml.optimizer.runtime.shared_calls import build
 
     try:
         with connection.session.translate_errors():
@@ -225,27 +175,3 @@ def _build(connection, call, table: str, store, members) -> bool:
     except duckdb.Error:
         return False
     return True
-
-
-def share_script(connection, text: str, spans: list[tuple[int, int]], start: int) -> dict[int, str]:
-    """Plan the run of plain statements from ``start`` in a script together.
-
-    Returns {statement index: SQL to run} for the statements that read shared results
-    (computed before this returns); empty when fewer than two of them call models.
-    The run ends at the first sqlml statement (it may create or drop models).
-    """
-    from sqlml.optimizer.model_functions import mentions_model_call
-    from sqlml.query.router import match_statement
-    from sqlml.query.tokens import tokenize
-
-    run: list[tuple[int, str]] = []  # every plain statement: those that write matter too
-    for index in range(start, len(spans)):
-        a, b = spans[index]
-        statement = text[a:b].strip()
-        if match_statement(tokenize(statement)) is not None:
-            break
-        run.append((index, statement))
-    if sum(1 for _, statement in run if mentions_model_call(statement)) < 2:
-        return {}
-    plans = plan(connection, [statement for _, statement in run])
-    return {index: p.sql for (index, _), p in zip(run, plans, strict=True) if p.shared}

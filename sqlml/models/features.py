@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sqlml.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 NUMERIC_TYPES = frozenset(
     "tinyint smallint integer bigint hugeint utinyint usmallint uinteger ubigint uhugeint "
@@ -58,7 +61,10 @@ class Target:
 
     @property
     def n_outputs(self) -> int:
-        return len(self.classes) if self.task == "classification" else 1
+        if self.task == "classification":
+            assert self.classes is not None  # a classification target always names its classes
+            return len(self.classes)
+        return 1
 
 
 @dataclass
@@ -113,7 +119,7 @@ class FeatureSpec:
         return cls([Feature(**f) for f in data["features"]], list(data["input_shape"]), Target(**data["target"]))
 
     # -- encoding ------------------------------------------------------------------
-    def encode(self, columns, *, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, columns: Any, *, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Arrow columns (one per feature, in spec order) -> (float32 ``[n, *input_shape]``, valid rows).
 
         A row is invalid when a numeric or array input is NULL or NaN (prediction returns
@@ -150,7 +156,7 @@ class FeatureSpec:
         return matrix.reshape((n, *self.input_shape)), valid
 
 
-def float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarray]:
+def float_matrix(column: Any, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A numeric or (nested) array column as float32 ``[n, width]`` plus its valid-row mask."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -169,7 +175,7 @@ def float_matrix(column, feature: Feature, n: int) -> tuple[np.ndarray, np.ndarr
     return values, valid
 
 
-def _array_values(column, feature: Feature, n: int) -> np.ndarray:
+def _array_values(column: Any, feature: Feature, n: int) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -205,7 +211,7 @@ def _array_values(column, feature: Feature, n: int) -> np.ndarray:
     return values
 
 
-def _leaf(array):
+def _leaf(array: Any) -> Any:
     import pyarrow as pa
 
     while pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type):
@@ -213,7 +219,7 @@ def _leaf(array):
     return array
 
 
-def one_hot(column, feature: Feature, block: np.ndarray) -> None:
+def one_hot(column: Any, feature: Feature, block: np.ndarray) -> None:
     """Write the one-hot encoding of a categorical column into ``block`` ([n, categories + 1])."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -228,7 +234,7 @@ def one_hot(column, feature: Feature, block: np.ndarray) -> None:
     block[np.arange(len(slots)), slots] = 1.0
 
 
-def _as_array(column):
+def _as_array(column: Any) -> Any:
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
@@ -238,7 +244,7 @@ def _as_array(column):
     return pa.array(np.asarray(column))
 
 
-def _to_numpy(array) -> np.ndarray:
+def _to_numpy(array: Any) -> np.ndarray:
     """float32 values, NULL as NaN; a zero-copy view when the buffer allows."""
     import pyarrow.compute as pc
 
@@ -247,7 +253,7 @@ def _to_numpy(array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def as_tensor(array: np.ndarray):
+def as_tensor(array: np.ndarray) -> torch.Tensor:
     """``torch.from_numpy`` that accepts read-only (memory-mapped, Arrow-owned) buffers."""
     import torch
 
@@ -259,7 +265,7 @@ def as_tensor(array: np.ndarray):
 # -- reading a query's columns -------------------------------------------------------------
 
 
-def feature_kind(column: str, duck_type) -> tuple[str, list[int]]:
+def feature_kind(column: str, duck_type: Any) -> tuple[str, list[int]]:
     """('numeric' | 'array' | 'categorical', element dims) for a column of DuckDB type ``duck_type``."""
     type_id = duck_type.id
     if type_id in NUMERIC_TYPES:

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.gpu
 def test_bulk_scoring_on_the_gpu_matches_the_cpu(trained, monkeypatch):
     import copy
 
+    from sqlml.models.loading import LoadedModel, load_model
     from sqlml.optimizer import bulk_inference
-    from sqlml.training.registry import LoadedModel, load_model
 
     con = trained
     gpu = load_model(con.session, "delay")

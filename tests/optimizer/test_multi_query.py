@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import sqlml
-
 from tests.optimizer.counting import CountingModel, make_tables
 
 QUERIES = [
@@ -27,8 +26,8 @@ def union_inputs(con):
 
 
 @pytest.mark.parametrize("cache", [True, False], ids=["persistent cache", "cache off"])
-def test_sql_many_computes_shared_calls_once(scored, cache):
-    con, model = scored
+def test_sql_many_computes_shared_calls_once(scored_one, cache):
+    con, model = scored_one
     if not cache:
         con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     expected = separately(con, QUERIES)
@@ -39,16 +38,16 @@ def test_sql_many_computes_shared_calls_once(scored, cache):
     assert model.rows == 0  # one batch fill, no per-query UDF calls
 
 
-def test_without_sharing_each_query_computes_its_own(scored):
-    con, model = scored
+def test_without_sharing_each_query_computes_its_own(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     for q in QUERIES:
         con.sql(q).fetchall()
     assert model.total > union_inputs(con)
 
 
-def test_scripts_share_model_calls(scored):
-    con, model = scored
+def test_scripts_share_model_calls(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     script = ";\n".join(
         [
@@ -59,15 +58,16 @@ def test_scripts_share_model_calls(scored):
     )
     last = con.sql(script).fetchall()
     assert model.total == union_inputs(con)
-    assert last == con.duckdb.execute(QUERIES[2].replace("id, ml_score('m', x, z) AS s", "count(*)").replace(" ORDER BY id", "") + " AND ml_score('m', x, z) > 60").fetchall()
+    counted = QUERIES[2].replace("id, ml_score('m', x, z) AS s", "count(*)").replace(" ORDER BY id", "")
+    assert last == con.duckdb.execute(counted + " AND ml_score('m', x, z) > 60").fetchall()
     assert con.sql("SELECT count(*), sum(s) FROM a").fetchall() == con.duckdb.execute(
         "SELECT count(*), sum(ml_score('m', x, z)) FROM t WHERE y < 5"
     ).fetchall()
 
 
-def test_a_script_run_stops_at_sqlml_statements(scored):
-    con, model = scored
-    from sqlml.serving.mqo import share_script
+def test_a_script_run_stops_at_sqlml_statements(scored_one):
+    con, model = scored_one
+    from sqlml.query.batch import share_script
     from sqlml.query.tokens import split_statements
 
     script = (
@@ -78,8 +78,8 @@ def test_a_script_run_stops_at_sqlml_statements(scored):
     assert share_script(con, script, split_statements(script), 0) == {}
 
 
-def test_sql_many_mixes_statements_and_queries(scored):
-    con, model = scored
+def test_sql_many_mixes_statements_and_queries(scored_one):
+    con, model = scored_one
     results = con.sql_many(
         [
             "CREATE TABLE scored AS SELECT id, ml_score('m', x) AS s FROM t",
@@ -112,10 +112,10 @@ def test_read_only_connection_shares_through_a_temp_store(db_path):
 # -- shared results: one model pass, each statement reads it through a key join --------------
 
 
-def test_shared_statements_read_one_table_instead_of_recomputing(scored):
-    con, model = scored
+def test_shared_statements_read_one_table_instead_of_recomputing(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
-    from sqlml.serving.mqo import plan
+    from sqlml.optimizer.runtime.multi_query import plan
 
     plans = plan(con, QUERIES)
     assert all(p.shared for p in plans)
@@ -134,8 +134,8 @@ def _shared_tables(sql):
     return re.findall(r"__sqlml_shared_[0-9a-f]+_\d+(?:_k)?", sql)
 
 
-def test_statements_over_the_same_rows_compute_their_inputs_once(scored):
-    con, model = scored
+def test_statements_over_the_same_rows_compute_their_inputs_once(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     queries = [f"SELECT {g}, sum(ml_score('m', x, z)) FROM t WHERE y < 5 GROUP BY {g} ORDER BY 1" for g in ("y", "name", "x")]
     expected = separately(con, queries)
@@ -145,8 +145,8 @@ def test_statements_over_the_same_rows_compute_their_inputs_once(scored):
     assert model.total == model.batch_rows == distinct
 
 
-def test_sql_many_fills_the_persistent_cache_and_then_reads_it(scored):
-    con, model = scored
+def test_sql_many_fills_the_persistent_cache_and_then_reads_it(scored_one):
+    con, model = scored_one
     expected = separately(con, QUERIES)
     model.reset()
     assert [r.fetchall() for r in con.sql_many(QUERIES)] == expected
@@ -160,8 +160,8 @@ def test_sql_many_fills_the_persistent_cache_and_then_reads_it(scored):
     assert model.total == 0  # and single statements find them too
 
 
-def test_null_inputs_give_null_without_reaching_the_model(scored):
-    con, model = scored
+def test_null_inputs_give_null_without_reaching_the_model(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     queries = [
         "SELECT count(*), count(ml_score('m', x, w)) FROM t WHERE y < 5",
@@ -175,16 +175,16 @@ def test_null_inputs_give_null_without_reaching_the_model(scored):
     assert all(None not in row for row in model.inputs)
 
 
-def test_a_statement_after_a_write_still_gets_every_row_right(scored):
-    con, model = scored
+def test_a_statement_after_a_write_still_gets_every_row_right(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     script = (
         "SELECT count(*) FROM t WHERE ml_score('m', x, z) > 60; "
         "INSERT INTO t SELECT 100000 + i, 1000.0 + i, 1, 1.0, 'new', 1.0 FROM range(5) r(i); "
         "SELECT sum(ml_score('m', x, z)) FROM t"
     )
+    from sqlml.optimizer.runtime.multi_query import plan
     from sqlml.query.tokens import split_statements
-    from sqlml.serving.mqo import plan
 
     statements = [script[a:b].strip() for a, b in split_statements(script)]
     plans = plan(con, statements)
@@ -203,8 +203,8 @@ def union_inputs_of(con, sql):
     return con.duckdb.execute(f"SELECT count(*) FROM (SELECT DISTINCT * FROM ({sql}))").fetchall()[0][0]
 
 
-def test_a_statement_reading_a_table_made_earlier_in_the_batch(scored):
-    con, model = scored
+def test_a_statement_reading_a_table_made_earlier_in_the_batch(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     results = con.sql_many(
         [
@@ -218,8 +218,8 @@ def test_a_statement_reading_a_table_made_earlier_in_the_batch(scored):
     assert results[3].fetchall() == con.duckdb.execute("SELECT sum(ml_score('m', x, z)) FROM t WHERE y = 2").fetchall()
 
 
-def test_an_old_result_read_again_after_the_next_batch_is_still_right(scored):
-    con, model = scored
+def test_an_old_result_read_again_after_the_next_batch_is_still_right(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     first = con.sql_many(QUERIES[:2])
     expected = first[0].fetchall()
@@ -230,15 +230,15 @@ def test_an_old_result_read_again_after_the_next_batch_is_still_right(scored):
 def test_colliding_keys_are_left_out_of_the_shared_table():
     import pyarrow as pa
 
-    from sqlml.serving.shared_calls import drop_colliding_keys
+    from sqlml.optimizer.runtime.shared_calls import drop_colliding_keys
 
     rows = pa.table({"k0": [1, 2, 3, 4], "__ml_h": pa.array([10, 10, 11, 12], pa.uint64())})
     assert drop_colliding_keys(rows).column("k0").to_pylist() == [3, 4]
     assert drop_colliding_keys(rows.slice(2)).num_rows == 2
 
 
-def test_versions_do_not_share_a_table(scored):
-    con, model = scored
+def test_versions_do_not_share_a_table(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     queries = ["SELECT sum(ml_score('m', x)) FROM t WHERE y < 5", "SELECT sum(ml_score('m', x)) FROM t WHERE y >= 5"]
     before = [r.fetchall() for r in con.sql_many(queries)]
@@ -262,8 +262,8 @@ def _reading_cases():
 
 
 @pytest.mark.parametrize("case", _reading_cases(), ids=lambda c: c.id)
-def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored, case):
-    con, model = scored
+def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored_one, case):
+    con, model = scored_one
     cheap = CountingModel("ml_cheap", cost=10.0).install(con)  # the fixtures' second model
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     other = "SELECT sum(ml_score('m', x)) FROM t WHERE y < 3"
@@ -278,10 +278,10 @@ def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored, case):
 # -- the fixed costs of sharing: what each statement still does -----------------------------
 
 
-def test_shared_tables_store_inputs_only_for_statements_that_compare_them(scored):
-    con, model = scored
+def test_shared_tables_store_inputs_only_for_statements_that_compare_them(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
-    from sqlml.serving.mqo import plan
+    from sqlml.optimizer.runtime.multi_query import plan
 
     (table,) = {name for p in plan(con, QUERIES) for name in _shared_tables(p.sql)}
     assert _columns(con, table) == ["__ml_h", "__ml_v"]  # a key join needs no inputs
@@ -300,8 +300,8 @@ def _columns(con, table):
     return [row[0] for row in con.duckdb.execute(f"DESCRIBE {table}").fetchall()]
 
 
-def test_a_verifying_relation_read_after_a_later_batch_is_still_right(scored):
-    con, model = scored
+def test_a_verifying_relation_read_after_a_later_batch_is_still_right(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     first = con.sql_many(
         [
@@ -315,8 +315,8 @@ def test_a_verifying_relation_read_after_a_later_batch_is_still_right(scored):
     assert first[2].fetchall() == expected
 
 
-def test_each_statement_is_parsed_once_and_not_optimized_again(scored, monkeypatch):
-    con, model = scored
+def test_each_statement_is_parsed_once_and_not_optimized_again(scored_one, monkeypatch):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     import sqlglot
 
@@ -338,7 +338,7 @@ def test_each_statement_is_parsed_once_and_not_optimized_again(scored, monkeypat
 def test_a_table_without_colliding_keys_is_kept_as_it_is():
     import pyarrow as pa
 
-    from sqlml.serving.shared_calls import drop_colliding_keys
+    from sqlml.optimizer.runtime.shared_calls import drop_colliding_keys
 
     rows = pa.table({"k0": [1, 2, 3], "__ml_h": pa.array([12, 10, 11], pa.uint64())})
     assert drop_colliding_keys(rows) is rows

@@ -1,4 +1,4 @@
-"""The labeling catalog: label sets (a table's classes and vote storage) and LF rows.
+"""What the catalog keeps for labeling: label sets (a table's classes and vote storage) and LF rows.
 
 A *label set* is what sqlml knows about one labeled table: its classes, its key column,
 and two tables in schema ``sqlml`` named from a hash of the table name (so that pure

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer.model_functions import ModelFunction, ModelVersion
-from sqlml.sqlutil import fetch_one, fetch_value, quote_ident
+from sqlml.sqlutil import fetch_value, quote_ident
 
 PERSISTENT_STORE = "sqlml.prediction_cache"
 TEMP_STORE = "temp.__sqlml_prediction_cache"
@@ -123,7 +123,7 @@ def _fill_in_batches(connection, fill: Fill, misses: int) -> None:
     scored on as many threads as DuckDB uses (a fill is as parallel as the UDF path)."""
     import pyarrow as pa
 
-    from sqlml.serving.bulk import batch_rows, model_workers, ordered_map
+    from sqlml.optimizer.runtime.bulk_stream import batch_rows, model_workers, ordered_map
 
     duck = connection.duckdb
     workers = model_workers(duck)

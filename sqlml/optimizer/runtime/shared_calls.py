@@ -1,6 +1,6 @@
 """Shared model results: one model pass over the distinct inputs of several statements.
 
-``sqlml.serving.mqo`` groups the hoisted calls of statements that run together by what
+``sqlml.optimizer.runtime.multi_query`` groups the hoisted calls of statements that run together by what
 they compute (function, constant arguments, model version). For each group this module
 builds one TEMP table (see ``sqlml.optimizer.shared_results`` for how statements read it):
 
@@ -60,7 +60,7 @@ def key_names(width: int) -> list[str]:
 
 def build(connection, call: SharedCall, table: str, store: str | None) -> dict[str, Any]:
     """Create ``table`` for ``call``: distinct inputs, keys, results; returns counts."""
-    from sqlml.serving import cache
+    from sqlml.optimizer.runtime import cache_store
 
     duck = connection.duckdb
     keys = key_names(call.width)
@@ -71,9 +71,9 @@ def build(connection, call: SharedCall, table: str, store: str | None) -> dict[s
         f"SELECT {columns}, {hash_sql} AS {KEY} FROM ({union})", params=[call.signature, call.version.token]
     ).to_arrow_table()
     rows = drop_colliding_keys(rows)
-    with cache._fill_lock(connection):
+    with cache_store._fill_lock(connection):
         if store is not None:
-            cache._invalidate_old_versions(duck, _as_fill(call, store))
+            cache_store._invalidate_old_versions(duck, _as_fill(call, store))
             duck.register("__sqlml_shared_keys", rows)
             try:
                 rows = duck.sql(
@@ -108,7 +108,7 @@ def _fill(connection, call: SharedCall, table: str, rows, store: str | None) -> 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from sqlml.serving import cache
+    from sqlml.optimizer.runtime import cache_store
 
     duck = connection.duckdb
     keys = key_names(call.width)
@@ -140,7 +140,7 @@ def _fill(connection, call: SharedCall, table: str, rows, store: str | None) -> 
                 f"SELECT *, CAST(NULL AS {value_type}) AS {VALUE} FROM __sqlml_shared_hits"
             )
         if store is not None and scored is not None:
-            cache._insert(duck, _as_fill(call, store), pa.table({"cache_key": scored.column(KEY), "value": scored.column(VALUE)}))
+            cache_store._insert(duck, _as_fill(call, store), pa.table({"cache_key": scored.column(KEY), "value": scored.column(VALUE)}))
     finally:
         for name in ("__sqlml_shared_hits", "__sqlml_shared_scored"):
             try:
@@ -149,8 +149,8 @@ def _fill(connection, call: SharedCall, table: str, rows, store: str | None) -> 
                 pass
     lookups = rows.num_rows
     report = {"lookups": lookups, "hits": lookups - misses.num_rows, "misses": misses.num_rows}
-    if store == cache.PERSISTENT_STORE:
-        cache._count(duck, _as_fill(call, store), report)
+    if store == cache_store.PERSISTENT_STORE:
+        cache_store._count(duck, _as_fill(call, store), report)
     return report
 
 
@@ -158,8 +158,8 @@ def _score(connection, call: SharedCall, misses):
     """(k0 .. kN, __ml_h, __ml_v) for ``misses``: the batch path on several threads, else SQL."""
     import pyarrow as pa
 
-    from sqlml.serving.bulk import batch_rows, model_workers, ordered_map
-    from sqlml.serving.cache import _split_nulls
+    from sqlml.optimizer.runtime.bulk_stream import batch_rows, model_workers, ordered_map
+    from sqlml.optimizer.runtime.cache_store import _split_nulls
 
     keys = key_names(call.width)
     duck = connection.duckdb
@@ -196,7 +196,7 @@ def _score(connection, call: SharedCall, misses):
 
 
 def _as_fill(call: SharedCall, store: str):
-    from sqlml.serving.cache import Fill
+    from sqlml.optimizer.runtime.cache_store import Fill
 
     return Fill(
         store=store,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlml
-from sqlml.serving import cache
-
+from sqlml.optimizer.runtime import cache_store
 from tests.optimizer.counting import CountingModel, make_tables
 
 
@@ -12,8 +11,8 @@ def stats(con):
     return con.sql("SELECT model, version, lookups, hits, misses, cached_rows FROM ml_prediction_cache()").fetchall()
 
 
-def test_repeated_query_hits_and_overlapping_query_computes_only_misses(scored):
-    con, model = scored
+def test_repeated_query_hits_and_overlapping_query_computes_only_misses(scored_one):
+    con, model = scored_one
     first = con.sql("SELECT id, ml_score('m', x) FROM t WHERE y = 1 ORDER BY id").fetchall()
     assert model.total == 10  # x values of the rows with y = 1
     assert stats(con) == [("m", 1, 10, 0, 10, 10)]
@@ -30,8 +29,8 @@ def test_repeated_query_hits_and_overlapping_query_computes_only_misses(scored):
     assert stats(con) == [("m", 1, 40, 20, 20, 20)]
 
 
-def test_misses_go_through_the_batch_path(scored):
-    con, model = scored
+def test_misses_go_through_the_batch_path(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_score('m', x, z) FROM t").fetchall()
     assert model.batch_rows == 1300 and model.rows == 0  # (x, z) pairs: lcm(100, 13)
 
@@ -47,8 +46,8 @@ def test_without_a_batch_path_misses_go_through_sql(con):
         model.uninstall()
 
 
-def test_a_new_model_version_invalidates(scored):
-    con, model = scored
+def test_a_new_model_version_invalidates(scored_one):
+    con, model = scored_one
     sql = "SELECT sum(ml_score('m', x)) FROM t"
     assert con.sql(sql).fetchall() == [(495000.0,)]
     model.versions["m"] = 2
@@ -60,8 +59,8 @@ def test_a_new_model_version_invalidates(scored):
     assert versions == [(2,)]
 
 
-def test_null_inputs_and_results_are_cached(scored):
-    con, model = scored
+def test_null_inputs_and_results_are_cached(scored_one):
+    con, model = scored_one
     sql = "SELECT id, ml_score('m', w) FROM t ORDER BY id"
     expected = con.duckdb.execute(sql).fetchall()
     assert any(r[1] is None for r in expected)
@@ -72,8 +71,8 @@ def test_null_inputs_and_results_are_cached(scored):
     assert model.total == 0
 
 
-def test_different_models_and_arguments_do_not_share_entries(scored):
-    con, model = scored
+def test_different_models_and_arguments_do_not_share_entries(scored_one):
+    con, model = scored_one
     a = con.sql("SELECT sum(ml_score('m', x)) FROM t").fetchall()
     model.versions["other"] = 3
     b = con.sql("SELECT sum(ml_score('other', x)) FROM t").fetchall()
@@ -99,8 +98,8 @@ def test_the_cache_persists_in_the_database_file(db_path):
             model.uninstall()
 
 
-def test_clear(scored):
-    con, model = scored
+def test_clear(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_score('m', x) FROM t").fetchall()
     model.versions["other"] = 1
     con.sql("SELECT ml_score('other', z) FROM t").fetchall()
@@ -108,11 +107,11 @@ def test_clear(scored):
     assert [r[0] for r in stats(con)] == ["m"]
     assert con.sql("SELECT ml_clear_prediction_cache(NULL)").fetchall() == [(100,)]
     assert stats(con) == []
-    assert cache.clear(con.duckdb) == 0
+    assert cache_store.clear(con.duckdb) == 0
 
 
-def test_cache_switched_off_computes_every_distinct_input_each_time(scored):
-    con, model = scored
+def test_cache_switched_off_computes_every_distinct_input_each_time(scored_one):
+    con, model = scored_one
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     for _ in range(2):
         con.sql("SELECT ml_score('m', x) FROM t").fetchall()
@@ -120,10 +119,10 @@ def test_cache_switched_off_computes_every_distinct_input_each_time(scored):
     assert stats(con) == []
 
 
-def test_cursors_filling_at_once_compute_each_input_once(scored):
+def test_cursors_filling_at_once_compute_each_input_once(scored_one):
     import threading
 
-    con, model = scored
+    con, model = scored_one
     errors = []
 
     def work():

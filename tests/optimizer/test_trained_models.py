@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sqlml.optimizer.model_functions import MODEL_FUNCTIONS
-from sqlml.serving.models import model_version
-
-from .conftest import train_model
+from sqlml.optimizer.runtime.trained_models import model_version
+from tests.trained import train_model
 
 QUERY = (
     "SELECT id, ml_predict('delay', a, b, color) AS label, ml_predict_proba('delay', a, b, color) AS probs "
