@@ -219,7 +219,6 @@ class _Concat(torch.nn.Module):
 
 
 def states_case(program, x, reps: int) -> dict:
-    import sqlml
 
     with torch.inference_mode():
         output, tensors = program.run(x)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental.cost import CostModel
 from sqlml.incremental import cells, changes, masks
+from sqlml.incremental.cost import CostModel
 from sqlml.incremental.engine import VideoEngine
 from sqlml.incremental.graph import compile_model
 from sqlml.incremental.nets import vgg_style
