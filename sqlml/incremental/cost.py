@@ -3,16 +3,16 @@
 Costs are in seconds of this machine. Every layer's full cost is *measured*: the
 engine times each node of its first full passes (the minimum over them, so a busy
 moment does not stick), and until then a layer costs its multiply-adds at an assumed
-rate. A box recomputed on a layer costs its share of the layer's area times the
+rate. The cells recomputed on a layer cost their share of the layer's area times the
 layer's cost, plus a fixed ``call_seconds`` per operator call (slicing the read-in
 window, the call's set-up, the write-back). Per-cell costs differ a lot between
 layers of equal MACs (a max pool costs as much per cell as a small conv on CPU), so
-measuring them is what keeps box merging and the fallback honest. The dense tail
+measuring them is what keeps the fallback honest. The dense tail
 (global pooling, linear layers) is paid in full by both modes.
 
 The ratio ``update / full`` predicts the time of an update relative to a full pass;
 measured times of both modes then correct the prediction as the query runs (small
-boxes run at fewer MACs/s than whole maps), so a net or machine where updates are
+cells one by one run at fewer MACs/s than whole maps), so a net or machine where updates are
 slow falls back to full inference by itself, and a correction that alone forces full
 passes fades so updates get tried again.
 """
@@ -50,9 +50,9 @@ class CostModel:
 
     Two numbers are learned from the updates it times, by least squares over recent
     updates (``seconds ~ correction * arithmetic + call_seconds * calls``): how much
-    slower a box's arithmetic runs than the same share of a whole layer
+    slower a layer's cells run one by one than the same share of the whole layer
     (``correction``), and what one operator call costs (``call_seconds``). The call
-    price also decides how eagerly boxes merge.
+    price is what a layer with few dirty cells costs at least.
     """
 
     margin: float = 0.85  # update only when predicted < margin x full

@@ -9,8 +9,8 @@ through the local layers as exact masks (:mod:`sqlml.incremental.masks`) and the
 update is priced by the cost model with each layer's cost as measured on this
 machine; an update predicted to cost more than 0.85x of a full pass runs full
 inference instead, before any tensor work. Otherwise the changed blocks are copied
-into the state's image, each layer recomputes its dirty tiles in one batched call
-(:mod:`sqlml.incremental.tiles`), and the dense tail runs on the full updated tensors.
+into the state's image, each layer recomputes exactly its dirty cells in one batched
+call (:mod:`sqlml.incremental.cells`), and the dense tail runs on the full updated tensors.
 
 Every layer's state is always exactly the network's activations for the state's
 image; with a threshold, that image differs from the true frame in each block by at
@@ -33,7 +33,7 @@ from sqlml.incremental.graph import Program
 @dataclass
 class State:
     """Materialized activations of the local layers, for the image in ``tensors[input]``
-    (kept channels last: see :func:`sqlml.incremental.tiles.hwc`)."""
+    (kept channels last: see :func:`sqlml.incremental.cells.hwc`)."""
 
     tensors: dict[str, Any]
     output: Any
@@ -112,6 +112,7 @@ class VideoEngine:
         self._keep_state = False
         self._pixels = None
         self._copy = True
+        self._moving = None  # while a moving camera is screened on pixels: the previous frame's pixels
 
     @property
     def exact(self) -> bool:
@@ -145,6 +146,8 @@ class VideoEngine:
         if self.mode == "full" or not program.supported:
             reason = "mode full" if self.mode == "full" else program.reason or "no local layers"
             return self._full(x, frame, reason, keep=False)
+        if self._moving is not None:
+            return self._screen(x, frame)
         if self._skip > 0:
             self._skip -= 1  # only the frame before the next look needs its state
             reason = f"recent frames changed too much to update (next look in {self._skip + 1})"
@@ -166,7 +169,13 @@ class VideoEngine:
             change = changes.detect(x, base, self.threshold, self.block)
             state.pixels = None  # (approximate updates would leave it behind the state's image)
         if change.fraction > MOSTLY_CHANGED:
-            return self._fall_back(x, frame, f"most of the frame changed ({change.fraction:.0%} of blocks)", change)
+            reason = f"most of the frame changed ({change.fraction:.0%} of blocks)"
+            if pixels is not None and not self._keep_state:  # screen the next frames on their pixels
+                self._moving = pixels.copy()
+                result = self._full(x, frame, reason, keep=False)
+                result.changed = change.fraction
+                return result
+            return self._fall_back(x, frame, reason, change)
         if change.fraction == 0.0:
             self._backoff = 0
             state.frame = frame
@@ -211,6 +220,26 @@ class VideoEngine:
         result.changed = change.fraction
         return result
 
+    def _screen(self, x, frame) -> FrameResult:
+        """While most of every frame changes (a moving camera, frames with their pixels): compare
+        each frame's pixels with the previous frame's only (a fraction of a millisecond) and run it
+        full without keeping a state; the first frame that changed less keeps its state, so the
+        next one is compared with it and updated when that pays."""
+        pixels, previous = self._pixels, self._moving
+        if pixels is None or pixels.shape != previous.shape:
+            self._moving = None
+            return self._full(x, frame, "first frame after a moving camera: materializing its state")
+        screen = changes.detect(pixels, previous, self.pixel_threshold, self.block)
+        if screen.fraction > MOSTLY_CHANGED and not self._keep_state:
+            self._moving = pixels.copy()
+            result = self._full(x, frame, f"still moving: {screen.fraction:.0%} of blocks changed since the last frame", keep=False)
+        else:
+            self._moving = None
+            result = self._full(x, frame, f"the camera settled ({screen.fraction:.0%} of blocks changed since the last "
+                                          f"frame): materializing its state")  # fmt: skip
+        result.changed = screen.fraction
+        return result
+
     def _priced_out(self, x, frame, estimate: Estimate, planned: masks.Plan, what: str, change) -> FrameResult:
         """Full inference because the cost model priced the update above a full pass."""
         predicted = self.cost.corrected(estimate)
@@ -240,7 +269,7 @@ class VideoEngine:
         self.state = None  # free the old activations first (the allocator reuses their memory)
         started = time.perf_counter()
         timings = {} if keep and self.cost.calibrating else None
-        if keep:  # channels last, so tiles of a map are rows of a matrix (a no-op for decoded frames)
+        if keep:  # channels last, so a map's cells are rows of a matrix (a no-op for decoded frames)
             x = x.clone(memory_format=torch.channels_last) if x.dim() == 4 else x.clone()
         output, tensors = self.program.run(x, keep=keep, timings=timings)
         if timings:
@@ -271,6 +300,7 @@ class VideoEngine:
 
     def reset(self) -> None:
         self.state = None
+        self._moving = None
 
 
 def _ids(blocks, device):

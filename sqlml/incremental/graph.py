@@ -3,11 +3,11 @@
 ``compile_model(module, input_shape)`` traces the module with ``torch.fx`` and sorts
 every node into one of four kinds:
 
-- ``spatial``: Conv2d (zero padding), MaxPool2d, AvgPool2d: a box grows by the rules
+- ``spatial``: Conv2d (zero padding), MaxPool2d, AvgPool2d: a change grows by the rules
   in :mod:`sqlml.incremental.patches`;
 - ``pointwise``: BN in eval mode, activations (PReLU included), dropout in eval,
-  identity, softmax over channels, arithmetic with a scalar: the box stays the box;
-- ``merge``: residual add / multiply of two maps and concat over channels: the boxes
+  identity, softmax over channels, arithmetic with a scalar: the change stays where it is;
+- ``merge``: residual add / multiply of two maps and concat over channels: the changes
   of the inputs, together;
 - ``dense``: everything else (flatten, global pooling, linear, unknown layers). A
   dense layer runs on the full updated tensors, and so does everything after it.
@@ -56,7 +56,7 @@ class Program:
     by_name: dict[str, Node] = field(default_factory=dict)
     local: list[Node] = field(default_factory=list)  # local nodes after the input, in order
     dense: list[Node] = field(default_factory=list)
-    #: local nodes whose full tensor is kept: something reads it beyond its own boxes
+    #: local nodes whose full tensor is kept: something reads it beyond its own cells
     #: (a window, a merge, a dense layer, the output); a conv followed by ReLU keeps only the ReLU
     materialized: frozenset[str] = frozenset()
     #: pointwise nodes allowed to run in place, as the model wrote them: their input is a

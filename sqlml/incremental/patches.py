@@ -11,8 +11,9 @@ and recomputing outputs ``[o0, o1)`` reads the input slice ``[o0*s - p, (o1-1)*s
 (the read-in context), which may reach into the padding. ``SpatialOp.apply`` runs the
 layer without padding on read-in windows that were padded by hand (zeros for
 convolutions, -inf for max pooling, sum/count for average pooling), so the result is
-the same arithmetic the full layer does, ``ceil_mode`` overhang included. (The video
-engine carries a few boxes per frame through the layers: see ``boxes``.)
+the same arithmetic the full layer does, ``ceil_mode`` overhang included (occlusion maps
+use boxes; the video engine applies the same rule per cell, see ``masks`` and ``cells``,
+through ``on_cells``).
 
 The projective-field threshold ``tau`` (0 < tau < 1) caps an output box's side at
 ``round(tau * n_out)``, keeping the centre: the fringe cells stay stale (approximate).
