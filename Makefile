@@ -35,7 +35,7 @@ test: lint
 	$(PY) -m pytest -q
 
 test-all: lint
-	$(PY) -m pytest -q -m 'not gpu'
+	SQLML_FUZZ=all $(PY) -m pytest -q -m 'not gpu'
 
 docs: $(VENV)/.installed
 	$(PIP) install -q -e '.[docs]'

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from procstats import cpu_s, peak_mb, rss_mb  # noqa: E402
-from worker_protocol import serve_protocol  # noqa: E402
+from worker_protocol import Worker, serve_protocol  # noqa: E402
 
 # -- the sqlml worker (a subprocess, so its memory is its own) ----------------------------
 
@@ -104,36 +104,6 @@ def flights_suite(con, job: dict) -> dict:
         api.create_schema(con, "season", season["schema_file"], replace=True)
         out["seasons"].append({"name": season["name"], "found": check(season["file"], "season")})
     return out
-
-
-class Worker:
-    """A benchmark worker process (its own memory, its own interpreter), driven line by line,
-    so both systems' timing repeats can interleave and share the machine's load alike."""
-
-    def __init__(self, command: list[str], job_path: Path, log: Path):
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen([*command, str(job_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        self.ready = self._read("ready")
-
-    def _read(self, kind: str):
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                message = json.loads(line[2:])
-                if kind in message:
-                    return message[kind]
-        raise RuntimeError(f"worker stopped before sending {kind!r}; see {self.log.name}")
-
-    def ask(self, command: str, kind: str):
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._read(kind)
-
-    def finish(self) -> dict:
-        rest = self.ask("rest", "rest")
-        self.proc.wait(timeout=600)
-        self.log.close()
-        return rest
 
 
 def scale_worker(job: dict) -> dict:

@@ -7,6 +7,11 @@ Subcommands (each prints one JSON object on the last line of stdout):
                                          metrics of every model's test probabilities (sqlml's too),
                                          all through snorkel's probs_to_preds (WRENCH's tie-break)
     analysis L.npy Y.npy                 LFAnalysis.lf_summary(Y) as lists
+    serve JOB.json                       a persistent worker (worker_protocol): 'repeat' runs the
+                                         job's work once and returns its seconds; kinds: apply
+                                         (PandasLFApplier), fit (LabelModel.fit + predict_proba on
+                                         `threads` torch threads), sklearn (TfidfVectorizer 1-2
+                                         grams + LogisticRegression on texts and hard labels)
 """
 
 import json
@@ -118,7 +123,64 @@ def cmd_analysis(L_path, y_path):
             for col in ("Coverage", "Overlaps", "Conflicts", "Correct", "Incorrect", "Emp. Acc.")}
 
 
+def cmd_serve(job_path):
+    from worker_protocol import serve_protocol
+
+    job = json.load(open(job_path))
+    if job["kind"] == "apply":
+        import pandas as pd
+        from snorkel.labeling import LabelingFunction, PandasLFApplier
+
+        df = pd.DataFrame({"text": open(job["texts"]).read().split("\n")})
+
+        def make(keyword, label):
+            return lambda x: label if keyword in x.text.lower() else -1
+
+        applier = PandasLFApplier([LabelingFunction(name, f=make(k, lab)) for name, k, lab in KEYWORD_LFS])
+
+        def work():
+            L = applier.apply(df, progress_bar=False)
+            np.save(job["out"], L)
+    elif job["kind"] == "fit":
+        import torch
+        from snorkel.labeling.model import LabelModel
+
+        torch.set_num_threads(int(job["threads"]))
+        L = np.load(job["L"])
+        k = int(L.max() + 1)
+        LabelModel(cardinality=k, verbose=False).fit(L[:1000], n_epochs=2, seed=1, progress_bar=False)  # torch warm-up
+
+        def work():
+            model = LabelModel(cardinality=k, verbose=False)
+            model.fit(L, seed=123, progress_bar=False)
+            model.predict_proba(L)
+    else:  # sklearn: the end-model anchor
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        data = json.load(open(job["data"]))
+
+        def work():
+            X = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(data["texts"])
+            LogisticRegression(max_iter=1000).fit(X, data["labels"], sample_weight=data["weights"])
+
+    first_peak = []
+
+    def repeat():
+        started = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - started
+        if not first_peak:  # the peak of one run (later runs may grow the heap a little)
+            first_peak.append(peak_mb())
+        return {"seconds": seconds}
+
+    serve_protocol({"kind": job["kind"]}, repeat,
+                   lambda: {"peak_rss_mb": first_peak[0] if first_peak else peak_mb(), "peak_rss_all_runs_mb": peak_mb()})
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    result = {"apply": cmd_apply, "fit": cmd_fit, "wrench": cmd_wrench, "analysis": cmd_analysis}[command](*args)
-    print(json.dumps(result, default=float))
+    result = {"apply": cmd_apply, "fit": cmd_fit, "wrench": cmd_wrench, "analysis": cmd_analysis,
+              "serve": cmd_serve}[command](*args)
+    if result is not None:
+        print(json.dumps(result, default=float))

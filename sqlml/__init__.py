@@ -15,6 +15,7 @@ import importlib
 
 from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 from sqlml.errors import (
+    ConflictError as ConflictError,
     DataError as DataError,
     InvalidOptionError as InvalidOptionError,
     LabelingError as LabelingError,

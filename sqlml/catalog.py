@@ -85,11 +85,56 @@ def require_object(duck, kind: str, name: str, hint: str = "") -> dict[str, Any]
     return found
 
 
+#: longest object name (a name is also a table name, a file name part, a log field)
+MAX_NAME_LENGTH = 255
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse names no object should have: empty, too long, or with control characters (NUL, newline)."""
+    from sqlml.errors import InvalidOptionError
+
+    where = f"CREATE {kind.upper()}"
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidOptionError(where, "name", f"a {kind} needs a non-empty name, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidOptionError(where, "name", f"{len(name)} characters; a name has at most {MAX_NAME_LENGTH}")
+    bad = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise InvalidOptionError(where, "name", f"{name!r} contains the control character {bad!r}; use printable characters")
+
+
+def require_new(duck, kind: str, name: str, *, replace: bool = False, exists: bool | None = None) -> None:
+    """Before creating object ``name``: the name is well-formed and free (``ObjectExistsError``).
+
+    Also claims the name for the statement's transaction, so that losing a race with
+    another cursor creating the same name reads as ``ObjectExistsError`` too.
+    ``exists`` overrides the directory lookup (models ask their own table). With
+    ``replace`` (OR REPLACE) only the name's form is checked.
+    """
+    from sqlml.transaction import claim
+
+    check_name(kind, name)
+    if replace:
+        return
+    if exists is None:
+        exists = get_object(duck, kind, name) is not None
+    if exists:
+        raise ObjectExistsError(kind, name)
+    claim(kind, name)
+
+
 def put_object(duck, kind: str, name: str, properties: dict[str, Any] | None = None, *, replace: bool = False) -> None:
-    """Create (or with ``replace``, overwrite) the directory row of an object."""
+    """Create (or with ``replace``, overwrite) the directory row of an object.
+
+    The directory has one row per (kind, name) (a unique index): of two cursors creating
+    one name at once, the second to commit fails, and an update of the row conflicts
+    with any concurrent one, so each object changes in one statement at a time.
+    """
     existing = get_object(duck, kind, name)
     if existing is not None and not replace:
         raise ObjectExistsError(kind, name)
+    if existing is None:
+        check_name(kind, name)
     payload = json.dumps(properties or {}, default=_json_default)
     if existing is not None:
         duck.execute(

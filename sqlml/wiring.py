@@ -6,6 +6,7 @@ are written here: each area's module is imported when its statement first runs.
 
     STATEMENTS        statement key -> "module:function" handler (sqlml.query.statements)
     READ_ONLY         statements that run on read-only connections too
+    MATERIALIZED_FUNCTIONS  table functions computed before the statement that calls them
     ERROR_EXPLAINERS  DuckDB catalog errors told in an area's terms (sqlml.errors)
 
 The other tables fill themselves from their own folders: SQL functions from ``udfs/``
@@ -17,12 +18,13 @@ optimizer rules in ``sqlml.optimizer``. A new statement goes in its area's
 from __future__ import annotations
 
 from sqlml.errors import ERROR_EXPLAINERS
-from sqlml.query.statements import READ_ONLY, STATEMENTS
+from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 
 STATEMENTS.update(
     {
         # weak supervision
         "CREATE LABELING FUNCTION": "sqlml.labeling.statements:create_labeling_function",
+        "CREATE LABELING FUNCTIONS": "sqlml.labeling.statements:create_labeling_functions",
         "DROP LABELING FUNCTION": "sqlml.labeling.statements:drop_labeling_function",
         "APPLY LABELING FUNCTIONS": "sqlml.labeling.statements:apply_labeling_functions",
         "CREATE LABEL MODEL": "sqlml.labeling.statements:create_label_model",
@@ -42,5 +44,7 @@ STATEMENTS.update(
     }
 )
 READ_ONLY.add("EXPLAIN ML")
+MATERIALIZED_FUNCTIONS["ml_label_model_predict"] = "sqlml.labeling.predict:materialize"
 
 ERROR_EXPLAINERS.append("sqlml.labeling.explain:explain_missing_storage")
+ERROR_EXPLAINERS.append("sqlml.validation.explain:explain_missing_version")

@@ -46,9 +46,10 @@ def ml_predict(session, model, *features):
 
     def score(loaded, x, valid):
         if loaded.record.task == "classification":
-            index = pa.array(loaded.predict_index(x), mask=~valid)
-            return pa.array(loaded.record.classes, pa.string()).take(index)
-        return pa.array(loaded.predict_value(x), mask=~valid).cast(pa.string())
+            values, ok = loaded.predictions(x, valid, "index")
+            return pa.array(loaded.record.classes, pa.string()).take(pa.array(values, mask=~ok))
+        values, ok = loaded.predictions(x, valid, "value")
+        return pa.array(values, mask=~ok).cast(pa.string())
 
     return _by_model(session, model, features, score, pa.string())
 
@@ -58,7 +59,11 @@ def ml_predict_value(session, model, *features):
     """ml_predict_value(model, features...): a regression model's prediction as DOUBLE."""
     import pyarrow as pa
 
-    return _by_model(session, model, features, lambda m, x, valid: pa.array(m.predict_value(x), mask=~valid), pa.float64())
+    def score(loaded, x, valid):
+        values, ok = loaded.predictions(x, valid, "value")
+        return pa.array(values, mask=~ok)
+
+    return _by_model(session, model, features, score, pa.float64())
 
 
 @scalar_function("ml_predict_proba", returns="FLOAT[]", params=None, vectorized=True)
@@ -68,12 +73,28 @@ def ml_predict_proba(session, model, *features):
     import pyarrow as pa
 
     def score(loaded, x, valid):
-        probs = loaded.predict_proba(x).astype(np.float32, copy=False)
+        probs, ok = loaded.predictions(x, valid, "proba")
+        probs = probs.astype(np.float32, copy=False)
         n, k = probs.shape
         offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
-        return pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)), mask=pa.array(~valid))
+        return pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)), mask=pa.array(~ok))
 
     return _by_model(session, model, features, score, pa.list_(pa.float32()))
+
+
+@table_function(
+    "ml_prediction_nulls",
+    columns=[("model", "VARCHAR"), ("version", "INTEGER"), ("reason", "VARCHAR"), ("rows", "BIGINT")],
+)
+def ml_prediction_nulls(session):
+    """Rows whose prediction was NULL in this session, by model, version and reason.
+
+    ``invalid_input``: a NULL, NaN or infinite feature (or a number beyond ±3.4e38);
+    ``non_finite_output``: the network's output was NaN or infinite. Predictions are never NaN.
+    """
+    from sqlml.models.nulls import counts_of
+
+    return counts_of(session).rows()
 
 
 @scalar_function("ml_model_classes", returns="VARCHAR[]", params=["VARCHAR"])

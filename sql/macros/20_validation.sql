@@ -40,8 +40,23 @@ CREATE OR REPLACE MACRO ml_schema_checks(data_schema, schema_version := NULL) AS
     ORDER BY k.check_name;
 
 -- What changed between two versions: one row per changed property (column NULL: the dataset).
+-- A schema or version that does not exist is an error (sqlml reports it as UnknownObjectError),
+-- never "every column removed".
 CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
-    WITH a AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v1),
+    WITH known AS (
+            SELECT list(version ORDER BY version) AS versions
+            FROM sqlml.data_schema_versions WHERE schema_name = data_schema
+         ),
+         missing AS (
+            SELECT CASE WHEN known.versions IS NULL THEN 'data schema ''' || data_schema || ''' does not exist'
+                        ELSE 'data schema ''' || data_schema || ''' has no version ' || coalesce(CAST(asked.v AS VARCHAR), 'NULL')
+                             || ' (its versions: ' || array_to_string(known.versions, ', ') || ')' END AS message
+            FROM known, (SELECT unnest([v1, v2]) AS v) AS asked
+            -- version 0 is the empty schema before the first (so v1 = 0 lists everything)
+            WHERE asked.v IS NULL OR known.versions IS NULL OR (asked.v <> 0 AND NOT list_contains(known.versions, asked.v))
+            LIMIT 1
+         ),
+         a AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v1),
          b AS (SELECT * FROM sqlml.data_schema_columns WHERE schema_name = data_schema AND version = v2),
          joined AS (
             SELECT coalesce(b.column_name, a.column_name) AS column_name,
@@ -118,7 +133,8 @@ CREATE OR REPLACE MACRO ml_schema_diff(data_schema, v1, v2) AS TABLE
          )
     SELECT column_name, property, before, after
     FROM (SELECT * FROM dataset_changes UNION ALL SELECT * FROM column_changes UNION ALL SELECT * FROM evidence_changes
-          UNION ALL SELECT * FROM check_changes)
+          UNION ALL SELECT * FROM check_changes
+          UNION ALL SELECT NULL, -2, CAST(error(message) AS VARCHAR), NULL, NULL FROM missing)
     ORDER BY position, column_name, property;
 
 -- The drift reference of a data schema version (current by default): what ml_validate compares a

@@ -16,10 +16,16 @@ from sqlml.labeling.store import canonical_table, storage_id
 from sqlml.sqlutil import table_ref
 
 _MISSING = re.compile(r"Table with name (?:votes|rows)_([0-9a-f]{16}) does not exist")
+_NO_GOLD = re.compile(r"COALESCE\('((?:[^']|'')*)', '__sqlml_no_gold'\)")
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def explain_missing_storage(error: BaseException, session) -> LabelingError | None:
+    if "resulted in an empty set of columns" in str(error):
+        gold = _NO_GOLD.search(str(error))
+        if gold is not None:  # ml_lf_summary(t, gold := 'nope'): the COLUMNS(...) picking the gold column found none
+            name = gold.group(1).replace("''", "'")
+            return LabelingError(f"ml_lf_summary: gold := {name!r} is not a column of the table; name the column holding the expert labels")
     match = _MISSING.search(str(error))
     if match is None:
         return None
@@ -39,6 +45,8 @@ def explain_missing_storage(error: BaseException, session) -> LabelingError | No
         ).fetchall()
     for schema, name in relations:
         parts = [name] if schema == "main" else [schema, name]
+        if any("." in p for p in parts):
+            continue  # never labeled (canonical_table refuses dotted names)
         if storage_id(canonical_table(parts)) == storage:
             shown = _shown(parts)
             return LabelingError(

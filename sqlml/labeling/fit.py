@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sqlml import bounds
+from sqlml.bounds import number, whole
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
 from sqlml.labeling import store
 from sqlml.labeling.lf import source_columns
@@ -28,16 +30,45 @@ GOLD_BALANCE_STRENGTH = 50.0  # pseudo-rows the estimated balance counts for nex
 ANCHOR_STRENGTH = 10.0  # pseudo-votes the model's LF estimate counts for next to gold votes
 ROWS_PER_PASS = 250_000  # rows whose patterns one aggregate computes (memory, not speed)
 PATTERNS, ENTRIES, OUT = "__sqlml_lm_patterns", "__sqlml_lm_entries", "__sqlml_lm_out"
+ROW_SIGNATURES = "__sqlml_lm_row_signatures"  # (__key, sig, gold) of the voted rows, without GOLD
+
+
+def _choice(*choices):
+    return lambda v: None if v in choices else "expected one of " + ", ".join(map(repr, choices))
+
+
+#: The range of every option with one (docs/limits.md), checked before anything runs.
+RANGES = {
+    "seed": whole(0, bounds.MAX_SEED),
+    "anchor": _choice(True, False),
+    "gold_weight": number(0, 1e6),
+    "weak_weight": number(0, 1e6),
+    "epochs": whole(1, bounds.MAX_EPOCHS),
+    "lr": number(0, bounds.MAX_LR, low_open=True),
+    "l2": number(0, 1e6),
+    "abstain": _choice("ignore", "model"),
+    "shrinkage": number(0, 1e12),
+    "max_iter": whole(1, bounds.MAX_EPOCHS),
+    "tol": number(0, 1),
+    "smoothing": number(0, 1e6),
+    "prior_accuracy": number(0, 1, low_open=True, high_open=True),
+    "min_overlap": number(0, 1e12),
+    "max_triplets": whole(1, 1_000_000),
+}
 
 
 def check_options(options: dict) -> str:
     method = str(options.get("method", DEFAULT_METHOD)).lower()
-    if method not in METHODS:
-        raise InvalidOptionError("CREATE LABEL MODEL", "method", f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    allowed = COMMON_OPTIONS + METHOD_OPTIONS[method]
-    for option in options:
+    if method not in METHODS and method != "auto":
+        raise InvalidOptionError("CREATE LABEL MODEL", "method",
+                                 f"unknown method {method!r}; use one of {', '.join(METHODS)} or 'auto'")
+    allowed = COMMON_OPTIONS + METHOD_OPTIONS.get(method, ())
+    where = f"CREATE LABEL MODEL (method {method})"
+    for option, value in options.items():
         if option not in allowed:
-            raise InvalidOptionError(f"CREATE LABEL MODEL (method {method})", option, allowed=allowed)
+            raise InvalidOptionError(where, option, allowed=allowed)
+        if option in RANGES:
+            bounds.require(where, option, value, RANGES[option])
     return method
 
 
@@ -70,6 +101,11 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         stats = collect(duck, label_set, lf_ids, rows)
         if stats.n_rows == 0:
             raise DataError(f"label model {name!r}: table {table!r} has no rows to label.", obj=name)
+        if method == "auto":  # the method that labels the gold rows best, fitted without them
+            from sqlml.labeling.choose import choose_method
+
+            method, scores = choose_method(duck, stats, options)
+            options = {**options, "chosen_method": method, "gold_accuracy_by_method": scores}
         fit_options = resolve_options(duck, stats, method, options)
         fit_started = time.perf_counter()
         stats_seconds = fit_started - stats_started
@@ -83,7 +119,7 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
             fit_seconds=fit_seconds, stats_seconds=stats_seconds, replace=replace,
         )
     finally:
-        for temp in (PATTERNS, ENTRIES):
+        for temp in (PATTERNS, ENTRIES, ROW_SIGNATURES):
             duck.execute(f"DROP TABLE IF EXISTS {temp}")
     summary["seconds"] = [round(time.perf_counter() - started, 4)]
     return summary
@@ -111,6 +147,7 @@ class RowPatterns:
     empty: str  # the empty pattern, as SQL
     n_rows: int
     slices: int
+    materialized: str | None = None  # a table of the voted rows' (__key, sig, gold), once collected
 
     @property
     def with_gold(self) -> bool:
@@ -166,7 +203,14 @@ def collect(duck, label_set: LabelSet, lf_ids: list[int], rows: RowPatterns) -> 
     and ENTRIES (pid, n, code) stay for the co-occurrence matrix and the output."""
     k, m = label_set.k, len(lf_ids)
     voted_only = not rows.with_gold  # then the rows without votes are counted, not aggregated
-    for part in range(rows.slices):
+    if voted_only:  # the voted rows' patterns are kept (two BIGINTs a row) for writing the output
+        for part in range(rows.slices):
+            lead = f"CREATE OR REPLACE TEMP TABLE {ROW_SIGNATURES} AS " if part == 0 else f"INSERT INTO {ROW_SIGNATURES} "
+            duck.execute(lead + rows.sql(part, True), rows.params)
+        rows.materialized = ROW_SIGNATURES
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS SELECT sig, gold, count(*) AS n "
+                     f"FROM {ROW_SIGNATURES} GROUP BY sig, gold")
+    for part in range(rows.slices) if not voted_only else ():
         counted = f"SELECT sig, gold, count(*) AS n FROM ({rows.sql(part, voted_only)}) GROUP BY sig, gold"
         if part == 0:
             duck.execute(f"CREATE OR REPLACE TEMP TABLE {PATTERNS} AS {counted}", rows.params)
@@ -233,7 +277,9 @@ def resolve_options(duck, stats: VoteStats, method: str, options: dict) -> dict:
             if not gold.any():
                 raise InvalidOptionError("CREATE LABEL MODEL", "class_balance", "'gold' needs a GOLD column with labels")
             fit_options["class_balance"] = normalise(gold_counts + 1.0)
-        elif policy != "estimate":
+        elif policy == "estimate":  # from the votes alone, even with GOLD rows
+            fit_options["class_balance"] = balance_from_votes(stats, method, fit_options)
+        else:
             raise InvalidOptionError(
                 "CREATE LABEL MODEL", "class_balance", "give a list of k proportions, 'estimate', 'gold' or 'uniform'"
             )
@@ -249,6 +295,21 @@ def resolve_options(duck, stats: VoteStats, method: str, options: dict) -> dict:
         estimate = class_balance_from_moments(fit_options["cooccurrence"], stats, fit_options)
         fit_options["class_balance"] = normalise(gold_counts + GOLD_BALANCE_STRENGTH * estimate)
     return fit_options
+
+
+def balance_from_votes(stats: VoteStats, method: str, fit_options: dict) -> np.ndarray | None:
+    """The class balance the votes imply, gold rows left out of it: the moment estimate for
+    the co-occurrence methods, the frequency of clear majorities for majority vote, and
+    None (EM estimates it) for Dawid-Skene."""
+    if method in USES_COOCCURRENCE:
+        from sqlml.labeling.models.triplet import class_balance_from_moments
+
+        return class_balance_from_moments(fit_options["cooccurrence"], stats, fit_options)
+    if method == "majority":
+        from sqlml.labeling.models.majority import clear_majority_balance
+
+        return clear_majority_balance(stats)
+    return None
 
 
 def anchor_on_gold(model, stats: VoteStats) -> None:

@@ -22,7 +22,8 @@ from typing import Any
 
 import duckdb
 
-from sqlml.errors import DataError, InvalidOptionError, LabelingError, ObjectExistsError, SqlmlSyntaxError
+from sqlml import catalog
+from sqlml.errors import DataError, InvalidOptionError, LabelingError, SqlmlSyntaxError
 from sqlml.labeling import store
 from sqlml.labeling.store import LabelSet, LFRow
 from sqlml.query.tokens import tokenize
@@ -109,8 +110,7 @@ def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, defin
     """Create or replace the catalog row; unchanged definitions keep their votes."""
     table = store.canonical_table(parts)
     existing = store.get_lf(duck, name)
-    if existing is not None and not replace:
-        raise ObjectExistsError(store.LF_KIND, name)
+    catalog.require_new(duck, store.LF_KIND, name, replace=replace, exists=existing is not None)
     if existing is not None and existing.table != table:
         from sqlml.labeling.votes import drop_votes_of
 
@@ -119,6 +119,8 @@ def save_lf(duck, *, name: str, parts: list[str], classes: Any, kind: str, defin
     label_set, classes = resolve_classes(duck, table, classes, name)
     if label_set is None:
         label_set = store.create_label_set(duck, table, parts, classes)
+    else:
+        store.lock_label_set(duck, table)
     lf = LFRow(
         name=name,
         table=table,
@@ -140,6 +142,7 @@ def create_sql_lf(duck, name: str, table_parts: list[str], expression: str, opti
     unknown = set(options) - set(LF_OPTIONS)
     if unknown:
         raise InvalidOptionError(f"CREATE LABELING FUNCTION {name}", sorted(unknown)[0], allowed=LF_OPTIONS)
+    catalog.check_name(store.LF_KIND, name)
     table = store.canonical_table(table_parts)
     check_expression(expression, name)
     source_columns(duck, table_parts)

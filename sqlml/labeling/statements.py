@@ -1,6 +1,7 @@
 """Handlers of the weak-supervision statements (see ``sqlml/query/statements.py``).
 
     CREATE [OR REPLACE] LABELING FUNCTION name ON table [WITH (classes := [...])] AS expr
+    CREATE [OR REPLACE] LABELING FUNCTIONS ON table FROM COLUMN col | FROM TABLE votes [KEY k] [WITH (...)]
     DROP LABELING FUNCTION [IF EXISTS] name
     APPLY LABELING FUNCTIONS ON table [KEY column] [WITH (full := true)]
     CREATE [OR REPLACE] LABEL MODEL name ON table [KEY column] [GOLD column] [WITH (...)]
@@ -29,6 +30,34 @@ def create_labeling_function(ctx):
     expression = p.rest("an SQL expression (NULL abstains)")
     lf = create_sql_lf(ctx.duck, name, table, expression, options, replace)
     return _show(ctx, {"labeling_function": [lf.name], "table": [lf.table], "returns": [lf.output]})
+
+
+def create_labeling_functions(ctx):
+    """Votes made elsewhere become labeling functions (see ``sqlml/labeling/imported.py``)."""
+    from sqlml.labeling.imported import from_column, from_table
+
+    p = ctx.parser()
+    p.expect("CREATE")
+    replace = p.accept("OR", "REPLACE")
+    p.expect("LABELING", "FUNCTIONS", "ON")
+    parts = p.qualified_name("a table name")
+    p.expect("FROM")
+    if p.accept("COLUMN"):
+        column = p.identifier("the label matrix column (INTEGER[])")
+        options = p.options() if p.accept("WITH") else {}
+        p.end()
+        names = from_column(ctx.duck, parts, column, options, replace)
+        source = f"column {column}"
+    else:
+        p.expect("TABLE")
+        votes = p.qualified_name("a votes table (key, lf, label)")
+        key = p.identifier("a key column") if p.accept("KEY") else None
+        options = p.options() if p.accept("WITH") else {}
+        p.end()
+        names = from_table(ctx.duck, parts, votes, key, options, replace)
+        source = f"table {'.'.join(votes)}"
+    table = store.canonical_table(parts)
+    return _show(ctx, {"labeling_function": names, "table": [table] * len(names), "source": [source] * len(names)})
 
 
 def drop_labeling_function(ctx):

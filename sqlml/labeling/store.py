@@ -28,6 +28,13 @@ def canonical_table(parts: list[str]) -> str:
     The parts are joined as written (no quoting), so ``ml_lf_summary('my "odd" table')``
     names the table ``"my ""odd"" table"``.
     """
+    dotted = next((p for p in parts if "." in p), None)
+    if dotted is not None:
+        raise LabelingError(
+            f"labeling needs a table name without dots; {table_ref(parts)} would read as a schema-qualified name "
+            f"in the labeling macros (ml_lf_summary, ml_votes, ...). Label a view instead: "
+            f"CREATE VIEW {quote_ident(dotted.replace('.', '_'))} AS SELECT * FROM {table_ref(parts)}"
+        )
     parts = [p.lower() for p in parts]
     if len(parts) == 2 and parts[0] == "main":
         parts = parts[1:]
@@ -178,6 +185,16 @@ def next_lf_id(duck, table: str) -> int:
     if next_id > 32767:
         raise LabelingError(f"table {table!r} has run out of labeling function ids (32768).")
     return next_id
+
+
+def lock_label_set(duck, table: str) -> None:
+    """Serialize changes to one table's labeling functions across cursors.
+
+    A no-op update of the label set's row: DuckDB refuses a second concurrent update of
+    a row, so of two statements adding LFs to one table at once one fails (``ConflictError``)
+    instead of both taking the same ``lf_id``.
+    """
+    duck.execute("UPDATE sqlml.label_sets SET classes = classes WHERE table_name = ?", [table])
 
 
 def put_lf(duck, lf: LFRow) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlml import bounds
 from sqlml.errors import InvalidOptionError, TrainingError, UnknownObjectError
 
 if TYPE_CHECKING:
@@ -110,11 +111,8 @@ def build(name: str, input_shape: tuple[int, ...], n_outputs: int, options: dict
 
 def _hidden(options: dict[str, Any], key: str, default: list[int]) -> list[int]:
     value = options.get(key, default)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
-        raise InvalidOptionError("CREATE MODEL", key, f"expected a positive integer or a list of them, got {value!r}")
-    return value
+    bounds.require("CREATE MODEL", key, value, bounds.whole_list(1, bounds.MAX_LAYER_WIDTH, max_items=bounds.MAX_LAYERS, what="layer sizes"))
+    return [value] if isinstance(value, int) else value
 
 
 def _activation(name: str) -> nn.Module:
@@ -134,16 +132,32 @@ def _dropout(options: dict[str, Any]) -> float:
 
 
 def logistic(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
-    """One linear layer on the flattened input (logistic / softmax regression; linear regression)."""
+    """One linear layer on the flattened input (logistic / softmax regression; linear regression).
+
+    With text features the layer reads each text's bag of terms sparsely (an EmbeddingBag):
+    logistic regression on tf-idf n-grams."""
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        from sqlml.models import text_layers
+
+        return text_layers.linear(options["text_layout"], n_outputs)
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_outputs))
 
 
 def mlp(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
-    """Fully connected layers ``hidden`` (default [64, 64]) with ``activation`` and ``dropout``."""
+    """Fully connected layers ``hidden`` (default [64, 64]) with ``activation`` and ``dropout``.
+
+    With text features the first layer reads each text's bag of terms sparsely."""
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        from sqlml.models import text_layers
+
+        name = options.get("activation", "relu")
+        _activation(name)  # checked
+        return text_layers.mlp(options["text_layout"], n_outputs, _hidden(options, "hidden", [64, 64]),
+                               lambda: _activation(name), _dropout(options))
     layers: list = [nn.Flatten()]
     width = math.prod(input_shape)
     dropout = _dropout(options)
@@ -164,6 +178,8 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
     """
     import torch.nn as nn
 
+    if options.get("text_layout"):
+        raise TrainingError("architecture 'cnn' does not read text features; use 'fasttext', 'logistic' or 'mlp'")
     layers: list = []
     if len(input_shape) == 2:  # [H, W]: one channel
         layers.append(nn.Unflatten(1, (1, input_shape[0])))
@@ -174,8 +190,8 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
             "Give input_shape := [C, H, W] for a FLOAT[n] column, or use a FLOAT[C][H][W] column."
         )
     kernel = options.get("kernel_size", 3)
-    if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
-        raise InvalidOptionError("CREATE MODEL", "kernel_size", f"expected an odd positive integer, got {kernel!r}")
+    if not isinstance(kernel, int) or isinstance(kernel, bool) or not 1 <= kernel <= 63 or kernel % 2 == 0:
+        raise InvalidOptionError("CREATE MODEL", "kernel_size", f"expected an odd whole number from 1 to 63, got {kernel!r}")
     channels_in, height, width = input_shape
     for c in _hidden(options, "channels", [16, 32]):
         layers.append(nn.Conv2d(channels_in, c, kernel, padding=kernel // 2))
@@ -194,9 +210,24 @@ def cnn(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -
     return nn.Sequential(*layers)
 
 
+def fasttext(input_shape: tuple[int, ...], n_outputs: int, options: dict[str, Any]) -> nn.Module:
+    """fastText-style (Joulin et al. 2017): the weighted mean of ``dim``-wide n-gram vectors of each
+    text feature (EmbeddingBag), plus a linear map of the other features, then a linear classifier.
+    Needs text := [...]."""
+    from sqlml.models import text_layers
+
+    if not options.get("text_layout"):
+        raise TrainingError("architecture 'fasttext' needs text features: name them with text := ['column']")
+    dim = options.get("dim", 64)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 4096:
+        raise InvalidOptionError("CREATE MODEL", "dim", f"expected an integer in 1 .. 4096, got {dim!r}")
+    return text_layers.fasttext(options["text_layout"], n_outputs, dim, _dropout(options))
+
+
 for _name, _factory, _options in (
     ("logistic", logistic, {}),
     ("mlp", mlp, {"hidden": [64, 64], "activation": "relu", "dropout": 0.0}),
     ("cnn", cnn, {"channels": [16, 32], "kernel_size": 3, "batch_norm": False, "dropout": 0.0}),
+    ("fasttext", fasttext, {"dim": 64, "dropout": 0.0}),
 ):
     ARCHITECTURES[_name] = Architecture(_name, _factory, _options, (_factory.__doc__ or "").strip(), builtin=True)

@@ -7,7 +7,9 @@ A training query's columns become features by their DuckDB type:
 * fixed-size arrays ``FLOAT[n]`` (or ``DOUBLE[n]``, nested ``FLOAT[3][32][32]``): ``n`` inputs
   kept as they are; their nested shape (or ``input_shape := [...]``) is the example's shape;
 * ``VARCHAR`` and ``ENUM``: categorical, dictionary-encoded into a one-hot block over the
-  categories seen in training plus one slot for NULL and unseen values.
+  categories seen in training plus one slot for NULL and unseen values;
+* ``VARCHAR`` columns named in ``text := [...]``: text, a bag of word n-grams over a
+  vocabulary learned from the training query (see ``sqlml.models.text``).
 
 The spec (names, kinds, categories, statistics) is stored with the model, and the same
 ``FeatureSpec.encode`` turns training batches and prediction inputs into the matrix the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,13 +40,14 @@ CATEGORICAL_TYPES = frozenset({"varchar", "enum"})
 @dataclass
 class Feature:
     name: str
-    kind: str  # 'numeric' | 'array' | 'categorical'
+    kind: str  # 'numeric' | 'array' | 'categorical' | 'text'
     sql_type: str
     width: int  # inputs this feature occupies in the encoded row
     shape: list[int] = field(default_factory=list)  # array features: element dims
     categories: list[str] | None = None
     mean: float | None = None  # numeric features: standardisation (None: raw)
     std: float | None = None
+    text: dict[str, Any] | None = None  # text features: tokenizer settings, vocabulary, idf
 
 
 @dataclass
@@ -112,7 +115,13 @@ class FeatureSpec:
         return means, stds
 
     def to_json(self) -> dict[str, Any]:
-        return {"features": [asdict(f) for f in self.features], "input_shape": self.input_shape, "target": asdict(self.target)}
+        features = []
+        for f in self.features:  # shallow: a text feature's vocabulary is not deep-copied
+            data = {field.name: getattr(f, field.name) for field in fields(f)}
+            if data["text"]:  # the in-process encoder key stays out
+                data["text"] = {k: v for k, v in data["text"].items() if not k.startswith("_")}
+            features.append(data)
+        return {"features": features, "input_shape": self.input_shape, "target": asdict(self.target)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -146,6 +155,11 @@ class FeatureSpec:
             if feature.kind == "categorical":
                 one_hot(column, feature, block)
                 continue
+            if feature.kind == "text":
+                from sqlml.models.text import encoder
+
+                encoder(feature.text or {}).encode(_as_array(column), out=block)
+                continue
             values, ok = float_matrix(column, feature, n)
             block[:] = values
             valid &= ok
@@ -171,7 +185,8 @@ def float_matrix(column: Any, feature: Feature, n: int) -> tuple[np.ndarray, np.
         values = _to_numpy(column).reshape(n, 1)
     else:
         values = _array_values(column, feature, n)
-    valid = ~np.isnan(values).any(axis=1) if values.size else np.ones(n, dtype=bool)
+    # NULL arrives as NaN; a value beyond float32's range became infinite: neither can be scored
+    valid = np.isfinite(values).all(axis=1) if values.size else np.ones(n, dtype=bool)
     return values, valid
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from sqlml.errors import DataError, ServingError, UnknownObjectError
 from sqlml.models import registry
 from sqlml.models.features import FeatureSpec, as_tensor
+from sqlml.models.nulls import INVALID_INPUT, NON_FINITE_OUTPUT, NullCounts, counts_of
 from sqlml.models.registry import ModelRecord, latest_version, load_record, load_weights, split_reference
 
 if TYPE_CHECKING:
@@ -32,10 +33,11 @@ class LoadedModel:
     ``predict`` and ``predict_value`` take that tensor (or Arrow data, encoded first).
     """
 
-    def __init__(self, record: ModelRecord, module: nn.Module, device: torch.device):
+    def __init__(self, record: ModelRecord, module: nn.Module, device: torch.device, nulls: NullCounts | None = None):
         self.record = record
         self.module = module
         self.device = device
+        self.nulls = nulls  # NULL predictions counted by reason, or None (not counted)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -77,6 +79,32 @@ class LoadedModel:
                 chunk = x[start : start + batch_rows].to(self.device)
                 outputs.append(self.module(chunk).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty((0, self.record.n_outputs))
+
+    def predictions(self, x: Any, valid: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid rows) for ``kind`` 'proba', 'index' or 'value'; never NaN where valid.
+
+        A row is invalid (its prediction NULL) when its inputs were (``valid`` False) or
+        when the network's output for it is not finite; both are counted by reason.
+        """
+        import torch
+
+        self._require("regression" if kind == "value" else "classification", f"predictions of kind {kind!r}")
+        out = self.forward(x)
+        if kind == "proba":
+            values = torch.softmax(out, dim=1).numpy()
+        elif kind == "index":
+            values = out.argmax(dim=1).numpy()
+        else:
+            target = self.spec.target
+            assert target is not None
+            values = out[:, 0].double().numpy() * target.std + target.mean
+        finite = np.isfinite(values if kind != "index" else out.numpy())
+        finite = finite.all(axis=1) if finite.ndim > 1 else finite
+        if self.nulls is not None:
+            name, version = self.record.name, self.record.version
+            self.nulls.add(name, version, INVALID_INPUT, int((~valid).sum()))
+            self.nulls.add(name, version, NON_FINITE_OUTPUT, int((valid & ~finite).sum()))
+        return values, valid & finite
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities ``[n, k]`` (classification models)."""
@@ -178,6 +206,6 @@ def load_model(session: Session, name: str, version: int | None = None, *, devic
                 record = load_record(cur, name, version)
                 weights = load_weights(cur, name, record.version)
             target = resolve_device(device)
-            loaded = LoadedModel(record, build_module(record, weights, target), target)
+            loaded = LoadedModel(record, build_module(record, weights, target), target, nulls=counts_of(session))
             cache[key] = loaded
         return loaded

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sqlml import catalog
-from sqlml.errors import ObjectExistsError, UnknownObjectError
+from sqlml.errors import DataError, ObjectExistsError, TrainingError, UnknownObjectError
 from sqlml.models.features import FeatureSpec
 from sqlml.sqlutil import fetch_one, fetch_value
 
@@ -175,6 +175,23 @@ def next_version(duck: DuckDBPyConnection, name: str) -> int:
     return int(used or 0) + 1
 
 
+
+def require_finite_weights(name: str, state_dict: dict[str, Any], *, imported: bool = False) -> None:
+    """Refuse to register weights that hold NaN or infinity (``DataError`` for imported ones).
+
+    Training stops on a loss that stops being finite (``sqlml.training.finite``); a last
+    step can still blow the weights up, so they are checked once more here."""
+    import torch
+
+    for key, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            if imported:
+                raise DataError(f"model {name!r}: the weights file holds NaN or infinite values (in {key!r}); not imported")
+            raise TrainingError(
+                f"model {name!r}: its trained weights hold NaN or infinite values (in {key!r}); no model was saved. "
+                f"Lower the learning rate (lr := ...) and check the features for extreme values."
+            )
+
 def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[str, Any], *, replace: bool = False) -> int:
     """Store a new version of ``record.name`` with ``state_dict``; returns the version given.
 
@@ -185,6 +202,7 @@ def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[s
 
     if latest_version(duck, record.name) is not None and not replace:
         raise ObjectExistsError(KIND, record.name)
+    require_finite_weights(record.name, state_dict, imported=record.status == "imported")
     version = next_version(duck, record.name)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)

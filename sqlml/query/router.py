@@ -21,7 +21,7 @@ import duckdb
 from sqlml.errors import ReadOnlyError
 from sqlml.query.classify import match_statement, needs_front_end, returns_rows
 from sqlml.query.parser import StatementParser
-from sqlml.query.statements import READ_ONLY, STATEMENTS
+from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 from sqlml.query.tokens import split_statements, tokenize
 from sqlml.transaction import transaction
 
@@ -58,6 +58,20 @@ def resolve_handler(key: str):
     return getattr(importlib.import_module(module_name), function)
 
 
+def _materialize(connection, statement: str) -> str:
+    """The statement after the table functions it calls are computed (``MATERIALIZED_FUNCTIONS``)."""
+    lowered = statement.lower()
+    for name, target in MATERIALIZED_FUNCTIONS.items():
+        if name in lowered and re.search(rf"\b{re.escape(name)}\s*\(", lowered):
+            if not callable(target):
+                module_name, _, function = target.partition(":")
+                target = getattr(importlib.import_module(module_name), function)
+            with connection.session.translate_errors():
+                statement = target(connection, statement)
+            lowered = statement.lower()
+    return statement
+
+
 def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
     """Run every statement of ``text``; return what the last one gives.
 
@@ -92,6 +106,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
             result = value if mode == "sql" else ("relation", value)
             continue
         if _ML_CALL.search(statement):
+            statement = _materialize(connection, statement)
             if len(spans) > 1 and not shared:
                 from sqlml.query.batch import share_script
 

@@ -19,3 +19,8 @@ STATEMENTS: dict[str, str | Callable[[Any], Any]] = {}
 
 #: Statements that only read, and so run on read-only connections too.
 READ_ONLY: set[str] = set()
+
+#: Table functions the front end computes before a statement runs: a lower-case name whose
+#: call ``name(`` appears in the statement -> "module:function" taking (connection, statement)
+#: and returning the statement with each call replaced by a table it filled.
+MATERIALIZED_FUNCTIONS: dict[str, str | Callable[[Any, str], str]] = {}

@@ -21,7 +21,7 @@ def features_query(duck, model: str) -> str:
     for feature in record.features.features:
         path = quote_literal("$." + _json_key(feature.name))
         sql_type = types.get(feature.name, feature.sql_type)
-        if feature.kind == "categorical":
+        if feature.kind in ("categorical", "text"):
             value = f"json_extract_string(features, {path})"
         else:
             value = f"CAST(json_extract(features, {path}) AS {sql_type})"

@@ -121,7 +121,7 @@ class ModelPredictor:
         columns = [pa.array([row.get(f.name) for row in rows]) for f in self.fields]
         x, valid = self.loaded.encode_valid(columns)
         if record.task == "classification":
-            probabilities = self.loaded.predict_proba(x)
+            probabilities, valid = self.loaded.predictions(x, valid, "proba")
             classes = record.classes
             out = []
             for ok, p in zip(valid, probabilities, strict=True):
@@ -132,12 +132,12 @@ class ModelPredictor:
                     {"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}}
                 )
             return out
-        values = self.loaded.predict_value(x)
+        values, valid = self.loaded.predictions(x, valid, "value")
         return [{"value": float(v) if ok else None} for ok, v in zip(valid, values, strict=True)]
 
 
 def _field(feature) -> InputField:
-    if feature.kind == "categorical":
+    if feature.kind in ("categorical", "text"):
         return InputField(feature.name, "string")
     if feature.kind == "array":
         return InputField(feature.name, "array", feature.width)

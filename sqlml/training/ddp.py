@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from sqlml import bounds
 from sqlml.errors import InvalidOptionError, TrainingError
 from sqlml.training.job import EpochReport, TrainJob, TrainResult
 
@@ -39,9 +40,7 @@ POLL_SECONDS = 0.05
 def train(job: TrainJob) -> TrainResult:
     import torch
 
-    workers = job.options.get("workers", 2)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise InvalidOptionError("CREATE MODEL", "workers", f"expected a positive number of processes, got {workers!r}")
+    workers = bounds.require("CREATE MODEL", "workers", job.options.get("workers", 2), bounds.whole(1, bounds.MAX_PROCESSES))
     launch = job.options.get("launch", "local")
     if launch not in ("local", "external"):
         raise InvalidOptionError("CREATE MODEL", "launch", f"expected 'local' or 'external', got {launch!r}")
@@ -192,6 +191,9 @@ def _check(processes) -> None:
     for rank, (proc, log) in enumerate(processes):
         code = proc.poll()
         if code not in (None, 0):
+            told = log.with_name(f"error-{rank}.txt")
+            if told.exists():  # an sqlml error of the rank (see ddp_worker): its message says it all
+                raise TrainingError(told.read_text(errors="replace"))
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise TrainingError(f"data-parallel worker {rank} failed (exit code {code}):\n{tail}")
 

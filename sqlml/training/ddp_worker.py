@@ -105,4 +105,10 @@ def main(folder: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m sqlml.training.ddp_worker JOB_DIR")
-    main(sys.argv[1])
+    from sqlml.errors import SqlmlError
+
+    try:
+        main(sys.argv[1])
+    except SqlmlError as error:  # told to the owner as is (a diverged loss, ...), not as a traceback
+        Path(sys.argv[1], f"error-{os.environ.get('RANK', '0')}.txt").write_text(str(error))
+        sys.exit(1)

@@ -27,15 +27,16 @@ def evaluate_model(session, model: str, query: str, label: str | None = None) ->
     wanted = [*record.feature_names, label]
     metrics = Metrics(record.task, record.n_outputs)
     skipped = 0
+    source = relation_sql(query, argument="query", where="ml_evaluate")
     with session.cursor() as cur:
-        relation = cur.sql(f"SELECT * FROM {relation_sql(query)} AS q LIMIT 0")
+        relation = cur.sql(f"SELECT * FROM {source} AS q LIMIT 0")
         missing = [c for c in wanted if c not in relation.columns]
         if missing:
             raise DataError(
                 f"ml_evaluate: the query lacks column(s) {', '.join(map(repr, missing))} that model {record.name!r} "
                 f"needs (features {record.feature_names}, label {label!r})"
             )
-        reader = cur.sql(f"SELECT {column_list(wanted)} FROM {relation_sql(query)} AS q").to_arrow_reader(READ_ROWS)
+        reader = cur.sql(f"SELECT {column_list(wanted)} FROM {source} AS q").to_arrow_reader(READ_ROWS)
         for batch in reader:
             labels = batch.column(len(wanted) - 1)
             x, valid = loaded.encode_valid(batch.columns[:-1])
@@ -50,10 +51,14 @@ def evaluate_model(session, model: str, query: str, label: str | None = None) ->
             if not use.any():
                 continue
             rows = np.flatnonzero(use)
+            kind = "proba" if record.task == "classification" else "value"
+            predicted, finite = loaded.predictions(x[rows], np.ones(len(rows), dtype=bool), kind)
+            skipped += int((~finite).sum())  # the model's output overflowed for these rows
+            predicted, rows = predicted[finite], rows[finite]
             if record.task == "classification":
-                metrics.update_classification(loaded.predict_proba(x[rows]), y[rows].astype(np.int64))
+                metrics.update_classification(predicted, y[rows].astype(np.int64))
             else:
-                metrics.update_regression(loaded.predict_value(x[rows]), y[rows])
+                metrics.update_regression(predicted, y[rows])
     result = metrics.result()
     return {
         "model": record.name,

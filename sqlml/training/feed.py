@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sqlml.models.features import as_tensor, float_matrix, one_hot
+from sqlml.models.text import pad
 from sqlml.training.staging import TrainingSet
 
 
@@ -199,7 +200,7 @@ def encode_window(spec, batches, index: np.ndarray | None):
             numeric /= scaling[1]
     if k == spec.width:
         matrix = numeric
-    elif k == 0 and len(spec.features) == 1:
+    elif k == 0 and len(spec.features) == 1 and spec.features[0].kind == "array":
         feature = spec.features[0]
         matrix = take([float_matrix(b.column("f0"), feature, b.num_rows)[0] for b in batches])
     else:
@@ -212,6 +213,10 @@ def encode_window(spec, batches, index: np.ndarray | None):
                 block[:] = take([float_matrix(b.column(f"f{i}"), feature, b.num_rows)[0] for b in batches])
             elif feature.kind == "categorical":
                 one_hot(_take_arrow([b.column(f"f{i}") for b in batches], index), feature, block)
+            elif feature.kind == "text":
+                ids = _take_arrow([b.column(f"f{i}") for b in batches], index)
+                weights = _take_arrow([b.column(f"g{i}") for b in batches], index)
+                pad(ids, weights, int(feature.text["max_tokens"]), out=block)
     x = as_tensor(matrix.reshape((n, *spec.input_shape)))
     y, soft = _targets(spec.target, batches, take)
     if spec.target.weight:

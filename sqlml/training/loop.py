@@ -46,9 +46,12 @@ def fit(
     """
     import torch
 
+    from sqlml.training.finite import LossGuard
+
     inner = inner if inner is not None else model
     task = spec.target.task
     stopped = False
+    guard = LossGuard(name, batches_per_epoch=feed.n_batches(), lr=optimizer.param_groups[0].get("lr"), device=device)
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(epoch_seed(seed, epoch))
         model.train()
@@ -56,16 +59,18 @@ def fit(
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         weight_sum, rows = 0.0, 0
         with progress(feed.n_batches(), f"{name} epoch {epoch + 1}/{epochs}") as bar:
-            for batch in feed(epoch):
+            for number, batch in enumerate(feed(epoch), 1):
                 weight_sum += float(batch.weight.sum())
                 rows += len(batch)
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 weighted = (row_losses(task, model(batch.x), batch) * batch.weight).sum()
+                guard.observe(weighted, epoch + 1, number)  # NaN/inf: TrainingError before the step
                 (weighted * (scale / max(batch.weight_total, 1e-12))).backward()
                 optimizer.step()
                 loss_sum += weighted.detach()
                 bar.update(1)
+        guard.check()
         totals = [float(loss_sum), weight_sum, float(rows)]
         if reduce is not None:
             totals = reduce(totals)

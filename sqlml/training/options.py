@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlml import bounds
+from sqlml.bounds import number, optional, whole
 from sqlml.errors import InvalidOptionError
 
 WHERE = "CREATE MODEL"
@@ -22,26 +24,6 @@ def _is_int(v) -> bool:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def positive_int(v):
-    return None if _is_int(v) and v > 0 else "expected a positive integer"
-
-
-def non_negative_int(v):
-    return None if _is_int(v) and v >= 0 else "expected an integer >= 0"
-
-
-def optional_positive_int(v):
-    return None if v is None else positive_int(v)
-
-
-def positive_number(v):
-    return None if _is_number(v) and v > 0 else "expected a positive number"
-
-
-def non_negative_number(v):
-    return None if _is_number(v) and v >= 0 else "expected a number >= 0"
 
 
 def boolean(v):
@@ -78,19 +60,25 @@ def names_list(v):
 
 
 def class_list(v):
+    from sqlml.training.staging import MAX_CLASSES
+
     if v is None:
         return None
-    if isinstance(v, list) and len(v) >= 2 and all(isinstance(x, (str, int, bool)) for x in v):
+    if isinstance(v, list) and 2 <= len(v) <= MAX_CLASSES and all(isinstance(x, (str, int, bool)) for x in v):
         return None
-    return "expected a list of at least two class names, e.g. ['ham', 'spam']"
+    return f"expected a list of 2 to {MAX_CLASSES:,} class names, e.g. ['ham', 'spam']"
 
 
 def shape(v):
     if v is None:
         return None
-    if isinstance(v, list) and v and all(_is_int(d) and d > 0 for d in v):
-        return None
-    return "expected a list of positive integers, e.g. [3, 32, 32]"
+    if isinstance(v, list) and 0 < len(v) <= 8 and all(_is_int(d) and d > 0 for d in v):
+        size = 1
+        for d in v:
+            size *= d
+        if size <= bounds.MAX_INPUT_VALUES:
+            return None
+    return f"expected a list of at most 8 positive integers whose product is at most {bounds.MAX_INPUT_VALUES:,}, e.g. [3, 32, 32]"
 
 
 def device(v):
@@ -100,9 +88,9 @@ def device(v):
 
 
 def early_stopping(v):
-    if v is None or v is False or (_is_int(v) and v > 0) or v is True:
+    if v is None or v is False or (_is_int(v) and 0 < v <= bounds.MAX_EPOCHS) or v is True:
         return None
-    return "expected a patience in epochs (e.g. 3), true (patience 3) or false"
+    return f"expected a patience in epochs from 1 to {bounds.MAX_EPOCHS:,} (e.g. 3), true (patience 3) or false"
 
 
 def progress(v):
@@ -126,30 +114,40 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "features": Option(None, names_list, "feature columns (default: every column but label, weight and soft label)"),
     "input_shape": Option(None, shape, "shape of one example, e.g. [3, 32, 32] for a FLOAT[3072] image column"),
     "normalize": Option(True, boolean, "standardise numeric features with the training mean and standard deviation"),
-    "max_categories": Option(1000, positive_int, "most distinct values a categorical (VARCHAR) feature may have"),
-    "epochs": Option(10, positive_int, "passes over the training data"),
-    "batch_size": Option(256, positive_int, "rows per optimizer step"),
+    "max_categories": Option(1000, whole(1, bounds.MAX_CATEGORIES), "most distinct values a categorical (VARCHAR) feature may have"),
+    "text": Option(None, names_list, "VARCHAR columns that are text features: bags of word n-grams (see the text options)"),
+    "epochs": Option(10, whole(1, bounds.MAX_EPOCHS), "passes over the training data"),
+    "batch_size": Option(256, whole(1, bounds.MAX_BATCH_ROWS), "rows per optimizer step"),
     "optimizer": Option("adam", one_of("adam", "adamw", "sgd"), "'adam', 'adamw' or 'sgd'"),
-    "lr": Option(None, positive_number, "learning rate (default 1e-3 for adam/adamw, 1e-2 for sgd)"),
-    "weight_decay": Option(0.0, non_negative_number, "L2 penalty / decoupled weight decay"),
-    "momentum": Option(0.9, non_negative_number, "sgd momentum"),
-    "seed": Option(0, non_negative_int, "seed for initialisation, shuffling, dropout and the validation split"),
+    "lr": Option(None, optional(number(0, bounds.MAX_LR, low_open=True)), "learning rate (default 1e-3 for adam/adamw, 1e-2 for sgd)"),
+    "weight_decay": Option(0.0, number(0, 100), "L2 penalty / decoupled weight decay"),
+    "momentum": Option(0.9, number(0, 1), "sgd momentum"),
+    "seed": Option(0, whole(0, bounds.MAX_SEED), "seed for initialisation, shuffling, dropout and the validation split"),
     "device": Option("auto", device, "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N'"),
     "validation_split": Option(0.0, fraction, "fraction of rows held out (by a seeded hash of row position) for validation"),
     "validation_query": Option(None, optional_text, "a query with the same columns, used for validation instead of a split"),
     "early_stopping": Option(False, early_stopping, "stop after this many epochs without validation-loss improvement; keeps the best weights"),
-    "min_delta": Option(0.0, non_negative_number, "smallest validation-loss decrease that counts as improvement"),
+    "min_delta": Option(0.0, number(0, 1e300), "smallest validation-loss decrease that counts as improvement"),
     "strategy": Option("single", text, "'single' or 'data_parallel' (and strategies other modules register)"),
     "shuffle": Option(True, boolean, "block shuffle each epoch (false: staged row order)"),
-    "block_rows": Option(None, optional_positive_int, "rows per staged block (default: about 8 MB a block, at most 65536 rows)"),
-    "shuffle_window": Option(4, positive_int, "blocks pooled and permuted together"),
-    "prefetch": Option(2, non_negative_int, "shuffle windows prepared ahead on the feed's thread (0: none)"),
+    "block_rows": Option(None, optional(whole(1, bounds.MAX_BATCH_ROWS)), "rows per staged block (default: about 8 MB a block, at most 65536 rows)"),
+    "shuffle_window": Option(4, whole(1, bounds.MAX_SHUFFLE_WINDOW), "blocks pooled and permuted together"),
+    "prefetch": Option(2, whole(0, bounds.MAX_PREFETCH), "shuffle windows prepared ahead on the feed's thread (0: none)"),
     "validate": Option(None, optional_text, "data schema the training query must pass (error-level anomalies stop training)"),
     "checkpoint": Option(True, boolean, "save a checkpoint each epoch; an interrupted identical statement resumes from it"),
     "progress": Option("auto", progress, "progress bar per epoch: 'auto' (when stderr is a terminal), true, false"),
-    "threads": Option(None, optional_positive_int, "torch CPU threads while training"),
+    "threads": Option(None, optional(whole(1, bounds.max_threads)), "torch CPU threads while training (at most 4 per CPU core, 1024)"),
     "scratch_dir": Option(None, optional_text, "folder for the staged training data (default: the system temp folder)"),
 }
+
+def _text_options() -> dict[str, Option]:
+    from sqlml.models.text import TEXT_OPTIONS
+
+    # values are checked by text.check_options (they need text := [...]); here: name, default, doc
+    return {name: Option(default, lambda v: None, doc) for name, (default, _, doc) in TEXT_OPTIONS.items()}
+
+
+TRAINING_OPTIONS.update(_text_options())
 
 IMPORT_OPTIONS: dict[str, Option] = {
     "architecture": Option(None, text, "a registered architecture whose module the weights fit"),
@@ -157,7 +155,7 @@ IMPORT_OPTIONS: dict[str, Option] = {
     "input_shape": Option(None, shape, "shape of one example, e.g. [3, 12, 12]"),
     "task": Option("classification", one_of("classification", "regression"), "what the outputs mean"),
     "classes": Option(None, class_list, "class names of the outputs, in order"),
-    "n_outputs": Option(None, optional_positive_int, "number of outputs when there are no class names"),
+    "n_outputs": Option(None, optional(whole(1, bounds.MAX_LAYER_WIDTH)), "number of outputs when there are no class names"),
     "features": Option(None, names_list, "names of the input columns (default: one array column 'input')"),
     "strict": Option(True, boolean, "state dict keys must match the module exactly"),
 }
@@ -166,7 +164,11 @@ IMPORT_OPTIONS: dict[str, Option] = {
 def settle(given: dict[str, Any], *, importing: bool = False) -> dict[str, Any]:
     """Every option with defaults filled in; unknown names and bad values refused."""
     from sqlml.models.architectures import get_architecture
+    from sqlml.models.text import check_options
     from sqlml.training.strategies import strategy_options
+
+    if not importing:
+        check_options(given)
 
     table = dict(IMPORT_OPTIONS if importing else TRAINING_OPTIONS)
     if importing and "architecture" not in given:

@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlml.errors import DataError, ObjectExistsError, TrainingError
+from sqlml import catalog
+from sqlml.errors import DataError, TrainingError
 from sqlml.models import registry
 from sqlml.models.architectures import build
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type
 from sqlml.models.loading import build_module, resolve_device
+from sqlml.models.text import layout
 from sqlml.training.checkpoints import CheckpointStore, RunLog, fingerprint
 from sqlml.training.feed import Feed
 from sqlml.training.job import EarlyStopping, EpochReport, OptimizerSpec, TrainJob, TrainResult
@@ -49,20 +51,22 @@ class Prepared:
 def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool = False) -> Prepared:
     """Check options and name, run the validation gate, stage the query. Caller cleans up."""
     options = settle(given)
-    if not replace and registry.latest_version(duck, name) is not None:
-        raise ObjectExistsError(registry.KIND, name)
+    catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
     if options["validate"]:
         from sqlml.training.gate import check_training_data
 
         check_training_data(duck, options["validate"], query, model=name)
     directory = scratch_directory(options)
     try:
-        training = stage(duck, query, options, directory=directory)
+        training = stage(duck, query, options, directory=directory, model=name)
     except BaseException:
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    text_layout = layout(training.spec)
+    if text_layout is not None:  # where the architectures find the text bags (stored with the model)
+        options["text_layout"] = text_layout
     return Prepared(name, query, options, training)
 
 
@@ -212,8 +216,7 @@ def import_weights(duck, name: str, given: dict[str, Any], *, replace: bool = Fa
     import torch
 
     options = settle(given, importing=True)
-    if not replace and registry.latest_version(duck, name) is not None:
-        raise ObjectExistsError(registry.KIND, name)
+    catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
     path = options["weights"]
     if not os.path.isfile(path):
         raise DataError(f"weights file {path!r} does not exist")

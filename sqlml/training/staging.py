@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,13 @@ import numpy as np
 
 from sqlml.errors import DataError, suggest
 from sqlml.models.features import Feature, FeatureSpec, Target, array_type, example_shape, feature_kind, staging_expression
-from sqlml.sqlutil import is_query_text, quote_ident
+from sqlml.models.text import bag_sql, check_text_columns, learn_vocabulary, text_config, vocabulary_arrow
+from sqlml.sqlutil import is_query_text, quote_ident, select_query
 
 READ_BATCH_ROWS = 131_072  # DuckDB -> Arrow batch size while staging (>= 64K rows measured fastest)
 BLOCK_BYTES = 8 << 20  # target size of one staged block
 MAX_CLASSES = 10_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # networks compute in float32: larger magnitudes become inf
 
 
 @dataclass
@@ -107,12 +110,22 @@ def scratch_directory(options: dict[str, Any]) -> str:
     run are removed here, before a new one is made.
     """
     base = options.get("scratch_dir") or tempfile.gettempdir()
-    os.makedirs(base, exist_ok=True)
-    for entry in os.listdir(base):
-        match = re.match(r"sqlml-train-(\d+)-", entry)
-        if match and not _alive(int(match.group(1))):
-            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+    try:
+        os.makedirs(base, exist_ok=True)
+        for entry in os.listdir(base):
+            match = re.match(r"sqlml-train-(\d+)-", entry)
+            if match and not _alive(int(match.group(1))):
+                shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+        return tempfile.mkdtemp(prefix=f"sqlml-train-{os.getpid()}-", dir=base)
+    except OSError as error:
+        from sqlml.errors import InvalidOptionError
+
+        option = "scratch_dir" if options.get("scratch_dir") else "scratch_dir (default: the system temp folder)"
+        raise InvalidOptionError(
+            "CREATE MODEL", option,
+            f"cannot create a folder for the staged training data in {base!r} ({error.strerror or error}); "
+            f"give scratch_dir := a writable folder",
+        ) from None
 
 
 def _alive(pid: int) -> bool:
@@ -125,7 +138,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> TrainingSet:
+def stage(duck, query: str, options: dict[str, Any], *, directory: str, model: str = "model") -> TrainingSet:
     """Stage ``query`` for training under ``options`` (label, weight, soft_label, task, ...)."""
     relation = _relation(duck, query, "training query")
     names = list(relation.columns)
@@ -140,7 +153,8 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
         raise DataError(
             f"regression needs a numeric label; column {cols.label!r} is {types[cols.label]}", column=cols.label
         )
-    kinds = {c: feature_kind(c, types[c]) for c in cols.features}
+    text_columns = check_text_columns(names, types, options, model=model, features=cols.features)
+    kinds = {c: ("text", []) if c in text_columns else feature_kind(c, types[c]) for c in cols.features}
 
     select = staged_features([(c, kind, dims) for c, (kind, dims) in kinds.items()])
     where = []
@@ -154,12 +168,19 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
     have = [quote_ident(c) + " IS NOT NULL" for c in (cols.label, cols.soft_label) if c]
     if have:
         where.append("(" + " OR ".join(have) + ")")
-    staged_sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q" + (f" WHERE {' AND '.join(where)}" if where else "")
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    texts = {}
+    if text_columns:
+        config = text_config(options)
+        source = f"(SELECT * FROM ({_strip(query)}) AS q{where_sql}) AS __src"
+        texts = {c: learn_vocabulary(duck, source, c, config, model=model) for c in text_columns}
+    positions = [(i, c, texts[c]) for i, c in enumerate(kinds) if c in texts]
 
-    acc = _Stats(cols, kinds, task, int(options.get("max_categories", 1000)))
+    acc = _Stats(cols, kinds, task, int(options.get("max_categories", 1000)), texts)
     block_rows = options.get("block_rows") or _auto_block_rows(kinds)
     path = os.path.join(directory, "train.arrow")
-    n_rows = _write_blocks(duck, staged_sql, path, block_rows, acc.update)
+    with _bag_query(duck, _strip(query), where_sql, select, positions) as staged_sql:
+        n_rows = _write_blocks(duck, staged_sql, path, block_rows, acc.update)
     if n_rows == 0:
         dropped = "" if not have else " (rows whose label is NULL are left out)"
         raise DataError(f"the training query returned no rows{dropped}; there is nothing to train on")
@@ -174,6 +195,36 @@ def stage(duck, query: str, options: dict[str, Any], *, directory: str) -> Train
             duck, options["validation_query"], spec, os.path.join(directory, "validation.arrow"), block_rows
         )
     return training
+
+
+@contextmanager
+def _bag_query(duck, query: str, where_sql: str, select: list[str], texts: list[tuple[int, str, dict]]):
+    """The staging SELECT; with text features, each text column's bag (``text.bag_sql``) is
+    joined to its row as ``f{i}`` (term ids) and ``g{i}`` (weights), rows in query order.
+    The vocabularies live in TEMP tables while the query runs."""
+    if not texts:
+        yield f"SELECT {', '.join(select)} FROM ({query}) AS q{where_sql}"
+        return
+    ctes = [f"__q AS MATERIALIZED (SELECT row_number() OVER () AS __row, * FROM ({query}) AS q{where_sql})"]
+    joins, items, temps = [], list(select), []
+    try:
+        for i, column, text in texts:
+            vocab = f"__sqlml_vocab_{i}"
+            duck.register("__sqlml_vocab_src", vocabulary_arrow(text))
+            try:
+                duck.execute(f"CREATE OR REPLACE TEMP TABLE {vocab} AS FROM __sqlml_vocab_src")
+            finally:
+                duck.unregister("__sqlml_vocab_src")
+            temps.append(vocab)
+            source = f"(SELECT __row, {quote_ident(column)} AS __text FROM __q)"
+            ctes.append(f"__bag{i} AS ({bag_sql(source, vocab, text)})")
+            joins.append(f" LEFT JOIN (SELECT __row AS __r{i}, ids AS __ids{i}, weights AS __w{i} FROM __bag{i}) "
+                         f"ON __r{i} = __q.__row")
+            items += [f"coalesce(__ids{i}, []::INTEGER[]) AS f{i}", f"coalesce(__w{i}, []::FLOAT[]) AS g{i}"]
+        yield f"WITH {', '.join(ctes)} SELECT {', '.join(items)} FROM __q{''.join(joins)} ORDER BY __q.__row"
+    finally:
+        for temp in temps:
+            duck.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
 def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows: int) -> str:
@@ -194,10 +245,10 @@ def stage_evaluation(duck, query: str, spec: FeatureSpec, path: str, block_rows:
         select.append(f"CAST({quote_ident(target.weight)} AS FLOAT) AS weight")
     if target.soft_label:
         select.append(f"CAST({quote_ident(target.soft_label)} AS FLOAT[]) AS soft")
-    sql = f"SELECT {', '.join(select)} FROM ({_strip(query)}) AS q"
-    if target.label:
-        sql += f" WHERE {quote_ident(target.label)} IS NOT NULL"
-    rows = _write_blocks(duck, sql, path, block_rows, None)
+    where_sql = f" WHERE {quote_ident(target.label)} IS NOT NULL" if target.label else ""
+    texts = [(i, f.name, f.text) for i, f in enumerate(spec.features) if f.kind == "text"]
+    with _bag_query(duck, _strip(query, "validation_query"), where_sql, select, texts) as sql:
+        rows = _write_blocks(duck, sql, path, block_rows, None)
     if rows == 0:
         raise DataError("the validation query returned no rows with a label")
     return path
@@ -211,7 +262,7 @@ def staged_features(features: list[tuple[str, str, list[int]]]) -> list[str]:
     items += [
         f"{staging_expression(kind, dims, quote_ident(name))} AS f{i}"
         for i, (name, kind, dims) in enumerate(features)
-        if kind != "numeric"
+        if kind not in ("numeric", "text")  # text: see _bag_query
     ]
     return items
 
@@ -223,8 +274,9 @@ _NUMBER_IDS = frozenset(
 )
 
 
-def _strip(query: str) -> str:
-    return query.strip().rstrip(";").strip()
+def _strip(query: str, argument: str = "query") -> str:
+    """The query checked to be exactly one read-only statement, ready to wrap in ``(...)``."""
+    return select_query(query, argument=argument, where="CREATE MODEL")
 
 
 def _relation(duck, query: str, what: str):
@@ -233,7 +285,7 @@ def _relation(duck, query: str, what: str):
     if not is_query_text(query):
         raise DataError(f"the {what} must be a query (SELECT ...), not a statement: {query[:80]!r}")
     try:
-        relation = duck.sql(_strip(query))
+        relation = duck.sql(_strip(query, "validation_query" if what.startswith("validation") else "query"))
     except duckdb.Error as error:
         raise DataError(f"the {what} failed: {error}") from None
     if relation is None:
@@ -241,10 +293,17 @@ def _relation(duck, query: str, what: str):
     return relation
 
 
+def _hint(error) -> str:
+    if "out of range for the destination type FLOAT" in str(error):
+        return (f" (numeric features are staged as FLOAT, at most ±{FLOAT32_MAX:.3g}: scale the feature in the query, "
+                f"or filter WHERE abs(x) < 1e38)")
+    return ""
+
+
 def _auto_block_rows(kinds: dict[str, tuple[str, list[int]]]) -> int:
     row_bytes = 16
     for kind, dims in kinds.values():
-        row_bytes += 4 * math.prod(dims) if kind == "array" else (16 if kind == "categorical" else 4)
+        row_bytes += 4 * math.prod(dims) if kind == "array" else ({"categorical": 16, "text": 512}.get(kind, 4))
     return int(min(65_536, max(1_024, BLOCK_BYTES // row_bytes)))
 
 
@@ -261,10 +320,10 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
     try:
         reader = duck.sql(sql).to_arrow_reader(read_rows)
     except duckdb.Error as error:
-        raise DataError(f"the training query failed: {error}") from None
+        raise DataError(f"the training query failed: {error}{_hint(error)}") from None
     rows = 0
     carry = None  # rows read but not yet written (fewer than a block)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+    with reader, pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
         try:
             for batch in reader:
                 if not batch.num_rows:
@@ -282,7 +341,7 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
                 if start < batch.num_rows:
                     carry = batch.slice(start)
         except duckdb.Error as error:
-            raise DataError(f"the training query failed: {error}") from None
+            raise DataError(f"the training query failed: {error}{_hint(error)}") from None
         if carry is not None:
             writer.write_batch(carry)
     return rows
@@ -291,8 +350,9 @@ def _write_blocks(duck, sql: str, path: str, block_rows: int, observe) -> int:
 class _Stats:
     """Statistics gathered while staging, and the checks that refuse bad training data."""
 
-    def __init__(self, cols: Columns, kinds, task: str, max_categories: int):
+    def __init__(self, cols: Columns, kinds, task: str, max_categories: int, texts: dict | None = None):
         self.cols, self.kinds, self.task, self.max_categories = cols, kinds, task, max_categories
+        self.texts = texts or {}
         self.numeric = [c for c, (k, _) in kinds.items() if k == "numeric"]
         self.sums = np.zeros(len(self.numeric))
         self.squares = np.zeros(len(self.numeric))
@@ -310,7 +370,7 @@ class _Stats:
         if self.numeric:
             self._numeric(batch.column("num"))
         for i, (name, (kind, _)) in enumerate(self.kinds.items()):
-            if kind == "numeric":
+            if kind in ("numeric", "text"):
                 continue
             column = batch.column(f"f{i}")
             if kind == "categorical":
@@ -318,9 +378,9 @@ class _Stats:
                 continue
             if column.null_count:
                 raise _bad_values(name, column.null_count, "NULL")
-            nans = int(np.isnan(_leaf_values(column)).sum())
-            if nans:
-                raise _bad_values(name, nans, "NaN")
+            bad = int((~np.isfinite(_leaf_values(column))).sum())
+            if bad:
+                raise _bad_values(name, bad, "NaN or infinite")
         names = batch.schema.names
         if "label" in names:
             label = batch.column("label")
@@ -328,8 +388,17 @@ class _Stats:
                 self._count(self.labels, label, self.cols.label, limit=MAX_CLASSES)
             else:
                 v = label.drop_null().to_numpy(zero_copy_only=False)
-                if np.isnan(v).any():
-                    raise _bad_values(self.cols.label, int(np.isnan(v).sum()), "NaN")
+                bad = int((~np.isfinite(v)).sum())
+                if bad:
+                    raise _bad_values(self.cols.label, bad, "NaN or infinite", role="label")
+                huge = int((np.abs(v) > FLOAT32_MAX).sum())
+                if huge:
+                    raise DataError(
+                        f"label column {self.cols.label!r} has {huge} value(s) beyond ±{FLOAT32_MAX:.3g}, the float32 range "
+                        f"the network computes in. Scale the label in the training query (e.g. {self.cols.label} / 1e30) "
+                        f"or filter them (WHERE abs({self.cols.label}) < 1e38).",
+                        column=self.cols.label,
+                    )
                 self.label_sums[0] += float(v.sum())
                 self.label_sums[1] += float((v * v).sum())
                 self.label_sums[2] += len(v)
@@ -342,11 +411,23 @@ class _Stats:
                     column=self.cols.weight,
                 )
             w = weight.to_numpy(zero_copy_only=False)
-            if np.isnan(w).any() or (w < 0).any():
-                raise DataError(f"weight column {self.cols.weight!r} has negative or NaN values", column=self.cols.weight)
+            if not np.isfinite(w).all() or (w < 0).any():
+                bad = int((~np.isfinite(w) | (w < 0)).sum())
+                raise DataError(
+                    f"weight column {self.cols.weight!r} has {bad} negative, NaN or infinite value(s); keep the rows "
+                    f"with WHERE isfinite({self.cols.weight}) AND {self.cols.weight} >= 0",
+                    column=self.cols.weight,
+                )
             self.weight_sum += float(w.sum())
         if "soft" in names:
             soft = batch.column("soft")
+            bad = int((~np.isfinite(pc.list_flatten(soft).fill_null(0.0).to_numpy(zero_copy_only=False))).sum())
+            if bad:
+                raise DataError(
+                    f"soft label column {self.cols.soft_label!r} has {bad} NaN or infinite probabilit(ies); every "
+                    f"probability must be a finite number",
+                    column=self.cols.soft_label,
+                )
             lengths = pc.list_value_length(soft).drop_null().to_numpy(zero_copy_only=False)
             if len(lengths):
                 if self.soft_width is None:
@@ -385,9 +466,9 @@ class _Stats:
             raise _bad_values(self.numeric[j], int(nulls[j]), "NULL")
         values = child.to_numpy(zero_copy_only=False).reshape(-1, k)
         sums = values.sum(axis=0, dtype=np.float64)
-        if np.isnan(sums).any():  # a column's sum is NaN exactly when it holds a NaN (or +inf and -inf)
-            j = int(np.flatnonzero(np.isnan(sums))[0])
-            raise _bad_values(self.numeric[j], int(np.isnan(values[:, j]).sum()), "NaN")
+        if not np.isfinite(sums).all():  # float32 values sum to at most 1e38 * rows in float64: only NaN/inf break it
+            j = int(np.flatnonzero(~np.isfinite(sums))[0])
+            raise _bad_values(self.numeric[j], int((~np.isfinite(values[:, j])).sum()), "NaN or infinite")
         self.sums += sums
         self.squares += np.einsum("ij,ij->j", values, values, dtype=np.float64)
         self.count += len(values)
@@ -423,6 +504,9 @@ class _Stats:
                 features.append(Feature(name, kind, "FLOAT", 1, [], None, mean if normalize else None, (std or 1.0) if normalize else None))
             elif kind == "array":
                 features.append(Feature(name, kind, array_type(dims), math.prod(dims), list(dims)))
+            elif kind == "text":
+                text = self.texts[name]
+                features.append(Feature(name, kind, "VARCHAR", 2 * int(text["max_tokens"]), [], text=text))
             else:
                 cats = sorted(self.categories[name])
                 features.append(Feature(name, kind, "VARCHAR", len(cats) + 1, [], cats))
@@ -433,6 +517,8 @@ class _Stats:
             total, squares, count = self.label_sums
             target.mean = total / count
             target.std = math.sqrt(max(squares / count - target.mean**2, 0.0)) or 1.0
+        if self.texts and options.get("input_shape"):
+            raise DataError("input_shape cannot be given with text features (a text feature is a bag of terms, not a grid)")
         if self.weight_sum == 0.0 and self.cols.weight:
             raise DataError(f"every weight in column {self.cols.weight!r} is 0; there is nothing to learn from")
         return FeatureSpec(features, example_shape(features, options.get("input_shape")), target)
@@ -511,9 +597,10 @@ def _leaf_values(column) -> np.ndarray:
     return flat.to_numpy(zero_copy_only=False)
 
 
-def _bad_values(name: str, count: int, what: str) -> DataError:
-    return DataError(
-        f"feature column {name!r} has {count} {what} value(s) in the training data. Filter them "
-        f"(WHERE {name} IS NOT NULL) or fill them (coalesce({name}, 0)) in the training query.",
-        column=name,
-    )
+def _bad_values(name: str, count: int, what: str, role: str = "feature") -> DataError:
+    """A refusal of NULL or non-finite training values, with a filter that removes them."""
+    if what == "NULL":
+        hint = f"Filter them (WHERE {name} IS NOT NULL) or fill them (coalesce({name}, 0))"
+    else:  # NaN <> NaN and NaN IS NOT NULL: only isfinite removes both NaN and ±inf (and NULL)
+        hint = f"Filter them (WHERE isfinite({name})) or replace them (CASE WHEN isfinite({name}) THEN {name} ELSE 0 END)"
+    return DataError(f"{role} column {name!r} has {count} {what} value(s) in the training data. {hint} in the training query.", column=name)

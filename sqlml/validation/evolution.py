@@ -12,8 +12,10 @@ the old data and the batch would leave the batch itself drifting from it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+from sqlml import catalog
 from sqlml.errors import InvalidOptionError, ObjectExistsError, UnknownObjectError
 from sqlml.validation import checks as custom, inference, reference as references, scan, schema as schemas, sources, store
 from sqlml.validation.schema import DataSchema
@@ -26,8 +28,7 @@ def create(duck, name: str, source_text: str, options: dict | None = None, *, re
     """Infer and store a schema from ``source_text``; its statistics are stored too."""
     opts = inference.check_options(options or {})
     previous = schemas.current_version(duck, name) if schemas.exists(duck, name) else None
-    if previous is not None and not replace_existing:
-        raise ObjectExistsError(schemas.KIND, name)
+    catalog.require_new(duck, schemas.KIND, name, replace=replace_existing, exists=previous is not None)
     source = sources.resolve(duck, source_text)
     stats = training_statistics(duck, source)
     store.save(duck, stats, dataset=opts["dataset"] or sources.dataset_key(source_text), span=opts["span"])
@@ -249,6 +250,7 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
             if key not in DATASET_SETTINGS:
                 raise InvalidOptionError(where, key, allowed=DATASET_SETTINGS)
             setattr(new, key, _checked(where, key, value, DATASET_SETTINGS[key]))
+        _ordered(where, ("min_rows", new.min_rows), ("max_rows", new.max_rows))
     else:
         target = new.columns.get(column)
         if target is None:
@@ -264,6 +266,9 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
         if ("min_value" in changed or "max_value" in changed) and "min_range_mass" not in changed and target.min_range_mass is None:
             changed["min_range_mass"] = 1.0
         updated = replace(target, **changed)
+        _ordered(where, ("min", updated.min_value), ("max", updated.max_value))
+        _ordered(where, ("valid_min", updated.valid_min), ("valid_max", updated.valid_max))
+        _ordered(where, ("min_length", updated.min_length), ("max_length", updated.max_length))
         for kind in _EVIDENCE_KINDS:  # what changed now rests on the user's word
             if inference.rule_text(updated, kind) != inference.rule_text(target, kind):
                 inference.add_evidence(updated, kind, "set by hand (ALTER DATA SCHEMA ... SET COLUMN)", None)
@@ -273,13 +278,22 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
     return new
 
 
+def _ordered(where: str, low: tuple, high: tuple) -> None:
+    """Refuse a lower bound above its upper bound (after the SET; NULL is no bound)."""
+    (low_name, low_value), (high_name, high_value) = low, high
+    if low_value is not None and high_value is not None and low_value > high_value:
+        raise InvalidOptionError(
+            where, low_name, f"{low_name} {low_value!r} is above {high_name} {high_value!r}; no value could pass both"
+        )
+
+
 def _checked(where: str, key: str, value, rule: str):
     if value is None:
         if key in ("min_fraction", "unique", "allow_nan", "allow_inf", "significance"):
             raise InvalidOptionError(where, key, "cannot be NULL")
         return None
     ok = {
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
         "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "fraction": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "probability": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 0.5,
@@ -296,7 +310,7 @@ def _checked(where: str, key: str, value, rule: str):
 
 
 _RULE_TEXT = {
-    "number": "a number",
+    "number": "a finite number",
     "count": "a non-negative integer",
     "fraction": "a number between 0 and 1",
     "probability": "a probability between 0 and 0.5",

@@ -39,6 +39,7 @@ import math
 from collections.abc import Iterable
 from statistics import NormalDist
 
+from sqlml import bounds
 from sqlml.errors import InvalidOptionError
 from sqlml.validation import kinds, ranges, reference as references
 from sqlml.validation.ranges import confidence
@@ -72,18 +73,27 @@ OPTIONS = {
 }
 
 
+#: The range of each numeric option (docs/limits.md).
+RANGES = {
+    "max_domain_size": bounds.whole(0, 1_000_000),
+    "min_rows": bounds.whole(0, bounds.MAX_COUNT),
+    "max_rows": bounds.whole(0, bounds.MAX_COUNT),
+    "significance": bounds.number(0, 0.5, low_open=True, high_open=True),
+    "drift_jsd": bounds.number(0, 1),
+    "drift_linf": bounds.number(0, 1),
+}
+
+
 def check_options(options: dict, where: str = "CREATE DATA SCHEMA") -> dict:
     unknown = [k for k in options if k not in OPTIONS]
     if unknown:
         raise InvalidOptionError(where, unknown[0], allowed=OPTIONS)
     merged = {**OPTIONS, **options}
-    for name in ("max_domain_size", "min_rows", "max_rows"):
-        value = merged[name]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise InvalidOptionError(where, name, f"expected a non-negative integer, got {value!r}")
-    alpha = merged["significance"]
-    if not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
-        raise InvalidOptionError(where, "significance", f"expected a probability below 0.5, got {alpha!r}")
+    for name, check in RANGES.items():
+        if merged[name] is not None:
+            bounds.require(where, name, merged[name], check)
+    if merged["max_rows"] is not None and merged["min_rows"] is not None and merged["min_rows"] > merged["max_rows"]:
+        raise InvalidOptionError(where, "min_rows", f"min_rows {merged['min_rows']} is above max_rows {merged['max_rows']}")
     return merged
 
 

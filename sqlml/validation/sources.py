@@ -15,9 +15,10 @@ import duckdb
 
 from sqlml.errors import DataError
 from sqlml.query.tokens import tokenize
-from sqlml.sqlutil import is_query_text, quote_ident, quote_literal, split_name, table_ref
+from sqlml.sqlutil import is_query_text, quote_ident, quote_literal, relation_sql, split_name, table_ref
 from sqlml.validation.kinds import kind_of
 
+WHERE = "data validation"  # where a bad source is reported: "data validation: option 'baseline': ..."
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FILE = re.compile(r"(\.(csv|tsv|txt|parquet|json|ndjson|jsonl)(\.gz|\.zst)?$)|[/*\\]", re.IGNORECASE)
 
@@ -50,13 +51,18 @@ class Source:
         return None
 
 
-def from_clause(text: str) -> str:
-    """The FROM item for a table name, a query, or a file path."""
+def from_clause(text: str, *, argument: str = "source", where: str = WHERE) -> str:
+    """The FROM item for a table name, a query, or a file path.
+
+    A query must be exactly one read-only statement (``sqlutil.select_query``): text such
+    as ``SELECT * FROM t); DROP TABLE victim; SELECT (1`` is an ``InvalidOptionError``
+    naming ``argument``, never three statements.
+    """
     if not isinstance(text, str) or not text.strip():
         raise DataError("a data source is needed: a table name, a query, or a file path")
     text = text.strip()
     if is_query_text(text):
-        return f"({text.rstrip().rstrip(';')})"
+        return relation_sql(text, argument=argument, where=where)
     if _FILE.search(text) and not text.startswith('"'):
         return quote_literal(text)
     try:
@@ -89,9 +95,9 @@ def _bare(part: str) -> bool:
     return len(tokens) == 1 and tokens[0].kind == "identifier"
 
 
-def resolve(duck: duckdb.DuckDBPyConnection, text: str) -> Source:
+def resolve(duck: duckdb.DuckDBPyConnection, text: str, *, argument: str = "source", where: str = WHERE) -> Source:
     """Bind the source once (no rows read) and learn its columns and types."""
-    sql = from_clause(text)
+    sql = from_clause(text, argument=argument, where=where)
     try:
         rows = duck.execute(f"DESCRIBE SELECT * FROM {sql} AS __src").fetchall()
     except duckdb.Error as error:

@@ -155,7 +155,7 @@ def resolve_baseline(duck, schema: DataSchema, baseline, environment: str | None
     stored = store.load_dataset(duck, baseline) or store.load_dataset(duck, sources.dataset_key(baseline))
     if stored is not None:
         return comparison, stored
-    stats, _ = scan.compute(duck, sources.resolve(duck, baseline))
+    stats, _ = scan.compute(duck, sources.resolve(duck, baseline, argument="baseline"))
     return comparison, stats
 
 

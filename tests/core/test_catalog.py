@@ -10,8 +10,9 @@ from sqlml import catalog, resources
 
 def test_catalog_created_on_first_connect(con):
     assert catalog.catalog_version(con.duckdb) == catalog.latest_version() >= 1
-    rows = con.sql("SELECT key, value FROM sqlml.meta").fetchall()
-    assert rows == [("catalog_version", str(catalog.latest_version()))]
+    rows = dict(con.sql("SELECT key, value FROM sqlml.meta").fetchall())
+    assert rows.keys() == {"catalog_version", "instance"}  # instance: see 0008_unique_names.sql
+    assert rows["catalog_version"] == str(catalog.latest_version())
 
 
 def test_catalog_migrates_forward(db_path, tmp_path, monkeypatch):
@@ -27,7 +28,7 @@ def test_catalog_migrates_forward(db_path, tmp_path, monkeypatch):
         assert con.sql("SELECT count(*) FROM sqlml.future_things").fetchall() == [(0,)]
     # and opening again applies nothing twice
     with sqlml.connect(db_path) as con:
-        assert con.sql("SELECT count(*) FROM sqlml.meta").fetchall() == [(1,)]
+        assert con.sql("SELECT count(*) FROM sqlml.meta").fetchall() == [(2,)]
 
 
 def test_failed_migration_leaves_the_old_catalog(db_path, tmp_path, monkeypatch):

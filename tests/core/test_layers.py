@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "sqlml.errors",
             "sqlml.resources",
             "sqlml.sqlutil",
+            "sqlml.bounds",
             "sqlml.transaction",
             "sqlml.session",
             "sqlml.relation",

@@ -22,3 +22,7 @@ def test_chapter_runs_and_leaves_delay_labels(tmp_path):
     assert learned == [(9,)]
     con.close()
     assert "ml_lf_summary" in out.getvalue()
+    text = tour.facts["text"]
+    assert text["text_model_accuracy"] > text["label_model_accuracy"]  # the end model generalizes past the LFs
+    assert text["text_model_accuracy"] > 0.9 and text["coverage"] < 0.95
+    assert text["served"] == ["spam", "ham"]

@@ -29,6 +29,14 @@ class MajorityModel(FittedModel):
         return np.full(self.log_vote.shape[0], np.nan)  # majority vote learns none
 
 
+def clear_majority_balance(stats: VoteStats) -> np.ndarray:
+    """Class frequencies among rows with an unambiguous majority (add-one smoothed)."""
+    votes = stats.vote_counts()
+    top = votes.max(axis=1, keepdims=True)
+    clear = ((votes == top).sum(axis=1) == 1) & (top[:, 0] > 0)
+    return normalise(np.bincount(votes[clear].argmax(axis=1), weights=stats.counts[clear], minlength=stats.k) + 1.0)
+
+
 def fit(stats: VoteStats, options: dict) -> FittedModel:
     k, m = stats.k, stats.m
     gold = stats.gold >= 0
@@ -37,10 +45,7 @@ def fit(stats: VoteStats, options: dict) -> FittedModel:
     elif gold.any():
         balance = np.bincount(stats.gold[gold], weights=stats.counts[gold], minlength=k) + 1.0
     else:
-        votes = stats.vote_counts()
-        top = votes.max(axis=1, keepdims=True)
-        clear = ((votes == top).sum(axis=1) == 1) & (top[:, 0] > 0)
-        balance = np.bincount(votes[clear].argmax(axis=1), weights=stats.counts[clear], minlength=k) + 1.0
+        balance = clear_majority_balance(stats)
     return MajorityModel(
         method="majority",
         class_balance=normalise(balance),

@@ -12,6 +12,7 @@ activations at ``batch_size`` are reported with a peak and a verdict.
 
 from __future__ import annotations
 
+from sqlml.bounds import MAX_BYTES
 from sqlml.errors import InvalidOptionError, TrainingError
 
 SAMPLE_ROWS = 4096
@@ -25,6 +26,7 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
 
     from sqlml.models.architectures import build
     from sqlml.query.parser import StatementParser
+    from sqlml.sqlutil import relation_sql
     from sqlml.training.feed import Feed
     from sqlml.training.job import OptimizerSpec
     from sqlml.training.large.layers import sequential_layers
@@ -42,10 +44,10 @@ def estimate_rows(session, query: str, options_text: str | None) -> list[dict]:
         raise InvalidOptionError("ml_memory_estimate", "strategy", "estimates are for strategy 'spill' (the default here)")
     budget_given = given.get("device_memory") is not None
     if not budget_given:
-        given["device_memory"] = 1 << 62  # no budget: one shard unless shards/boundaries say otherwise
+        given["device_memory"] = MAX_BYTES  # no budget: one shard unless shards/boundaries say otherwise
     options = settle(given)
     opts = spill_options(options)
-    sample_query = f"SELECT * FROM ({query.strip().rstrip(';')}) LIMIT {SAMPLE_ROWS}"
+    sample_query = f"SELECT * FROM {relation_sql(query, argument='query', where='ml_memory_estimate')} LIMIT {SAMPLE_ROWS}"
     directory = scratch_directory(options)
     try:
         with session.cursor() as cur:

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import uuid
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from sqlml.errors import InvalidOptionError, ObjectExistsError
+from sqlml import bounds, catalog
+from sqlml.errors import InvalidOptionError
 
 WHERE = "CREATE MODELS"
 
@@ -96,6 +98,9 @@ def _grid(p) -> dict[str, list]:
 def expand(grid: dict[str, list]) -> list[dict[str, Any]]:
     """Every combination, the last parameter varying fastest."""
     keys = list(grid)
+    size = math.prod(len(v) for v in grid.values())
+    if size > bounds.MAX_GRID_MODELS:
+        raise InvalidOptionError(WHERE, keys[0], f"the grid has {size:,} combinations; at most {bounds.MAX_GRID_MODELS:,} models train at once")
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
@@ -104,11 +109,11 @@ def grid_settings(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     own = {k: options.get(k, default) for k, default in GRID_OPTIONS.items()}
     models = {k: v for k, v in options.items() if k not in GRID_OPTIONS}
     workers = own["workers"]
-    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise InvalidOptionError(WHERE, "workers", f"expected 'auto' or a positive number of worker processes, got {workers!r}")
-    unit = own["unit_batches"]
-    if not isinstance(unit, int) or isinstance(unit, bool) or unit < 1:
-        raise InvalidOptionError(WHERE, "unit_batches", f"expected a positive number of batches, got {unit!r}")
+    if workers != "auto" and bounds.whole(1, bounds.MAX_PROCESSES)(workers):
+        raise InvalidOptionError(
+            WHERE, "workers", f"expected 'auto' or a number of worker processes from 1 to {bounds.MAX_PROCESSES}, got {workers!r}"
+        )
+    bounds.require(WHERE, "unit_batches", own["unit_batches"], bounds.whole(1, bounds.MAX_BATCH_ROWS))
     if own["metric"] is not None and not (isinstance(own["metric"], str) and own["metric"]):
         raise InvalidOptionError(WHERE, "metric", f"expected a metric name such as 'val_loss', got {own['metric']!r}")
     return own, models
@@ -138,10 +143,8 @@ def train_grid(ctx, name: str, grid: dict[str, list], options: dict[str, Any], q
             )
         settled.append(opts)
     duck = ctx.duck
-    if not replace:
-        for member in names:
-            if registry.latest_version(duck, member) is not None:
-                raise ObjectExistsError(registry.KIND, member)
+    for member in names:
+        catalog.require_new(duck, registry.KIND, member, replace=replace, exists=registry.latest_version(duck, member) is not None)
     # worker processes start (from the forkserver) while the query is staged and the jobs are made
     transport = _start_workers(own, settled)
     executor = None

@@ -171,6 +171,7 @@ class Worker:
             on_checkpoint=(lambda state: self.emit(("checkpoint", self.id, model_id, state))) if member["checkpointing"] else None,
             isolate_rng=True,
             source=self.cache.source,
+            lr=member["optimizer"].lr,
         )
         if member.get("resume") is not None:
             run.resume(member["resume"])
@@ -209,4 +210,7 @@ def serve(worker_id: int, settings: dict, inbox, outbox) -> None:
                 outbox.put(("stopped", worker_id, None, None))
                 return
     except BaseException as error:  # noqa: BLE001 - reported, then the process ends
-        outbox.put(("error", worker_id, current, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+        from sqlml.errors import SqlmlError
+
+        told = str(error) if isinstance(error, SqlmlError) else f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+        outbox.put(("error", worker_id, current, told))

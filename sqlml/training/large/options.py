@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlml import bounds
 from sqlml.errors import InvalidOptionError
 from sqlml.training.large.sizes import parse_bytes
 
@@ -49,13 +50,11 @@ def defaults(table: dict[str, Option]) -> dict[str, Any]:
     return {name: option.default for name, option in table.items()}
 
 
-def _positive_int(options, key, *, optional=True, minimum=1):
+def _positive_int(options, key, *, optional=True, minimum=1, maximum=bounds.MAX_COUNT):
     value = options.get(key)
     if value is None and optional:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidOptionError(WHERE, key, f"expected a whole number >= {minimum}, got {value!r}")
-    return value
+    return bounds.require(WHERE, key, value, bounds.whole(minimum, maximum))
 
 
 def _boolean(options, key):
@@ -87,7 +86,7 @@ def spill_options(options: dict[str, Any]) -> dict[str, Any]:
         raise InvalidOptionError(WHERE, "device_memory", "strategy 'spill' needs device_memory := '64MB' (or another size)")
     out = {
         "device_memory": parse_bytes(options["device_memory"], where=WHERE, option="device_memory"),
-        "shards": _positive_int(options, "shards"),
+        "shards": _positive_int(options, "shards", maximum=bounds.MAX_LAYERS),
         "boundaries": _boundaries(options),
         "balance": _choice(options, "balance", ("bytes", "time")),
         "spill_tier": _choice(options, "spill_tier", ("ram", "disk")),
@@ -105,10 +104,10 @@ def spill_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def pipeline_options(options: dict[str, Any]) -> dict[str, Any]:
     out = {
-        "stages": _positive_int(options, "stages", optional=False, minimum=2),
+        "stages": _positive_int(options, "stages", optional=False, minimum=2, maximum=bounds.MAX_PROCESSES),
         "boundaries": _boundaries(options),
         "balance": _choice(options, "balance", ("bytes", "time")),
-        "micro_batches": _positive_int(options, "micro_batches", optional=False),
+        "micro_batches": _positive_int(options, "micro_batches", optional=False, maximum=bounds.MAX_MICRO_BATCHES),
         "schedule": _choice(options, "schedule", ("gpipe", "1f1b")),
         "checkpoint_activations": _boolean(options, "checkpoint_activations"),
         "checkpoint_every": _positive_int(options, "checkpoint_every"),

@@ -49,6 +49,7 @@ class ModelRun:
         progress=None,
         isolate_rng: bool = False,
         source=default_source,
+        lr: float | None = None,
     ):
         self.name = name
         self.spec = spec
@@ -75,6 +76,8 @@ class ModelRun:
         self._rng = None
         self._bar = None
         self._batches_per_epoch = None
+        self._loss_guard = None
+        self.lr = lr
 
     # -- where we are --------------------------------------------------------------------
     @property
@@ -133,6 +136,7 @@ class ModelRun:
                     self._end_epoch()
                     continue
                 weighted = self.engine.step(batch)
+                self._guard().observe(weighted, self.epoch + 1, self.batch + 1)
                 loss_sum, weight_sum, rows, before = self._sums
                 loss_sum += weighted.to(loss_sum.device)
                 self._sums = (loss_sum, weight_sum + float(batch.weight.sum()), rows + len(batch), before)
@@ -178,9 +182,19 @@ class ModelRun:
             bar = _NoBar()
         self._bar = bar
 
+    def _guard(self):
+        """The loss guard (``sqlml.training.finite``); not pickled with the run."""
+        if self._loss_guard is None:
+            from sqlml.training.finite import LossGuard
+
+            self._loss_guard = LossGuard(self.name, batches_per_epoch=self.batches_per_epoch, lr=self.lr,
+                                         device=getattr(self.engine, "eval_device", None))
+        return self._loss_guard
+
     def _end_epoch(self) -> None:
         from sqlml.training.loop import evaluate
 
+        self._guard().check()
         self._stack.close()
         self._iterator = None
         loss_sum, weight_sum, rows, before = self._sums

@@ -28,6 +28,10 @@ def parse_bytes(value, *, where: str = "CREATE MODEL", option: str = "device_mem
                 where, option, f"expected a size such as '64MB', '1.5GiB' or a number of bytes, got {value!r}"
             )
         number, unit = float(match.group(1)), match.group(2).lower()
+    from sqlml.bounds import MAX_BYTES
+
+    if not number * _UNITS[unit] <= MAX_BYTES:  # also NaN and infinity
+        raise InvalidOptionError(where, option, f"must be at most {format_bytes(MAX_BYTES)}, got {value!r}")
     size = int(number * _UNITS[unit])
     if size <= 0:
         raise InvalidOptionError(where, option, f"must be more than 0 bytes, got {value!r}")

@@ -68,6 +68,7 @@ def _model_run(job, engine, checkpoint_every) -> ModelRun:
         on_epoch=job.on_epoch_end,
         on_checkpoint=job.save_checkpoint,
         progress=job.progress,
+        lr=job.optimizer.lr,
     )
 
 
