@@ -392,3 +392,34 @@ def test_frames_with_pixels_are_compared_on_pixels_and_stay_exact():
             assert np.array_equal(engine.state.pixels, pixels)
     assert scores == {"_scores_pixels": 5, "_scores": 0}
     assert result.mode == "incremental"
+
+
+def test_moving_camera_with_pixels_keeps_no_state_until_it_settles(monkeypatch):
+    """Frames with their pixels: once most of a frame changed, each next frame is compared with
+    the previous frame's pixels only and runs full without a kept state (no look, no plan);
+    when the camera stops, one frame keeps its state and the next ones update."""
+    from sqlml.incremental.inference import Preprocess
+
+    model = small_vgg()
+    preprocess = Preprocess()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=eager_cost(), pixel_threshold=0.0)
+    scene = np.random.default_rng(2).integers(0, 256, (48, 200, 3), dtype=np.uint8)
+    plans = count_calls(monkeypatch, masks, ["plan"])
+    kept = []
+    reasons = []
+    for i in range(12):
+        pixels = np.ascontiguousarray(scene[:, 4 * i : 4 * i + 48])  # a pan
+        result = engine.step(preprocess.tensor(pixels), pixels=pixels)
+        kept.append(engine.state is not None)
+        reasons.append(result.reason)
+        with torch.inference_mode():
+            assert (result.output - model(preprocess.tensor(pixels))).abs().max().item() <= 1e-4
+    assert kept[:2] == [True, False] and not any(kept[2:])
+    assert all(r.startswith("still moving") for r in reasons[2:]) and plans == {"plan": 0}
+    still = pixels.copy()
+    modes = []
+    for i in range(4):  # the camera stops; a small object moves
+        still = still.copy()
+        still[20:24, 2 * i : 2 * i + 4] = 255
+        modes.append(engine.step(preprocess.tensor(still), pixels=still).mode)
+    assert modes[0] == "full" and "incremental" in modes[1:]
