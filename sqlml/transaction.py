@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -19,6 +20,8 @@ _CLAIMS: ContextVar[tuple | None] = ContextVar("sqlml_claims", default=None)
 #: database's process: DuckDB lets one process own a file): key -> the claiming statement.
 _CREATING: dict[tuple, object] = {}
 _CREATING_LOCK = threading.Lock()
+#: Callbacks to run once the running statement's transaction has committed.
+_AFTER: ContextVar[list | None] = ContextVar("sqlml_after_commit", default=None)
 
 
 @contextmanager
@@ -37,6 +40,8 @@ def transaction(duck: duckdb.DuckDBPyConnection):
         return
     held: list = []
     claims = _CLAIMS.set((duck, held))
+    callbacks: list[Callable[[], None]] = []
+    after = _AFTER.set(callbacks)
     duck.execute("BEGIN TRANSACTION")
     try:
         try:
@@ -58,6 +63,23 @@ def transaction(duck: duckdb.DuckDBPyConnection):
     finally:
         _release(held)
         _CLAIMS.reset(claims)
+        _AFTER.reset(after)
+    for callback in callbacks:
+        callback()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the running statement's transaction has committed (never on rollback).
+
+    Outside a transaction() (autocommit, or a user's own open transaction that a statement
+    joined) it runs at once: the caller has nothing to wait for, or no way to see the
+    user's COMMIT.
+    """
+    pending = _AFTER.get()
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
 
 
 def claim(kind: str, name: str) -> None:

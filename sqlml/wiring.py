@@ -37,13 +37,17 @@ STATEMENTS.update(
         "CREATE MODEL": "sqlml.training.statements:create_model",
         "CREATE MODELS": "sqlml.training.large.grid:create_models",
         "DROP MODEL": "sqlml.training.statements:drop_model",
+        # rollout and portability (serving)
+        "ALTER MODEL": "sqlml.serving.statements:alter_model",
+        "EXPORT MODEL": "sqlml.serving.statements:export_model",
+        "IMPORT MODEL": "sqlml.serving.statements:import_model",
         # the optimizer
         "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",
         # incremental inference / video
         "LOAD VIDEO": "sqlml.incremental.statements:load_video",
     }
 )
-READ_ONLY.add("EXPLAIN ML")
+READ_ONLY.update({"EXPLAIN ML", "EXPORT MODEL"})
 MATERIALIZED_FUNCTIONS["ml_label_model_predict"] = "sqlml.labeling.predict:materialize"
 
 ERROR_EXPLAINERS.append("sqlml.labeling.explain:explain_missing_storage")

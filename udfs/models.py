@@ -161,3 +161,50 @@ def ml_evaluate(session, model, query, label):
     from sqlml.training.evaluate import evaluate_model
 
     return [evaluate_model(session, model, query, label)]
+
+
+@table_function(
+    "ml_lineage",
+    columns=[
+        ("model", "VARCHAR"),
+        ("version", "INTEGER"),
+        ("created_at", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+        ("aliases", "VARCHAR[]"),
+        ("tables", "VARCHAR[]"),
+        ("label_model", "VARCHAR"),
+        ("label_model_fitted_at", "VARCHAR"),
+        ("data_schema", "VARCHAR"),
+        ("data_schema_version", "INTEGER"),
+        ("validation", "VARCHAR"),
+        ("training_query", "VARCHAR"),
+        ("lineage", "VARCHAR"),
+    ],
+    params=[("model", "VARCHAR")],
+)
+def ml_lineage(session, model):
+    """ml_lineage(model): per version, what it was trained on: tables, label model, data schema version, validation result."""
+    import json
+
+    from sqlml.models.aliases import aliases
+    from sqlml.models.registry import load_record, split_reference
+
+    with session.cursor() as cur:
+        name, _ = split_reference(cur, model)
+        load_record(cur, name)  # an unknown model is an error with near names
+        by_version = {}
+        for alias, version in aliases(cur, name).items():
+            by_version.setdefault(version, []).append(alias)
+        versions = [r[0] for r in cur.execute("SELECT version FROM sqlml.models WHERE name = ? ORDER BY version DESC", [name]).fetchall()]
+        rows = []
+        for version in versions:
+            record = load_record(cur, name, version)
+            found = record.lineage or {}
+            label_model = found.get("label_model") or {}
+            schema = found.get("data_schema") or {}
+            rows.append((
+                name, version, record.created_at, record.status, by_version.get(version, []), found.get("tables"),
+                label_model.get("name"), label_model.get("fitted_at"), schema.get("name"), schema.get("version"),
+                json.dumps(found["validation"]) if found.get("validation") else None, record.query, json.dumps(found) if found else None,
+            ))
+    return rows

@@ -1,4 +1,5 @@
-"""Chapter 5: serving - batch scoring, the optimizer and its cache, the online endpoint.
+"""Chapter 5: serving - batch scoring, the optimizer and its cache, the online endpoint,
+aliases and export.
 
 Uses chapter 3's ``delay_clf`` and ``delay_features``; when chapter 3 has not run, it
 builds the same view and trains a small stand-in model itself.
@@ -89,13 +90,22 @@ def run(tour) -> None:
     tour.say(f"  con.sql_many([...]) -> {len(results)} results in {time.perf_counter() - started:.2f}s; "
              f"the busiest origin: {results[0][0]}")
 
-    tour.say("\n4. The online endpoint (`sqlml serve DB --model delay_clf` on the command line; here")
-    tour.say("   it runs inside this process for a moment).")
+    tour.say("\n4. The online endpoint. A version gets a name first: the endpoint serves the alias and")
+    tour.say("   follows it (moving it is the rollout; `sqlml serve DB --model delay_clf@production` on the")
+    tour.say("   command line; here it runs inside this process for a moment). The server never holds the")
+    tour.say("   database: it reads the model from files published beside it and logs to files of its own.")
+    version = con.sql("SELECT max(version) FROM ml_models(name := ?)", [MODEL]).fetchall()[0][0]
+    tour.run(f"ALTER MODEL {MODEL} SET ALIAS production = {version}")
+    tour.say(f"  sqlml> ALTER MODEL {MODEL} SET ALIAS production = {version}")
     _serve(tour, facts)
 
     tour.say("\n5. Training/serving skew: the log holds what the endpoint was sent, readable as the")
     tour.say("   model's typed features, and ml_validate compares it with the training data.")
     _validate(tour, facts)
+
+    tour.say("\n6. The model leaves sqlml: EXPORT MODEL writes ONNX with the feature encoding (standardisation,")
+    tour.say("   one-hot categories) inside the graph, so ONNX Runtime takes the raw columns.")
+    _export(tour, facts, late)
 
 
 def _ensure_model(tour) -> None:
@@ -127,7 +137,7 @@ def _serve(tour, facts) -> None:
     from sqlml.serving.server import Server, ServerConfig
 
     con = tour.con
-    server = Server(tour.db_path, MODEL, config=ServerConfig(port=0), connection=con).start()
+    server = Server(tour.db_path, f"{MODEL}@production", config=ServerConfig(port=0), connection=con).start()
     try:
         tour.say(f"  listening on {server.url}")
         names = [n.strip() for n in FEATURES.split(",")]
@@ -153,12 +163,12 @@ def _serve(tour, facts) -> None:
         server.stop()
     tour.say("  (stopped gracefully: the log is complete)")
     tour.show(
-        "SELECT status, count(*) AS requests, sum(rows) AS inputs, round(median(latency_ms), 2) AS median_ms\n"
-        "FROM sqlml.serving_requests GROUP BY status ORDER BY status"
+        "SELECT status, version, count(*) AS requests, sum(rows) AS inputs, round(median(latency_ms), 2) AS median_ms\n"
+        "FROM ml_serving_requests() GROUP BY ALL ORDER BY status"
     )
     tour.show(
         "SELECT request_id, row_index, features->>'carrier' AS carrier, features->>'distance' AS distance,\n"
-        "       prediction->>'label' AS label FROM sqlml.serving_predictions ORDER BY logged_at LIMIT 3"
+        "       prediction->>'label' AS label FROM ml_serving_predictions() ORDER BY logged_at LIMIT 3"
     )
 
 
@@ -190,3 +200,33 @@ def _validate(tour, facts) -> None:
     if "distance" in facts["skew_columns"]:
         tour.say("\n  distance stands out: half the inputs came in kilometres where the model learned miles.")
     tour.say("  (Weather columns may differ too: December is not the months the model trained on.)")
+
+
+def _export(tour, facts, late: int) -> None:
+    import os
+
+    try:
+        import onnxruntime
+    except ImportError:
+        tour.say("  (needs the export extra: pip install 'sqlml[export]'; skipped)")
+        return
+    import numpy as np
+
+    path = os.path.join(tour.out_dir, f"{MODEL}.onnx")
+    tour.show(f"EXPORT MODEL '{MODEL}@production' TO '{path.replace(chr(39), chr(39) * 2)}'")
+    con = tour.con
+    december = con.sql(f"SELECT {FEATURES}, ml_predict_proba('{MODEL}', {FEATURES})[{late}] AS p FROM delay_features "
+                       f"WHERE month = 12 ORDER BY flight_id LIMIT 2000").to_arrow_table()
+    feeds = {}
+    for name in (n.strip() for n in FEATURES.split(",")):
+        values = december.column(name).to_numpy(zero_copy_only=False)
+        feeds[name] = values.astype(object) if values.dtype == object else values.astype(np.float32)
+    session = onnxruntime.InferenceSession(path)
+    probabilities = session.run(["probabilities"], feeds)[0][:, late - 1]
+    expected = december.column("p").to_numpy(zero_copy_only=False).astype(np.float64)
+    ok = ~np.isnan(expected)
+    difference = float(np.abs(probabilities[ok] - expected[ok]).max())
+    facts["onnx_max_difference"] = difference
+    tour.say(f"  ONNX Runtime on {int(ok.sum())} December flights: P(late) differs from ml_predict_proba by at most {difference:.1e}.")
+    tour.say("  (TorchScript: TO 'delay_clf.pt'; weights with the encoding as metadata: TO 'delay_clf.safetensors';")
+    tour.say("   IMPORT MODEL name FROM 'file' brings any of them back as a new version.)")

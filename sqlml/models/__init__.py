@@ -7,4 +7,7 @@ Training writes models here; serving, incremental inference, the optimizer and t
     loading        load_model -> LoadedModel (cached per session and version), devices
     features       FeatureSpec: what a model reads, and encoding Arrow data into tensors
     architectures  ARCHITECTURES and register_architecture: the networks a record names
+    aliases        aliases ('m@production') and traffic splits of versions
+    published      the serving folder beside the database: what servers read instead of it
+    encoders       ENCODERS: the feature encoding as ONNX / TorchScript pieces (EXPORT MODEL)
 """

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 KIND = "model"
 _VERSIONED = re.compile(r"^(.*)@(\d+)$", re.S)
+_ALIASED = re.compile(r"^(.*)@([A-Za-z_][A-Za-z0-9_]*)$", re.S)
 
 #: bumped whenever any model is saved or dropped in this process; loaded-model caches
 #: (``sqlml.models.loading``) compare it to know when a name may point at a new version.
@@ -43,6 +44,15 @@ _generation_lock = threading.Lock()
 def _bump() -> None:
     with _generation_lock:
         _generation[0] += 1
+
+
+def changed(duck: DuckDBPyConnection, name: str) -> None:
+    """A version, alias or split of ``name`` changed: caches of this process look again, and
+    the serving folder beside the database (if any) is republished once the statement commits."""
+    from sqlml.models import published
+
+    _bump()
+    published.schedule(duck, name)
 
 
 def generation() -> int:
@@ -68,6 +78,7 @@ class ModelRecord:
     created_at: datetime | None = None
     query: str | None = None
     status: str = "trained"  # 'trained' | 'imported'
+    lineage: dict[str, Any] = field(default_factory=dict)  # what it was trained on (ml_lineage)
 
     @property
     def feature_names(self) -> list[str]:
@@ -75,6 +86,7 @@ class ModelRecord:
 
 
 _COLUMNS = "name, version, architecture, task, options, features, label, classes, input_shape, n_outputs, metrics, created_at, query, status"
+_COLUMNS_LINEAGE = _COLUMNS + ", lineage"
 
 
 def _record(row: tuple[Any, ...]) -> ModelRecord:
@@ -93,6 +105,49 @@ def _record(row: tuple[Any, ...]) -> ModelRecord:
         created_at=row[11],
         query=row[12],
         status=row[13],
+        lineage=json.loads(row[14]) if len(row) > 14 and row[14] else {},
+    )
+
+
+def record_to_json(record: ModelRecord) -> dict[str, Any]:
+    """The record as plain JSON (published beside the database, embedded in exported files)."""
+    return {
+        "name": record.name,
+        "version": record.version,
+        "architecture": record.architecture,
+        "task": record.task,
+        "options": json.loads(json.dumps(record.options, default=str)),
+        "features": record.features.to_json(),
+        "label": record.label,
+        "classes": record.classes,
+        "input_shape": record.input_shape,
+        "n_outputs": record.n_outputs,
+        "metrics": json.loads(json.dumps(record.metrics, default=_json_number)),
+        "created_at": record.created_at.isoformat() if record.created_at else None,
+        "query": record.query,
+        "status": record.status,
+        "lineage": json.loads(json.dumps(record.lineage, default=_json_number)),
+    }
+
+
+def record_from_json(data: dict[str, Any]) -> ModelRecord:
+    created = data.get("created_at")
+    return ModelRecord(
+        name=data["name"],
+        version=int(data["version"]),
+        architecture=data["architecture"],
+        task=data["task"],
+        options=dict(data.get("options") or {}),
+        features=FeatureSpec.from_json(data["features"]),
+        label=data.get("label"),
+        classes=list(data["classes"]) if data.get("classes") is not None else None,
+        input_shape=list(data.get("input_shape") or []),
+        n_outputs=int(data["n_outputs"]),
+        metrics=dict(data.get("metrics") or {}),
+        created_at=datetime.fromisoformat(created) if created else None,
+        query=data.get("query"),
+        status=data.get("status", "trained"),
+        lineage=dict(data.get("lineage") or {}),
     )
 
 
@@ -105,12 +160,30 @@ def latest_version(duck: DuckDBPyConnection, name: str) -> int | None:
     return fetch_value(duck, "SELECT max(version) FROM sqlml.models WHERE name = ?", [name])
 
 
-def split_reference(duck: DuckDBPyConnection, reference: str) -> tuple[str, int | None]:
-    """``'name'`` -> (name, None); ``'name@3'`` -> (name, 3) unless a model is literally named so."""
+def parse_reference(reference: str) -> tuple[str, int | None, str | None]:
+    """``'m'`` -> (m, None, None); ``'m@3'`` -> (m, 3, None); ``'m@production'`` -> (m, None, 'production').
+
+    Text only: a model literally named ``'m@3'`` is the caller's to check first."""
     match = _VERSIONED.match(reference)
-    if match and latest_version(duck, reference) is None:
-        return match.group(1), int(match.group(2))
-    return reference, None
+    if match:
+        return match.group(1), int(match.group(2)), None
+    match = _ALIASED.match(reference)
+    if match:
+        return match.group(1), None, match.group(2)
+    return reference, None, None
+
+
+def split_reference(duck: DuckDBPyConnection, reference: str) -> tuple[str, int | None]:
+    """``'name'`` -> (name, None); ``'name@3'`` -> (name, 3); ``'name@production'`` -> (name,
+    the version alias ``production`` names); unless a model is literally named so."""
+    name, pinned, alias = parse_reference(reference)
+    if name == reference or latest_version(duck, reference) is not None:
+        return reference, None
+    if alias is not None:
+        from sqlml.models.aliases import alias_version
+
+        return name, alias_version(duck, name, alias)
+    return name, pinned
 
 
 def version_token(duck: DuckDBPyConnection, reference: str) -> tuple[str, int, str] | None:
@@ -143,10 +216,11 @@ def load_record(duck: DuckDBPyConnection, name: str, version: int | None = None)
     """The registry row of ``name`` (latest version unless given); ``UnknownObjectError`` with near names."""
     if version is None:
         name, version = split_reference(duck, name)
+    columns = _COLUMNS_LINEAGE if _has_lineage(duck) else _COLUMNS
     if version is None:
-        row = fetch_one(duck, f"SELECT {_COLUMNS} FROM sqlml.models WHERE name = ? ORDER BY version DESC LIMIT 1", [name])
+        row = fetch_one(duck, f"SELECT {columns} FROM sqlml.models WHERE name = ? ORDER BY version DESC LIMIT 1", [name])
     else:
-        row = fetch_one(duck, f"SELECT {_COLUMNS} FROM sqlml.models WHERE name = ? AND version = ?", [name, version])
+        row = fetch_one(duck, f"SELECT {columns} FROM sqlml.models WHERE name = ? AND version = ?", [name, version])
     if row is None:
         if version is not None and latest_version(duck, name) is not None:
             versions = [r[0] for r in duck.execute("SELECT version FROM sqlml.models WHERE name = ? ORDER BY 1", [name]).fetchall()]
@@ -155,14 +229,40 @@ def load_record(duck: DuckDBPyConnection, name: str, version: int | None = None)
     return _record(row)
 
 
-def load_weights(duck: DuckDBPyConnection, name: str, version: int) -> dict[str, Any]:
-    """The state dict of one version (``torch.load(weights_only=True)``)."""
-    import torch
+def _has_lineage(duck: DuckDBPyConnection) -> bool:
+    """Whether the registry has the lineage column (catalog 11; a read-only connection may be older)."""
+    found = fetch_one(
+        duck,
+        "SELECT 1 FROM duckdb_columns() WHERE schema_name = 'sqlml' AND table_name = 'models' AND column_name = 'lineage'",
+    )
+    return found is not None
 
+
+def weights_blob(duck: DuckDBPyConnection, name: str, version: int) -> bytes:
+    """The stored ``torch.save`` bytes of one version."""
     blob = fetch_value(duck, "SELECT weights FROM sqlml.models WHERE name = ? AND version = ?", [name, version])
     if blob is None:
         raise UnknownObjectError("model version", f"{name}@{version}", [])
+    return bytes(blob)
+
+
+def load_weights(duck: DuckDBPyConnection, name: str, version: int) -> dict[str, Any]:
+    """The state dict of one version (``torch.load(weights_only=True)``)."""
+    return weights_from_bytes(weights_blob(duck, name, version))
+
+
+def weights_from_bytes(blob: bytes) -> dict[str, Any]:
+    import torch
+
     return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
+
+
+def weights_to_bytes(state_dict: dict[str, Any]) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
 
 
 def next_version(duck: DuckDBPyConnection, name: str) -> int:
@@ -198,17 +298,16 @@ def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[s
     Without ``replace`` an existing model of that name is an ``ObjectExistsError``; with it
     the new version becomes the latest and older versions stay (``name@N``).
     """
-    import torch
-
     if latest_version(duck, record.name) is not None and not replace:
         raise ObjectExistsError(KIND, record.name)
     require_finite_weights(record.name, state_dict, imported=record.status == "imported")
     version = next_version(duck, record.name)
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
+    blob = weights_to_bytes(state_dict)
+    lineage = _has_lineage(duck)
     duck.execute(
         "INSERT INTO sqlml.models (name, version, architecture, task, options, query, features, label, classes, "
-        "input_shape, n_outputs, metrics, status, weights) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "input_shape, n_outputs, metrics, status, weights" + (", lineage" if lineage else "") + ") "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + (", ?" if lineage else "") + ")",
         [
             record.name,
             version,
@@ -223,7 +322,8 @@ def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[s
             record.n_outputs,
             json.dumps(record.metrics, default=_json_number),
             record.status,
-            buffer.getvalue(),
+            blob,
+            *([json.dumps(record.lineage, default=_json_number)] if lineage else []),
         ],
     )
     duck.execute("DELETE FROM sqlml.model_versions WHERE name = ?", [record.name])
@@ -236,7 +336,7 @@ def save_model(duck: DuckDBPyConnection, record: ModelRecord, state_dict: dict[s
         replace=True,
     )
     record.version = version
-    _bump()
+    changed(duck, record.name)
     return version
 
 
@@ -246,6 +346,9 @@ def drop_model(duck: DuckDBPyConnection, name: str, version: int | None = None, 
         if missing_ok:
             return 0
         raise UnknownObjectError(KIND, name, model_names(duck))
+    from sqlml.models.aliases import drop_model_rows
+
+    drop_model_rows(duck, name, version)
     if version is None:
         count = fetch_value(duck, "SELECT count(*) FROM sqlml.models WHERE name = ?", [name])
         duck.execute("DELETE FROM sqlml.models WHERE name = ?", [name])
@@ -264,7 +367,7 @@ def drop_model(duck: DuckDBPyConnection, name: str, version: int | None = None, 
         assert found is not None  # the catalog row lives as long as a version does
         props = found["properties"]
         catalog.put_object(duck, KIND, name, {**props, "latest_version": latest}, replace=True)
-    _bump()
+    changed(duck, name)
     return int(count)
 
 

@@ -2,9 +2,14 @@
 
     predictor.py   what the endpoint serves, and request validation
     batcher.py     adaptive (AIMD) batching with a bounded queue
-    requestlog.py  the endpoint's single writer: sqlml.serving_requests / _predictions
+    source.py      where a server gets its models: the serving folder beside the database
+    requestlog.py  the log writer thread (bounded: size cap, sampling, pending cap)
+    segments.py    the log's Parquet segment files: one writer per server, merges, retention
+    guard.py       connection cap, read timeout, body nesting
+    statements.py  ALTER MODEL (aliases, traffic), EXPORT MODEL, IMPORT MODEL
+    export.py      ONNX / TorchScript / safetensors export with the encoding, and import
     server.py      the HTTP/JSON endpoint (aiohttp)
-    log.py         the serving log read back as typed features, for skew checks
+    log.py         the serving log read back (segments and older log tables), for skew checks
     cli.py         ``sqlml serve``
 
 Scoring inside queries (ml_predict in SQL: the prediction cache, bulk inference,

@@ -114,9 +114,20 @@ class AdaptiveBatcher:
             try:
                 results, elapsed = await loop.run_in_executor(self._executor, self._timed_predict, rows)
             except Exception as error:  # noqa: BLE001 - each waiting request gets the error
+                if len(batch) == 1:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(error)
+                    continue
+                # one request's rows broke the batch: run each alone, so only it fails
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
+                    try:
+                        alone, _ = await loop.run_in_executor(self._executor, self._timed_predict, pending.rows)
+                    except Exception as own:  # noqa: BLE001
+                        if not pending.future.done():
+                            pending.future.set_exception(own)
+                    else:
+                        if not pending.future.done():
+                            pending.future.set_result(alone)
                 continue
             self._adapt(elapsed, len(rows))
             at = 0

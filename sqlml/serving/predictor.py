@@ -74,24 +74,41 @@ def parse_inputs(body: Any, fields: list[InputField], max_rows: int) -> list[dic
     return checked
 
 
+#: a number must fit the model's float32 inputs (1e308 would become inf)
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _check_value(value: Any, field: InputField, where: str) -> None:
     if value is None:
         return  # a missing value: the model predicts NULL for the row
     if field.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RequestError(422, "invalid_type", f"{where} must be a finite number, got {_shown(value)}", where)
+        if not _finite_number(value):
+            raise RequestError(422, "invalid_type", f"{where} must be a finite number within float32 range (|x| < 3.4e38), got {_shown(value)}", where)
     elif field.kind == "boolean":
         if not isinstance(value, bool):
             raise RequestError(422, "invalid_type", f"{where} must be true or false, got {_shown(value)}", where)
     elif field.kind == "string":
         if not isinstance(value, str):
             raise RequestError(422, "invalid_type", f"{where} must be a string, got {_shown(value)}", where)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(422, "invalid_value", f"{where} is not valid Unicode text (a lone surrogate escape)", where) from None
     elif field.kind == "array":
         if not isinstance(value, list) or len(value) != field.width:
             raise RequestError(422, "invalid_type", f"{where} must be a list of {field.width} numbers", where)
         for j, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
-                raise RequestError(422, "invalid_type", f"{where}[{j}] must be a finite number", f"{where}[{j}]")
+            if not _finite_number(item):
+                raise RequestError(422, "invalid_type", f"{where}[{j}] must be a finite number within float32 range", f"{where}[{j}]")
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _shown(value: Any) -> str:
@@ -100,25 +117,43 @@ def _shown(value: Any) -> str:
 
 
 class ModelPredictor:
-    """A trained model from the registry as a Predictor: label and class probabilities."""
+    """A trained model version as a Predictor: label and class probabilities (or a value).
 
-    def __init__(self, connection, reference: str):
-        from sqlml.models.loading import load_model
-        from sqlml.models.registry import version_token
+    Built from a registry record and its weights (the server reads both from the serving
+    folder, never from the database). A row whose output is not finite answers NULL, so
+    the response is always valid JSON.
+    """
 
-        self.loaded = load_model(connection.session, reference)
-        record = self.loaded.record
+    def __init__(self, record, state_dict: dict, token: str, *, device: str = "cpu"):
+        from sqlml.models.loading import LoadedModel, build_module, resolve_device
+
+        target = resolve_device(device)
+        self.loaded = LoadedModel(record, build_module(record, state_dict, target), target)
         self.model = record.name
         self.version = record.version
-        found = version_token(connection.duckdb, f"{record.name}@{record.version}")
-        self.cache_token = found[2] if found is not None else f"{record.name}@{record.version}"
+        self.cache_token = token
         self.fields = [_field(f) for f in record.features.features]
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
-        import pyarrow as pa
+    @classmethod
+    def from_registry(cls, connection, reference: str) -> ModelPredictor:
+        """A version read from a connection's database (in-process use; servers read the serving folder)."""
+        from sqlml.models.registry import load_record, load_weights, version_token
 
+        with connection.session.cursor() as cur:
+            record = load_record(cur, reference)
+            state = load_weights(cur, record.name, record.version)
+            found = version_token(cur, f"{record.name}@{record.version}")
+        return cls(record, state, found[2] if found else f"{record.name}@{record.version}")
+
+    def warm(self, rounds: int = 3) -> None:
+        """Run a few batches (one row, then a full-ish batch) so the first request pays nothing."""
+        example = {f.name: _example(f) for f in self.fields}
+        for size in (1, 64)[: max(1, rounds)]:
+            self.predict([example] * size)
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
         record = self.loaded.record
-        columns = [pa.array([row.get(f.name) for row in rows]) for f in self.fields]
+        columns = [_column(f, [row.get(f.name) for row in rows]) for f in self.fields]
         x, valid = self.loaded.encode_valid(columns)
         if record.task == "classification":
             probabilities, valid = self.loaded.predictions(x, valid, "proba")
@@ -134,6 +169,27 @@ class ModelPredictor:
             return out
         values, valid = self.loaded.predictions(x, valid, "value")
         return [{"value": float(v) if ok else None} for ok, v in zip(valid, values, strict=True)]
+
+
+def _column(field: InputField, values: list[Any]):
+    """One feature's values as Arrow, numbers as float64 (a JSON integer like 10**30 fits no int64)."""
+    import pyarrow as pa
+
+    if field.kind == "number":
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if field.kind == "array":
+        return pa.array([None if v is None else [float(x) for x in v] for v in values], pa.list_(pa.float64()))
+    return pa.array(values)
+
+
+def _example(field: InputField) -> Any:
+    if field.kind == "string":
+        return ""
+    if field.kind == "boolean":
+        return False
+    if field.kind == "array":
+        return [0.0] * field.width
+    return 0.0
 
 
 def _field(feature) -> InputField:

@@ -10,12 +10,18 @@ from __future__ import annotations
 from sqlml.errors import DataAnomalyError, TrainingError
 
 
-def check_training_data(duck, schema: str, query: str, *, model: str) -> None:
-    """Raise ``TrainingError`` (caused by ``DataAnomalyError``) when ``query`` fails ``schema``."""
+def check_training_data(duck, schema: str, query: str, *, model: str) -> dict:
+    """Raise ``TrainingError`` (caused by ``DataAnomalyError``) when ``query`` fails ``schema``;
+    else the result for the model's lineage: passed, and the warnings let through."""
     from sqlml.validation import api
 
     try:
-        api.assert_valid(duck, query.strip().rstrip(";"), schema, action=f"CREATE MODEL {model}")
+        found = api.assert_valid(duck, query.strip().rstrip(";"), schema, action=f"CREATE MODEL {model}")
+        return {
+            "passed": True,
+            "warnings": len(found),
+            "anomalies": [{"column": a.column_name, "type": a.anomaly_type, "severity": a.severity} for a in found[:20]],
+        }
     except DataAnomalyError as anomalies:
         raise TrainingError(
             f"model {model!r} was not trained: {anomalies}"

@@ -42,6 +42,7 @@ class Prepared:
     query: str
     options: dict[str, Any]  # settled
     training: TrainingSet
+    lineage: dict[str, Any] | None = None  # what it is trained on (ml_lineage)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -52,10 +53,14 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
     """Check options and name, run the validation gate, stage the query. Caller cleans up."""
     options = settle(given)
     catalog.require_new(duck, registry.KIND, name, replace=replace, exists=registry.latest_version(duck, name) is not None)
+    validation = None
     if options["validate"]:
         from sqlml.training.gate import check_training_data
 
-        check_training_data(duck, options["validate"], query, model=name)
+        validation = check_training_data(duck, options["validate"], query, model=name)
+    from sqlml.training.lineage import lineage
+
+    recorded = lineage(duck, query, options, validation)
     directory = scratch_directory(options)
     try:
         training = stage(duck, query, options, directory=directory, model=name)
@@ -67,7 +72,7 @@ def prepare(duck, name: str, given: dict[str, Any], query: str, *, replace: bool
     text_layout = layout(training.spec)
     if text_layout is not None:  # where the architectures find the text bags (stored with the model)
         options["text_layout"] = text_layout
-    return Prepared(name, query, options, training)
+    return Prepared(name, query, options, training, recorded)
 
 
 def make_job(prepared: Prepared, side, *, version: int, run_id: str) -> TrainJob:
@@ -187,6 +192,7 @@ def model_record(prepared: Prepared, result: TrainResult, seconds: float) -> reg
         metrics=metrics,
         query=prepared.query,
         status="trained",
+        lineage=dict(prepared.lineage or {}),
     )
 
 

@@ -1,11 +1,14 @@
-"""The endpoint's log writer: appends from any thread, writes in batches, loses nothing at close."""
+"""The endpoint's log writer: appends from any thread, writes segment files, loses nothing at close."""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
 
-from sqlml.serving.requestlog import LogWriter
+import pyarrow.parquet as pq
+
+from sqlml.serving.requestlog import LogPolicy, LogWriter
+from sqlml.serving.segments import SegmentWriter, live_files
 
 
 def _request(i: int) -> dict:
@@ -15,8 +18,13 @@ def _request(i: int) -> dict:
     )
 
 
-def test_records_from_many_threads_are_all_written_at_close(con):
-    writer = LogWriter(con.duckdb.cursor(), flush_seconds=60.0).start()  # no timed flush during the test
+def _rows(folder, kind) -> int:
+    return sum(pq.read_metadata(f.path).num_rows for f in live_files(folder, kind))
+
+
+def test_records_from_many_threads_are_all_written_at_close(tmp_path):
+    writer = LogWriter(SegmentWriter(tmp_path), LogPolicy(flush_seconds=60.0)).start()  # no timed flush during the test
+
     def produce(start):
         for i in range(start, start + 250):
             writer.request(**_request(i))
@@ -31,16 +39,16 @@ def test_records_from_many_threads_are_all_written_at_close(con):
     writer.close()
     assert writer.error is None and writer.pending == 0
     assert writer.written == {"requests": 1000, "predictions": 1000}
-    assert con.sql("SELECT count(DISTINCT request_id) FROM sqlml.serving_predictions").fetchall() == [(1000,)]
-    assert con.sql("SELECT count(*) FROM sqlml.serving_requests").fetchall() == [(1000,)]
+    assert _rows(tmp_path, "requests") == 1000 and _rows(tmp_path, "predictions") == 1000
 
 
-def test_the_writer_flushes_without_being_closed(con):
-    writer = LogWriter(con.duckdb.cursor(), flush_seconds=0.05).start()
+def test_the_writer_flushes_without_being_closed(tmp_path):
+    writer = LogWriter(SegmentWriter(tmp_path), LogPolicy(flush_seconds=0.05)).start()
     writer.request(**_request(1))
     for _ in range(200):
         if writer.written["requests"]:
             break
         threading.Event().wait(0.05)
     assert writer.written["requests"] == 1
+    assert _rows(tmp_path, "requests") == 1  # readable by anyone, while the writer runs
     writer.close()

@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import aiohttp
-import duckdb
 import pytest
 
+import sqlml
 from sqlml.serving.batcher import BatchPolicy
 from sqlml.serving.server import Server, ServerConfig
 
@@ -42,8 +42,9 @@ async def post(session, server, body, *, raw=None):
 
 
 def log_rows(db_path, sql):
-    with duckdb.connect(db_path, read_only=True) as con:
-        return con.execute(sql).fetchall()
+    """The servers' log as any process reads it: through sqlml's functions (the server holds no database)."""
+    with sqlml.connect(db_path) as con:
+        return con.sql(sql).fetchall()
 
 
 def test_valid_request_is_answered_and_logged(serve, db_path):
@@ -59,12 +60,12 @@ def test_valid_request_is_answered_and_logged(serve, db_path):
     assert [p["value"] for p in body["predictions"]] == [2, 6.0, None]
     assert headers["X-Request-Id"] == body["request_id"]
     server.stop()
-    requests = log_rows(db_path, "SELECT request_id, status, rows, error FROM sqlml.serving_requests")
+    requests = log_rows(db_path, "SELECT request_id, status, rows, error FROM ml_serving_requests()")
     assert requests == [(body["request_id"], 200, 3, None)]
     logged = log_rows(
         db_path,
         "SELECT row_index, features->>'b', CAST(features->'a' AS DOUBLE), prediction->>'value', cached "
-        "FROM sqlml.serving_predictions ORDER BY row_index",
+        "FROM ml_serving_predictions() ORDER BY row_index",
     )
     assert logged == [(0, "x", 1.0, "2", False), (1, "plus", 2.5, "6.0", False), (2, "x", None, None, False)]
 
@@ -115,7 +116,7 @@ def test_malformed_and_oversized_bodies(serve, db_path):
     assert binary[0] == 400
     assert big[0] == 413 and big[1]["error"]["type"] == "body_too_large"
     server.stop()
-    assert log_rows(db_path, "SELECT status FROM sqlml.serving_requests ORDER BY status") == [(400,), (400,), (413,)]
+    assert log_rows(db_path, "SELECT status FROM ml_serving_requests() ORDER BY status") == [(400,), (400,), (413,)]
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_answer(serve, db_path):
@@ -131,7 +132,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_answer(serve, db_path
     assert sum(predictor.batches) == 200
     assert len(predictor.batches) < 100 and max(predictor.batches) > 1
     server.stop()
-    assert log_rows(db_path, "SELECT count(*), sum(rows) FROM sqlml.serving_requests") == [(200, 200)]
+    assert log_rows(db_path, "SELECT count(*), sum(rows) FROM ml_serving_requests()") == [(200, 200)]
 
 
 def test_unbatched_policy_runs_one_request_per_model_call(serve):
@@ -159,7 +160,7 @@ def test_overload_answers_503_instead_of_queueing_forever(serve, db_path):
     rejected = [a for a in answers if a[0] == 503][0]
     assert rejected[1]["error"]["type"] == "overloaded" and rejected[2]["Retry-After"] == "1"
     server.stop()
-    logged = dict(log_rows(db_path, "SELECT status, count(*) FROM sqlml.serving_requests GROUP BY status"))
+    logged = dict(log_rows(db_path, "SELECT status, count(*) FROM ml_serving_requests() GROUP BY status"))
     assert logged == {s: statuses.count(s) for s in set(statuses)}
 
 
@@ -189,7 +190,7 @@ def test_prediction_cache_answers_repeated_inputs(serve, db_path):
     assert sum(predictor.batches) == 3
     assert "sqlml_cache_hits_total 1" in metrics and "sqlml_cache_misses_total 3" in metrics
     server.stop()
-    cached = log_rows(db_path, "SELECT cached FROM sqlml.serving_predictions ORDER BY logged_at, request_id, row_index")
+    cached = log_rows(db_path, "SELECT cached FROM ml_serving_predictions() ORDER BY logged_at, request_id, row_index")
     assert sorted(c for (c,) in cached) == [False, False, False, True]
 
 
@@ -208,9 +209,9 @@ def test_health_and_metrics(serve):
     health, status, metrics = run(go())
     assert health["status"] == "ok" and health["model"] == "fake" and health["queue_rows"] == 0
     assert status == 200
-    assert 'sqlml_requests_total{status="200"} 1' in metrics
-    assert 'sqlml_requests_total{status="422"} 1' in metrics
-    assert 'sqlml_request_latency_ms{quantile="0.99"}' in metrics
+    assert 'sqlml_requests_total{version="1",status="200"} 1' in metrics
+    assert 'sqlml_requests_total{version="1",status="422"} 1' in metrics
+    assert 'sqlml_request_latency_ms{version="1",quantile="0.99"}' in metrics
 
 
 def test_graceful_shutdown_finishes_in_flight_requests_and_loses_nothing(serve, db_path):
@@ -230,9 +231,9 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_loses_nothing(serve, 
     answered = [r for r in results if isinstance(r, tuple)]
     assert answered and all(r[0] == 200 for r in answered)
     ok_ids = {r[1]["request_id"] for r in answered}
-    logged = log_rows(db_path, "SELECT request_id FROM sqlml.serving_requests WHERE status = 200")
+    logged = log_rows(db_path, "SELECT request_id FROM ml_serving_requests() WHERE status = 200")
     assert {r for (r,) in logged} == ok_ids
-    predictions = log_rows(db_path, "SELECT count(*) FROM sqlml.serving_predictions")
+    predictions = log_rows(db_path, "SELECT count(*) FROM ml_serving_predictions()")
     assert predictions == [(len(ok_ids),)]
 
 

@@ -7,7 +7,19 @@ import urllib.request
 
 import pytest
 
+import sqlml
 from sqlml.serving.server import Server, ServerConfig
+from tests.trained import TRAIN_ROWS, train_model
+
+
+@pytest.fixture
+def trained(db_path):
+    """A database file with table train and model delay (servers log beside a file)."""
+    con = sqlml.connect(db_path)
+    con.sql(TRAIN_ROWS)
+    train_model(con)
+    yield con
+    con.close()
 
 
 def post(url, inputs):

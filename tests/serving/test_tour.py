@@ -23,5 +23,8 @@ def test_serving_chapter(tmp_path):
     assert proba["hits"] > 0 and proba["misses"] > 0  # the repeated query hit, the overlapping one missed only new inputs
     assert facts["endpoint_ok"] == 41 and facts["endpoint_bad_status"] == 422
     assert "rules fired: predicate_placement, distinct_inputs, prediction_cache" in text
+    assert "ALTER MODEL delay_clf SET ALIAS production" in text
+    if "onnx_max_difference" in facts:
+        assert facts["onnx_max_difference"] <= 1e-5
     if "skew_columns" in facts:
         assert "distance" in facts["skew_columns"]

@@ -116,7 +116,7 @@ def test_served_model_takes_raw_text(trained):
     from sqlml.serving.predictor import ModelPredictor
 
     con = trained
-    predictor = ModelPredictor(con, "spam")
+    predictor = ModelPredictor.from_registry(con, "spam")
     assert [(f.name, f.kind) for f in predictor.fields] == [("message", "string")]
     rows = con.sql("SELECT message, ml_predict('spam', message) FROM fresh ORDER BY id LIMIT 25").fetchall()
     served = predictor.predict([{"message": m} for m, _ in rows])
