@@ -113,6 +113,8 @@ class VideoEngine:
         self._pixels = None
         self._copy = True
         self._moving = None  # while a moving camera is screened on pixels: the previous frame's pixels
+        self._screen_backoff = 0  # while it keeps moving, screen only every 2, 4, ... frames
+        self._screen_skip = 0
 
     @property
     def exact(self) -> bool:
@@ -221,24 +223,37 @@ class VideoEngine:
         return result
 
     def _screen(self, x, frame) -> FrameResult:
-        """While most of every frame changes (a moving camera, frames with their pixels): compare
-        each frame's pixels with the previous frame's only (a fraction of a millisecond) and run it
-        full without keeping a state; the first frame that changed less keeps its state, so the
-        next one is compared with it and updated when that pays."""
+        """While most of every frame changes (a moving camera, codec noise in exact mode; frames
+        with their pixels): compare a frame's pixels with the previous frame's only and run it
+        full without keeping a state; while that lasts, screen only every 2, 4, ... frames (a
+        screen costs about 1 ms at 640x360, a few percent of a full pass). The first frame that
+        changed less keeps its state, so the next one is compared with it and updated when that pays."""
         pixels, previous = self._pixels, self._moving
-        if pixels is None or pixels.shape != previous.shape:
-            self._moving = None
-            return self._full(x, frame, "first frame after a moving camera: materializing its state")
+        if pixels is None or pixels.shape != previous.shape or self._keep_state:
+            self._stop_screening()
+            why = "the query's last frame" if self._keep_state else "first frame after a moving camera"
+            return self._full(x, frame, f"{why}: materializing its state")
+        if self._screen_skip > 0:
+            self._screen_skip -= 1
+            if self._screen_skip == 0:
+                self._moving = pixels.copy()  # the next frame is screened against this one
+            return self._full(x, frame, f"still moving (next look in {self._screen_skip + 1})", keep=False)
         screen = changes.detect(pixels, previous, self.pixel_threshold, self.block)
-        if screen.fraction > MOSTLY_CHANGED and not self._keep_state:
-            self._moving = pixels.copy()
+        if screen.fraction > MOSTLY_CHANGED:
+            self._screen_backoff = min(self._longest_backoff(), max(1, 2 * self._screen_backoff))
+            self._screen_skip = self._screen_backoff - 1
+            self._moving = pixels.copy() if self._screen_skip == 0 else previous
             result = self._full(x, frame, f"still moving: {screen.fraction:.0%} of blocks changed since the last frame", keep=False)
         else:
-            self._moving = None
+            self._stop_screening()
             result = self._full(x, frame, f"the camera settled ({screen.fraction:.0%} of blocks changed since the last "
                                           f"frame): materializing its state")  # fmt: skip
         result.changed = screen.fraction
         return result
+
+    def _stop_screening(self) -> None:
+        self._moving = None
+        self._screen_backoff = self._screen_skip = 0
 
     def _priced_out(self, x, frame, estimate: Estimate, planned: masks.Plan, what: str, change) -> FrameResult:
         """Full inference because the cost model priced the update above a full pass."""
@@ -300,7 +315,7 @@ class VideoEngine:
 
     def reset(self) -> None:
         self.state = None
-        self._moving = None
+        self._stop_screening()
 
 
 def _ids(blocks, device):

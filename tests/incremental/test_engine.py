@@ -395,9 +395,11 @@ def test_frames_with_pixels_are_compared_on_pixels_and_stay_exact():
 
 
 def test_moving_camera_with_pixels_keeps_no_state_until_it_settles(monkeypatch):
-    """Frames with their pixels: once most of a frame changed, each next frame is compared with
-    the previous frame's pixels only and runs full without a kept state (no look, no plan);
-    when the camera stops, one frame keeps its state and the next ones update."""
+    """Frames with their pixels: once most of a frame changed, later frames are compared with
+    the previous frame's pixels only, every 2, 4, ... frames while the camera keeps moving, and
+    run full without a kept state (no look, no plan); when the camera stops, one frame keeps
+    its state (within BACKOFF frames) and the next ones update."""
+    from sqlml.incremental.engine import BACKOFF
     from sqlml.incremental.inference import Preprocess
 
     model = small_vgg()
@@ -405,6 +407,7 @@ def test_moving_camera_with_pixels_keeps_no_state_until_it_settles(monkeypatch):
     engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=eager_cost(), pixel_threshold=0.0)
     scene = np.random.default_rng(2).integers(0, 256, (48, 200, 3), dtype=np.uint8)
     plans = count_calls(monkeypatch, masks, ["plan"])
+    looks = count_calls(monkeypatch, changes, ["detect"])
     kept = []
     reasons = []
     for i in range(12):
@@ -416,10 +419,11 @@ def test_moving_camera_with_pixels_keeps_no_state_until_it_settles(monkeypatch):
             assert (result.output - model(preprocess.tensor(pixels))).abs().max().item() <= 1e-4
     assert kept[:2] == [True, False] and not any(kept[2:])
     assert all(r.startswith("still moving") for r in reasons[2:]) and plans == {"plan": 0}
+    assert looks["detect"] <= 6  # the look at frame 1, then screens at frames 2, 3, 5, 9 (backing off)
     still = pixels.copy()
     modes = []
-    for i in range(4):  # the camera stops; a small object moves
+    for i in range(BACKOFF + 3):  # the camera stops; a small object moves
         still = still.copy()
-        still[20:24, 2 * i : 2 * i + 4] = 255
+        still[20:24, 2 * (i % 20) : 2 * (i % 20) + 4] = 255
         modes.append(engine.step(preprocess.tensor(still), pixels=still).mode)
     assert modes[0] == "full" and "incremental" in modes[1:]
