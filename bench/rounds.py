@@ -45,11 +45,13 @@ def machine(threads: dict[str, int] | None = None) -> dict:
 
 
 def paired(sides: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1,
-           label: str = "") -> dict[str, list[float]]:
+           label: str = "", clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Seconds per side per round: ``{side: [t_round0, t_round1, ...]}``.
 
     Every round runs every side once; odd rounds run them in reverse order so that
-    neither side always runs first (warm caches, turbo, a neighbour's burst)."""
+    neither side always runs first (warm caches, turbo, a neighbour's burst). ``clock``
+    may be ``time.thread_time`` for one-thread CPU work on a shared machine (other jobs'
+    time is then not counted; say so with the result)."""
     names = list(sides)
     for _ in range(warmup):
         for name in names:
@@ -58,9 +60,9 @@ def paired(sides: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1,
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            start = time.perf_counter()
+            start = clock()
             sides[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
         if label:
             log(f"{label}: round {r + 1}/{rounds}", {n: round(times[n][-1], 4) for n in names})
     return times

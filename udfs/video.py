@@ -19,15 +19,17 @@ from sqlml.udf import scalar_function, table_function
         ("stop", "DOUBLE", None),
         ("end", "DOUBLE", None),
         ("video", "VARCHAR", None),
+        ("partial", "BOOLEAN", False),
     ],
 )
-def ml_read_video(session, path, fps, size, start, stop, end, video):
+def ml_read_video(session, path, fps, size, start, stop, end, video, partial):
     """Frames of a video file: one row per frame, pixels as an RGB BLOB with its shape."""
     import pyarrow as pa
 
     from sqlml.incremental.video import arrow_schema, frame_batches
 
-    batches = list(frame_batches(path, video=video, fps=fps, size=size, start=start, stop=stop if stop is not None else end))
+    batches = list(frame_batches(path, video=video, fps=fps, size=size, start=start, stop=stop if stop is not None else end,
+                                 partial=bool(partial)))  # fmt: skip
     return pa.Table.from_batches(batches, schema=arrow_schema())
 
 
@@ -61,7 +63,7 @@ def ml_read_images(session, pattern, size):
     ],
     params=[("model", "VARCHAR"), ("frames", "VARCHAR")],
     named=[
-        ("mode", "VARCHAR", "incremental"),
+        ("mode", "VARCHAR", "auto"),
         ("threshold", "DOUBLE", 0.0),
         ("tau", "DOUBLE", 0.0),
         ("feature_threshold", "DOUBLE", 0.0),

@@ -3,16 +3,16 @@
 Costs are in seconds of this machine. Every layer's full cost is *measured*: the
 engine times each node of its first full passes (the minimum over them, so a busy
 moment does not stick), and until then a layer costs its multiply-adds at an assumed
-rate. A box recomputed on a layer costs its share of the layer's area times the
+rate. The cells recomputed on a layer cost their share of the layer's area times the
 layer's cost, plus a fixed ``call_seconds`` per operator call (slicing the read-in
 window, the call's set-up, the write-back). Per-cell costs differ a lot between
 layers of equal MACs (a max pool costs as much per cell as a small conv on CPU), so
-measuring them is what keeps box merging and the fallback honest. The dense tail
+measuring them is what keeps the fallback honest. The dense tail
 (global pooling, linear layers) is paid in full by both modes.
 
 The ratio ``update / full`` predicts the time of an update relative to a full pass;
 measured times of both modes then correct the prediction as the query runs (small
-boxes run at fewer MACs/s than whole maps), so a net or machine where updates are
+cells one by one run at fewer MACs/s than whole maps), so a net or machine where updates are
 slow falls back to full inference by itself, and a correction that alone forces full
 passes fades so updates get tried again.
 """
@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: one operator call on one box: slicing, the call's set-up, the write-back (measured, 1 CPU thread)
+#: one batched operator call of an update: index arithmetic, the call's set-up (measured, 1 CPU thread)
 CALL_SECONDS = 40e-6
+#: what recomputing a layer's cells one by one costs per cell, in multiples of the whole layer's
+#: cost per cell, before any update was timed (gathering windows, small matrix products: about 2x
+#: on one CPU thread); learned from the updates timed after that
+CELL_FACTOR = 2.0
 #: the rate assumed for a layer not timed yet (multiply-adds per second)
 ASSUMED_RATE = 2e10
 #: full passes timed layer by layer (their minimum is the calibration)
@@ -46,14 +50,14 @@ class CostModel:
 
     Two numbers are learned from the updates it times, by least squares over recent
     updates (``seconds ~ correction * arithmetic + call_seconds * calls``): how much
-    slower a box's arithmetic runs than the same share of a whole layer
+    slower a layer's cells run one by one than the same share of the whole layer
     (``correction``), and what one operator call costs (``call_seconds``). The call
-    price also decides how eagerly boxes merge.
+    price is what a layer with few dirty cells costs at least.
     """
 
     margin: float = 0.85  # update only when predicted < margin x full
     adaptive: bool = True
-    correction: float = 1.0  # measured arithmetic time / planned arithmetic time
+    correction: float = CELL_FACTOR  # measured arithmetic time / planned arithmetic time
     full_seconds: float | None = None  # EMA of measured full-pass times
     call_seconds: float = CALL_SECONDS
     #: measured seconds of each node on a whole map (minimum over the timed passes)
@@ -70,6 +74,11 @@ class CostModel:
         for name, s in seconds.items():
             self.layer_seconds[name] = min(s, self.layer_seconds.get(name, s))
         self.passes_timed += 1
+
+    def adopt(self, seconds: dict[str, float]) -> None:
+        """Take layer times measured before (by another engine of this process): no timing passes."""
+        self.layer_seconds = dict(seconds)
+        self.passes_timed = CALIBRATION_PASSES
 
     def layer_costs(self, program) -> dict[str, float]:
         """Seconds of every node on a whole map: measured, else its MACs at ``ASSUMED_RATE``."""
@@ -103,7 +112,7 @@ class CostModel:
             self.full_seconds = seconds if self.full_seconds is None else 0.7 * self.full_seconds + 0.3 * seconds
             if estimate is not None and estimate.predicted < self.margin:
                 # chose full only because of what was learned: let it fade, so updates get retried
-                self.correction = 1.0 + 0.9 * (self.correction - 1.0)
+                self.correction = CELL_FACTOR + 0.9 * (self.correction - CELL_FACTOR)
                 self.call_seconds = CALL_SECONDS + 0.9 * (self.call_seconds - CALL_SECONDS)
         elif mode == "incremental" and estimate is not None and self.full_seconds:
             self._learn(estimate, seconds)
@@ -129,5 +138,5 @@ class CostModel:
             call, correction = 0.0, s[3] / max(s[0], 1e-30)
         elif correction < 0:  # all of it is calls
             correction, call = 0.0, s[4] / max(s[2], 1e-30)
-        self.correction = min(4.0, max(0.25, correction))
+        self.correction = min(8.0, max(0.25, correction))
         self.call_seconds = min(2e-3, max(0.0, call))

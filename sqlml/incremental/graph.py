@@ -3,11 +3,11 @@
 ``compile_model(module, input_shape)`` traces the module with ``torch.fx`` and sorts
 every node into one of four kinds:
 
-- ``spatial``: Conv2d (zero padding), MaxPool2d, AvgPool2d: a box grows by the rules
+- ``spatial``: Conv2d (zero padding), MaxPool2d, AvgPool2d: a change grows by the rules
   in :mod:`sqlml.incremental.patches`;
 - ``pointwise``: BN in eval mode, activations (PReLU included), dropout in eval,
-  identity, softmax over channels, arithmetic with a scalar: the box stays the box;
-- ``merge``: residual add / multiply of two maps and concat over channels: the boxes
+  identity, softmax over channels, arithmetic with a scalar: the change stays where it is;
+- ``merge``: residual add / multiply of two maps and concat over channels: the changes
   of the inputs, together;
 - ``dense``: everything else (flatten, global pooling, linear, unknown layers). A
   dense layer runs on the full updated tensors, and so does everything after it.
@@ -56,13 +56,18 @@ class Program:
     by_name: dict[str, Node] = field(default_factory=dict)
     local: list[Node] = field(default_factory=list)  # local nodes after the input, in order
     dense: list[Node] = field(default_factory=list)
-    #: local nodes whose full tensor is kept: something reads it beyond its own boxes
+    #: local nodes whose full tensor is kept: something reads it beyond its own cells
     #: (a window, a merge, a dense layer, the output); a conv followed by ReLU keeps only the ReLU
     materialized: frozenset[str] = frozenset()
     #: pointwise nodes allowed to run in place, as the model wrote them: their input is a
     #: temporary nobody else reads (a conv before its ReLU), never a materialized tensor
     in_place: frozenset[str] = frozenset()
+    #: per node: the values no later node reads, dropped once it ran (a full pass keeps only the
+    #: materialized ones, so its memory is reused as the module's own forward reuses it)
+    release: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _modules: dict[str, Any] = field(default_factory=dict)
+    _tables: Any = None  # index tables of the local nodes (sqlml.incremental.cells.tables_for)
+    _layer_seconds: Any = None  # each node's measured whole-map seconds, once timed (shared by engines)
 
     def finalize(self) -> Program:
         import torch.fx as fx
@@ -82,6 +87,16 @@ class Program:
             if n.local
             and (n.kind == INPUT or n.name in outputs or any(r.kind != POINTWISE or not r.local for r in readers.get(n.name, [])))
         )
+        last: dict[str, str] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                last[name] = node.name
+        keep = set(self.materialized) | outputs
+        release: dict[str, list[str]] = {}
+        for name, reader in last.items():
+            if name not in keep:
+                release.setdefault(reader, []).append(name)
+        self.release = {k: tuple(v) for k, v in release.items()}
         self.in_place = frozenset(
             n.name
             for n in self.nodes
@@ -126,6 +141,8 @@ class Program:
         if timings is None:
             for node in self.nodes:
                 env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
+                for name in self.release.get(node.name, ()):
+                    del env[name]
         else:
             import time
 
@@ -137,6 +154,8 @@ class Program:
                 env[node.name] = x if node.kind == INPUT else self.evaluate(node, env)
                 sync()
                 timings[node.name] = time.perf_counter() - started
+                for name in self.release.get(node.name, ()):
+                    del env[name]
         tensors = {name: env[name] for name in self.materialized} if keep else {}
         return self.collect(env), tensors
 

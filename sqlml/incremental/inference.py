@@ -35,8 +35,12 @@ class Preprocess:
     channels: int | None = None  # 1: color frames become gray; 3: gray frames are repeated
 
     def tensor(self, pixels):
+        return self.to_tensor(self.prepare(pixels))
+
+    def prepare(self, pixels):
+        """The frame as the model sees it, still in pixels: (H, W, C) uint8 at the model's size
+        and channels (what incremental inference compares frames on)."""
         import numpy as np
-        import torch
 
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -52,7 +56,17 @@ class Preprocess:
             pixels = cv2.resize(np.ascontiguousarray(pixels), (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
             if pixels.ndim == 2:
                 pixels = pixels[:, :, None]
-        x = torch.from_numpy(np.require(pixels, requirements=['C', 'W'])).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        return np.require(pixels, requirements=["C"])
+
+    def to_tensor(self, pixels):
+        """Prepared pixels -> the model's input (1, C, H, W)."""
+        import numpy as np
+        import torch
+
+        # (1, H, W, C) -> (1, C, H, W): channels last with a proper batch stride (an unsqueezed
+        # batch dimension has stride C, which sends convolutions down a path twice as slow)
+        hwc = torch.from_numpy(np.require(pixels, requirements=['C', 'W'])).float().div_(255.0)
+        x = hwc.reshape(1, *hwc.shape).permute(0, 3, 1, 2)
         mean, std = self._per_channel(x.shape[1])
         return x.sub_(mean).div_(std)
 
@@ -104,7 +118,12 @@ class VideoQuery:
     duck: Any = None  # a DuckDB connection for stored states (None: do not store or resume)
     keep: int = 4
     io: states.StateIO | None = None
-    cost_factory: Callable[[], CostModel] = CostModel
+    cost_factory: Callable[[], CostModel] | None = None  # None: default_cost()
+
+
+def default_cost() -> CostModel:
+    """The cost model of a video query: adaptive, timed on this machine."""
+    return CostModel()
 
 
 def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> Iterator[dict]:
@@ -116,12 +135,14 @@ def infer_frames(query: VideoQuery, frames: Iterable[tuple[str, int, Any]]) -> I
     current = None
     try:
         for (video, frame, pixels), last in _with_last(frames):
-            x = preprocess.tensor(pixels).to(device)
+            prepared = preprocess.prepare(pixels)
+            x = preprocess.to_tensor(prepared).to(device)
             if engine is None or video != current:
                 _finish(query, engine, key)
                 current = video
                 engine, key = _start(query, video, frame, x, preprocess)
-            result = engine.step(x, frame, keep_state=last)
+            # the outputs are summarized right away: no copies of the state's output maps
+            result = engine.step(x, frame, keep_state=last, pixels=prepared, copy=False)
             yield {"video": video, "frame": frame, **summarize(result.output, query.classes, query.output),
                    "mode": result.mode, "recomputed": float(result.recomputed), "reason": result.reason,
                    "ms": result.seconds * 1e3}  # fmt: skip
@@ -144,7 +165,8 @@ def _start(query: VideoQuery, video: str, frame, x, preprocess: Preprocess):
     program = query.program
     threshold = preprocess.threshold(query.threshold, x.shape[1]) if query.threshold else 0.0
     engine = VideoEngine(program, mode=query.mode, threshold=threshold, tau=query.tau,
-                         feature_threshold=query.feature_threshold, refresh=query.refresh, cost=query.cost_factory())  # fmt: skip
+                         feature_threshold=query.feature_threshold, refresh=query.refresh, cost=(query.cost_factory or default_cost)(),
+                         pixel_threshold=float(query.threshold or 0.0))  # fmt: skip
     if query.mode == "full" or not program.supported:
         return engine, None
     key = states.StateKey(query.model, int(query.version), str(video), states.signature(program))

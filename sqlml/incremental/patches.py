@@ -11,8 +11,9 @@ and recomputing outputs ``[o0, o1)`` reads the input slice ``[o0*s - p, (o1-1)*s
 (the read-in context), which may reach into the padding. ``SpatialOp.apply`` runs the
 layer without padding on read-in windows that were padded by hand (zeros for
 convolutions, -inf for max pooling, sum/count for average pooling), so the result is
-the same arithmetic the full layer does, ``ceil_mode`` overhang included. (The video
-engine carries a few boxes per frame through the layers: see ``boxes``.)
+the same arithmetic the full layer does, ``ceil_mode`` overhang included (occlusion maps
+use boxes; the video engine applies the same rule per cell, see ``masks`` and ``cells``,
+through ``on_cells``).
 
 The projective-field threshold ``tau`` (0 < tau < 1) caps an output box's side at
 ``round(tau * n_out)``, keeping the centre: the fringe cells stay stale (approximate).
@@ -84,10 +85,13 @@ class SpatialOp:
 
     kind = "spatial"
     pad_value = 0.0
+    needs_counts = False  # whether ``on_cells`` divides by a count per cell (average pooling)
 
     def __init__(self, rows: Axis, cols: Axis, taps=None):
         self.rows = rows
         self.cols = cols
+        #: a 1x1 window, stride 1, no padding: each output cell reads its own input cell only
+        self.pointwise = all(a.extent == 1 and a.stride == 1 and a.pad == 0 for a in (rows, cols))
         #: offsets inside the window that the layer reads, per axis (dilation leaves gaps)
         self.taps = taps or (list(range(rows.extent)), list(range(cols.extent)))
 
@@ -105,6 +109,11 @@ class SpatialOp:
         """Run the layer with no padding on read-in slices ``xs`` (one per box, same size)."""
         raise NotImplementedError
 
+    def on_cells(self, taps, counts=None):
+        """The layer's output at a list of cells from their windows ``taps`` (cells, taps, C):
+        (cells, C') rows. ``counts`` is average pooling's divisor per cell."""
+        raise NotImplementedError
+
     def macs_per_output(self, in_channels: int, out_channels: int) -> int:
         raise NotImplementedError
 
@@ -120,6 +129,19 @@ class ConvOp(SpatialOp):
         import torch.nn.functional as F
 
         return F.conv2d(xs, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def on_cells(self, taps, counts=None):
+        """im2col: one matrix product of the windows with the weights (taps major, channels minor)."""
+        import torch.nn.functional as F
+
+        n, k, c = taps.shape
+        out_channels = self.weight.shape[0]
+        if self.groups == 1:
+            matrix = self.weight.permute(0, 2, 3, 1).reshape(out_channels, k * c)
+            return F.linear(taps.reshape(n, k * c), matrix, self.bias)
+        kh, kw = self.weight.shape[-2:]
+        windows = taps.view(n, kh, kw, c).permute(0, 3, 1, 2)  # taps already spaced by the dilation
+        return F.conv2d(windows, self.weight, self.bias, 1, 0, 1, self.groups).view(n, out_channels)
 
     def macs_per_output(self, in_channels, out_channels):
         kh, kw = self.weight.shape[-2:]
@@ -150,6 +172,9 @@ class MaxPoolOp(SpatialOp):
             torch.maximum(out, tap, out=out)
         return out
 
+    def on_cells(self, taps, counts=None):
+        return taps.amax(dim=1)
+
     def macs_per_output(self, in_channels, out_channels):
         return int(out_channels * self.kernel[0] * self.kernel[1])
 
@@ -166,6 +191,7 @@ class AvgPoolOp(SpatialOp):
         super().__init__(rows, cols)
         self.kernel, self.stride, self.pad = kernel, stride, pad
         self.include_pad, self.divisor = include_pad, divisor
+        self.needs_counts = not divisor
 
     def apply(self, xs, out_boxes, in_hw):
         import torch
@@ -176,6 +202,16 @@ class AvgPoolOp(SpatialOp):
             return sums / self.divisor
         counts = torch.stack([self._counts(box, in_hw, xs) for box in out_boxes])
         return sums / counts.unsqueeze(1)
+
+    def on_cells(self, taps, counts=None):
+        sums = taps.sum(dim=1)
+        return sums / self.divisor if self.divisor else sums / counts[:, None]
+
+    def counts(self, out_box: Box, in_hw):
+        """The divisor of every output cell in ``out_box``: (rows, cols) float32."""
+        import torch
+
+        return self._counts(out_box, in_hw, torch.zeros(0))
 
     def _counts(self, out_box: Box, in_hw, like):
         import torch

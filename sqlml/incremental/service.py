@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlml import progress
-from sqlml.errors import DataError, InvalidOptionError, ServingError
+from sqlml.errors import DataError, InvalidOptionError, ServingError, VideoError
 from sqlml.incremental import states
 from sqlml.incremental.inference import Preprocess, VideoQuery, infer_frames
 from sqlml.incremental.video import pixels as blob_pixels
@@ -25,7 +25,7 @@ from sqlml.sqlutil import quote_ident, relation_sql
 
 CACHE = "incremental"
 FRAME_COLUMNS = ("image", "height", "width", "channels")
-MODES = ("incremental", "full")
+MODES = ("auto", "incremental", "full")
 
 
 @dataclass
@@ -130,7 +130,7 @@ def _key(row, position: int) -> str:
 # -- the functions -------------------------------------------------------------------------
 
 
-def video_inference(session, model: str, frames: str, *, mode: str = "incremental", threshold: float = 0.0,
+def video_inference(session, model: str, frames: str, *, mode: str = "auto", threshold: float = 0.0,
                     tau: float = 0.0, feature_threshold: float = 0.0, refresh: int = 100, persist: bool = True,
                     output: int = 0) -> list[dict]:  # fmt: skip
     """Per-frame results of ``model`` over ``frames`` (see ``ml_video_inference``)."""
@@ -138,10 +138,17 @@ def video_inference(session, model: str, frames: str, *, mode: str = "incrementa
                    feature_threshold=feature_threshold)
     cnn = resolve_model(session, model)
     program = program_for(session, cnn)
+    if mode == "incremental" and not program.supported:
+        raise ServingError(
+            f"model {cnn.name!r} cannot run incrementally: {program.reason or 'it has no local layers'}; incremental "
+            f"inference needs convolution and pooling layers before the head (pass mode := 'auto' to run it in "
+            f"full with the reason, or mode := 'full')"
+        )
     writable = persist and not session.read_only
     rows = []
     with session.own_cursor() as duck:  # for the states; the frames are read through session.cursor()
-        query = VideoQuery(program, model=cnn.name, version=cnn.version, preprocess=cnn.preprocess, mode=mode,
+        query = VideoQuery(program, model=cnn.name, version=cnn.version, preprocess=cnn.preprocess,
+                           mode="full" if mode == "full" else "incremental",
                            threshold=float(threshold or 0.0), tau=float(tau or 0.0),
                            feature_threshold=float(feature_threshold or 0.0), refresh=int(refresh),
                            classes=cnn.classes, output=int(output or 0), hot=hot_states(session),
@@ -149,6 +156,8 @@ def video_inference(session, model: str, frames: str, *, mode: str = "incrementa
         source = ((r["video"], r["frame"], r["pixels"]) for r in frame_rows(session, frames))
         for result in progress.counted(infer_frames(query, source), f"ml_video_inference {model}", unit="frames"):
             rows.append(result)
+    if not rows:
+        raise VideoError(f"no frames to run {cnn.name!r} on: {frames!r} returned no rows (check its range or filter)")
     return rows
 
 
@@ -210,8 +219,9 @@ def frame_tensors(session, model: str | None, images, heights, widths, channels)
 
 def _check_options(where: str, **options) -> None:
     mode = options.get("mode")
-    if mode is not None and mode not in MODES:
-        raise InvalidOptionError(where, "mode", f"expected 'incremental' or 'full', got {mode!r}")
+    modes = MODES if where == "ml_video_inference" else MODES[1:]
+    if mode is not None and mode not in modes:
+        raise InvalidOptionError(where, "mode", f"expected one of {', '.join(repr(m) for m in modes)}, got {mode!r}")
     threshold = options.get("threshold")
     if threshold is not None and not 0 <= threshold <= 255:
         raise InvalidOptionError(where, "threshold", f"expected pixel levels in [0, 255], got {threshold!r}")

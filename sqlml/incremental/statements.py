@@ -11,12 +11,12 @@ from sqlml import bounds
 from sqlml.errors import InvalidOptionError, ObjectExistsError
 from sqlml.sqlutil import fetch_value
 
-OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames")
+OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames", "partial")
 
 
 def load_video(ctx):
     """``LOAD VIDEO 'path' INTO name [WITH (fps := 5, size := [h, w], start := 1.0, stop := 9.0,
-    video := 'id', replace := true, batch_frames := 32)]``; shows the rows written."""
+    video := 'id', replace := true, batch_frames := 32, partial := true)]``; shows the rows written."""
     import pyarrow as pa
 
     from sqlml.incremental.video import load_video as load
@@ -40,7 +40,7 @@ def load_video(ctx):
     stop = options.get("stop", options.get("end"))
     rows = load(ctx.duck, path, table, replace=replace, video=options.get("video"),
                 batch_frames=batch_frames, fps=options.get("fps"), size=options.get("size"),
-                start=options.get("start"), stop=stop)  # fmt: skip
+                start=options.get("start"), stop=stop, partial=bool(options.get("partial", False)))  # fmt: skip
     summary = pa.table({"video": [options.get("video") or path], "table": [".".join(table)], "frames": [rows]})
     return ctx.connection.wrap(ctx.duck.from_arrow(summary))
 

@@ -14,7 +14,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlml.errors import InvalidOptionError, VideoError
+from sqlml.errors import InvalidOptionError, ObjectExistsError, VideoError
+
+#: the largest frame side ``size`` may ask for (8192 x 8192 RGB is 192 MiB a frame)
+MAX_SIDE = 8192
 
 COLUMNS = [
     ("video", "VARCHAR"),
@@ -53,11 +56,13 @@ def probe(path: str) -> VideoInfo:
 
 
 def iter_frames(path: str, *, fps: float | None = None, size=None, start: float | None = None,
-                stop: float | None = None) -> Iterator[Frame]:  # fmt: skip
+                stop: float | None = None, partial: bool = False) -> Iterator[Frame]:  # fmt: skip
     """Decoded frames of ``path`` in order, resampled to about ``fps``, resized to ``size``.
 
     ``size`` is ``[height, width]``, ``[side]`` or an int; ``start``/``stop`` are seconds
-    (``stop`` excluded). Skipped frames are grabbed without conversion.
+    (``stop`` excluded). Skipped frames are grabbed without conversion. A file that ends
+    before the frames its header declares (truncated, or corrupt) raises ``VideoError``
+    after its last readable frame, unless ``partial``; so does a range with no frame.
     """
     import cv2
 
@@ -73,6 +78,8 @@ def iter_frames(path: str, *, fps: float | None = None, size=None, start: float 
         step = 1.0 / fps if fps else 0.0
         next_time = start or 0.0
         number = -1
+        yielded = 0
+        stopped = False
         while True:
             if not capture.grab():
                 break
@@ -81,6 +88,7 @@ def iter_frames(path: str, *, fps: float | None = None, size=None, start: float 
             if start is not None and t + 1e-9 < start:
                 continue
             if stop is not None and t + 1e-9 >= stop:
+                stopped = True
                 break
             if step and t + 1e-9 < next_time:
                 continue
@@ -91,9 +99,20 @@ def iter_frames(path: str, *, fps: float | None = None, size=None, start: float 
                 next_time += step
             if target_hw is not None and (bgr.shape[0], bgr.shape[1]) != target_hw:
                 bgr = cv2.resize(bgr, (target_hw[1], target_hw[0]), interpolation=cv2.INTER_AREA)
+            yielded += 1
             yield Frame(number, t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if number < 0:
             raise VideoError(f"video file {path!r} has no decodable frames", path=path)
+        if not stopped and not partial and info.frames > 0 and number + 2 < info.frames:
+            raise VideoError(
+                f"video file {path!r} ends after {number + 1} of the {info.frames} frames its header declares "
+                f"(truncated or corrupt); pass partial := true to load the readable frames",
+                path=path,
+            )
+        if yielded == 0:
+            span = f"between {start or 0.0:g} s and {stop:g} s" if stop is not None else f"from {start or 0.0:g} s on"
+            raise VideoError(f"video file {path!r} has no frame {span} (it has {number + 1} frames, "
+                             f"{(number + 1) / rate:.2f} s)", path=path)  # fmt: skip
     finally:
         capture.release()
 
@@ -112,33 +131,74 @@ def frame_batches(path: str, *, video: str | None = None, batch_frames: int = 32
         yield _batch(schema, video_id, rows)
 
 
-def frames_reader(path: str, **options):
-    """A ``pyarrow.RecordBatchReader`` over the frames (decoding happens as it is read)."""
+def frames_reader(path: str, errors: list | None = None, **options):
+    """A ``pyarrow.RecordBatchReader`` over the frames (decoding happens as it is read);
+    an error raised while decoding is also appended to ``errors`` (DuckDB re-wraps it)."""
     import pyarrow as pa
 
     from sqlml import progress
 
     _open(path).release()  # fail here, naming the file, rather than mid-query
+    parse_size(options.get("size"))
     batches = progress.counted(frame_batches(path, **options), f"reading {os.path.basename(path)}", unit="frames", size=lambda b: b.num_rows)
+    if errors is not None:
+        batches = _recording(batches, errors)
     return pa.RecordBatchReader.from_batches(arrow_schema(), batches)
 
 
+def _recording(batches, errors: list):
+    try:
+        yield from batches
+    except Exception as error:
+        errors.append(error)
+        raise
+
+
 def load_video(con, path: str, table: str, *, replace: bool = False, **options) -> int:
-    """Stream the frames of ``path`` into ``table`` (created); returns the number of rows."""
+    """Stream the frames of ``path`` into ``table`` (created); returns the number of rows.
+
+    The table is written in one statement: when decoding fails (a truncated file, a range
+    with no frame) the old table, if any, is left as it was.
+    """
     from sqlml.sqlutil import fetch_value, table_ref
 
-    reader = frames_reader(path, **options)
     duck = con.duckdb if hasattr(con, "duckdb") else con
+    if not replace and _exists(duck, table):
+        raise ObjectExistsError("table", ".".join(table) if isinstance(table, (list, tuple)) else str(table),
+                                hint="Pass WITH (replace := true) to LOAD VIDEO to replace it.")  # fmt: skip
+    errors: list = []
+    reader = frames_reader(path, errors, **options)
     verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
     name = f"__sqlml_video_{os.getpid()}_{id(reader)}"
     duck.register(name, reader)
     try:
         duck.execute(f"{verb} {table_ref(table)} AS SELECT * FROM {name}")
-    except Exception:
+    except Exception as error:
         _forget(duck, name)  # in a failed transaction unregistering fails too: the first error matters
+        if errors:
+            raise errors[0] from error
         raise
     duck.unregister(name)
     return int(fetch_value(duck, f"SELECT count(*) FROM {table_ref(table)}"))
+
+
+def _exists(duck, table) -> bool:
+    """Whether a table or view of that (possibly qualified) name exists: a catalog lookup, so a
+    transaction in progress is not aborted by a failing read."""
+    from sqlml.sqlutil import fetch_value, split_name
+
+    parts = list(table) if isinstance(table, (list, tuple)) else split_name(table)
+    name, schema, database = parts[-1], (parts[-2] if len(parts) > 1 else None), (parts[-3] if len(parts) > 2 else None)
+    found = 0
+    for catalog in ("duckdb_tables()", "duckdb_views()"):
+        found += fetch_value(
+            duck,
+            f"SELECT count(*) FROM {catalog} WHERE lower({'table' if 'tables' in catalog else 'view'}_name) = lower(?) "
+            "AND (? IS NULL OR lower(schema_name) = lower(?)) AND (? IS NULL OR lower(database_name) = lower(?)) "
+            "AND (? IS NOT NULL OR schema_name = current_schema())",
+            [name, schema, schema, database, database, schema],
+        )
+    return bool(found)
 
 
 def _forget(duck, name: str) -> None:
@@ -149,17 +209,30 @@ def _forget(duck, name: str) -> None:
 
 
 def read_images(pattern: str, *, size=None) -> list[dict]:
-    """Image files matching ``pattern`` (a path or glob), as rows (id, height, width, channels, image)."""
+    """Image files matching ``pattern`` (a path or glob), as rows (id, height, width, channels, image).
+
+    A glob skips the directories it matches (``photos/*`` reads the files only); a path
+    that is a directory, a file that does not exist or is not an image raise ``VideoError``.
+    """
     import glob
 
     import cv2
 
-    target_hw = parse_size(size)
-    paths = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else [pattern]
-    if not paths:
-        raise VideoError(f"no image file matches {pattern!r}", path=pattern)
+    if pattern is None or not str(pattern).strip():
+        raise VideoError("no image file given (pattern is empty or NULL)", path=pattern)
+    target_hw = parse_size(size, where="ml_read_images")
+    if any(ch in pattern for ch in "*?["):
+        matched = sorted(glob.glob(pattern))
+        paths = [p for p in matched if not os.path.isdir(p)]
+        if not paths:
+            skipped = f" ({len(matched)} director{'y' if len(matched) == 1 else 'ies'} skipped)" if matched else ""
+            raise VideoError(f"no image file matches {pattern!r}{skipped}", path=pattern)
+    else:
+        paths = [pattern]
     rows = []
     for path in paths:
+        if os.path.isdir(path):
+            raise VideoError(f"{path!r} is a directory, not an image file (use a pattern like '{path.rstrip('/')}/*.png')", path=path)
         if not os.path.isfile(path):
             raise VideoError(f"image file {path!r} does not exist", path=path)
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -190,15 +263,18 @@ def pixels(image: bytes, height: int, width: int, channels: int):
     return np.frombuffer(image, dtype=np.uint8).reshape(int(height), int(width), int(channels))
 
 
-def parse_size(size) -> tuple[int, int] | None:
-    """``None``, ``224``, ``[224]`` or ``[height, width]`` -> (height, width) or None."""
+def parse_size(size, where: str = "ml_read_video") -> tuple[int, int] | None:
+    """``None``, ``224``, ``[224]`` or ``[height, width]`` -> (height, width) or None; each side
+    1 .. ``MAX_SIDE`` pixels."""
     if size is None:
         return None
     values = [size] if isinstance(size, (int, float)) else list(size)
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or any(v is None or int(v) <= 0 for v in values):
-        raise InvalidOptionError("ml_read_video", "size", f"must be [height, width] or [side] in pixels, got {size!r}")
+        raise InvalidOptionError(where, "size", f"must be [height, width] or [side] in pixels, got {size!r}")
+    if any(int(v) > MAX_SIDE for v in values):
+        raise InvalidOptionError(where, "size", f"each side must be at most {MAX_SIDE} pixels, got {size!r}")
     return int(values[0]), int(values[1])
 
 

@@ -1,10 +1,11 @@
-"""The per-frame engine: exact updates, reuse, the cost model's fallback, drift and refresh."""
+"""The per-frame engine: exact updates, reuse, the cost model's fallback, thresholds with bounded drift, refresh."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental import boxes
+from sqlml.incremental import cells, changes, masks
 from sqlml.incremental.cost import CostModel
 from sqlml.incremental.engine import VideoEngine
 from sqlml.incremental.graph import compile_model
@@ -86,7 +87,7 @@ def test_moving_camera_falls_back_to_full_and_looks_less_often():
         frame = scene[..., :, 4 * i : 4 * i + 96].contiguous()  # a pan
         result = engine.step(frame)
         assert result.mode == "full"
-        looked.append(result.reason == "most of the frame changed")
+        looked.append(result.reason.startswith("most of the frame changed"))
         with torch.inference_mode():
             assert (result.output - model(frame)).abs().max().item() <= 1e-5
     assert [i for i, yes in enumerate(looked) if yes] == [1, 2, 4, 8, 16]
@@ -139,23 +140,69 @@ def test_cost_model_separates_call_overhead_from_arithmetic():
     assert cost.choose(cost.estimate(1.0, 0.3, 0.3, 600)) == "full"
 
 
+def block_means(a, b, block):
+    """Per-block mean |a - b| over pixels and channels."""
+    import torch.nn.functional as F
+
+    return F.avg_pool2d((a - b).abs().mean(dim=1, keepdim=True), block, block, ceil_mode=True)[0, 0]
+
+
 def test_threshold_ignores_small_changes_and_bounds_the_error():
     model = small_vgg()
     program = compile_model(model, (3, 48, 48))
     threshold = 0.05
-    engine = VideoEngine(program, threshold=threshold, refresh=0, drift=1.0, cost=eager_cost())
+    engine = VideoEngine(program, threshold=threshold, refresh=0, drift=1.0, cost=eager_cost(), block=4)
     frame = torch.rand(1, 3, 48, 48)
     engine.step(frame)
-    noisy = frame + (torch.rand_like(frame) - 0.5) * 0.08  # below the threshold everywhere
+    noisy = frame + (torch.rand_like(frame) - 0.5) * 0.08  # mean change per block under the threshold
     assert engine.step(noisy).mode == "reuse"
     moved = noisy.clone()
     moved[..., 20:30, 20:30] = 1.0
     result = engine.step(moved)
     assert result.mode == "incremental"
     state_image = engine.state.tensors[program.input_name]
-    assert (state_image - moved).abs().max().item() <= threshold  # the state drifts by at most the threshold
-    assert torch.equal(state_image[..., 20:30, 20:30], moved[..., 20:30, 20:30])
+    assert block_means(state_image, moved, 4).max().item() <= threshold  # bounded drift, block by block
+    assert torch.equal(state_image[..., 20:28, 20:28], moved[..., 20:28, 20:28])  # the blocks that changed: exact
     assert not engine.state.exact
+
+
+def test_drift_stays_bounded_however_long_it_accumulates():
+    """A slow fade, under the threshold from one frame to the next: the state's image follows it
+    block by block whenever the change since its last update adds up past the threshold."""
+    model = small_vgg()
+    program = compile_model(model, (3, 48, 48))
+    threshold = 0.05
+    engine = VideoEngine(program, threshold=threshold, refresh=0, drift=1.0, cost=eager_cost(), block=4)
+    frame = torch.rand(1, 3, 48, 48) * 0.5
+    engine.step(frame)
+    modes = []
+    for i in range(1, 30):
+        faded = frame + 0.01 * i  # 0.01 a frame everywhere: 0.3 in the end, six times the threshold
+        result = engine.step(faded)
+        modes.append(result.mode)
+        state_image = engine.state.tensors[program.input_name]
+        assert block_means(state_image, faded, 4).max().item() <= threshold + 1e-6
+    assert "incremental" in modes and "reuse" in modes
+
+
+def test_isolated_noise_waits_until_it_adds_up():
+    """A lone block changed by a bit more than the threshold (a flicker) is ignored until it passes
+    twice the threshold; the same change next to another changed block is recomputed at once."""
+    model = small_vgg()
+    threshold = 0.05
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), threshold=threshold, refresh=0, drift=1.0,
+                         cost=eager_cost(), block=4)  # fmt: skip
+    frame = torch.rand(1, 3, 48, 48) * 0.5
+    engine.step(frame)
+    lone = frame.clone()
+    lone[..., 8:12, 8:12] += 1.5 * threshold
+    assert engine.step(lone).mode == "reuse"
+    lone[..., 8:12, 8:12] += 1.0 * threshold  # 2.5x the threshold since the state's last update
+    assert engine.step(lone).mode == "incremental"
+    pair = lone.clone()
+    pair[..., 28:32, 28:36] += 1.5 * threshold  # two neighbouring blocks
+    result = engine.step(pair)
+    assert result.mode == "incremental" and result.changed == pytest.approx(2 / 144)
 
 
 def test_refresh_after_n_approximate_updates():
@@ -165,15 +212,20 @@ def test_refresh_after_n_approximate_updates():
     assert modes == ["full", "incremental", "incremental", "incremental", "full", "incremental", "incremental", "incremental", "full"]
 
 
-def test_drift_triggers_a_refresh():
+def test_drift_sweeps_the_blocks_over_half_the_threshold():
+    """Over ``drift`` of the blocks off by more than half the threshold: they are all recomputed
+    (an update when it pays, else a full pass)."""
     model = small_vgg()
-    engine = VideoEngine(compile_model(model, (3, 48, 48)), threshold=0.1, refresh=0, drift=0.3, cost=eager_cost())
+    program = compile_model(model, (3, 48, 48))
+    engine = VideoEngine(program, threshold=0.1, refresh=0, drift=0.3, cost=eager_cost(), block=4)
     frame = torch.rand(1, 3, 48, 48)
     engine.step(frame)
-    dimmer = frame - 0.07  # under the threshold, over half of it, everywhere
-    dimmer[..., 0:4, 0:4] = 1.0
+    dimmer = frame.clone()
+    dimmer[..., :, :24] -= 0.07  # under the threshold, over half of it, on half the blocks
+    dimmer[..., 40:44, 40:44] = 1.0
     result = engine.step(dimmer)
-    assert result.mode == "full" and "drift" in result.reason
+    assert "drift sweep" in result.reason
+    assert torch.equal(engine.state.tensors[program.input_name], dimmer.contiguous(memory_format=torch.channels_last))
 
 
 def test_tau_approximates_with_less_work():
@@ -197,22 +249,37 @@ def test_tau_approximates_with_less_work():
     assert (got.output - reference).abs().max().item() < 0.5 * reference.abs().max().item()
 
 
-def test_change_mask_threshold_and_drift():
+def test_block_scores_threshold_isolation_and_drift():
     old = torch.rand(1, 3, 64, 80)
     new = old.clone()
-    new[..., 3:9, 5:7] += 0.5
-    new[1 - 1, 1, 30, 40] += 0.2  # one channel of one cell
-    new[..., 50:60, 60:79] += 0.03  # under the threshold, over half of it
-    change = boxes.detect(new, old, 0.05)
-    mask = torch.from_numpy(change.changed) > 0
-    assert mask.shape == (64, 80)
-    assert set(map(tuple, mask.nonzero().tolist())) == {(y, x) for y in range(3, 9) for x in range(5, 7)} | {(30, 40)}
-    assert change.fraction == pytest.approx(13 / (64 * 80))
-    assert change.drift == pytest.approx((13 + 190) / (64 * 80))
-    exact = boxes.detect(new, old, 0.0)
-    assert int(exact.changed.sum()) == 13 + 190
-    per_channel = boxes.detect(new, old, [0.05, 0.3, 0.05]).changed  # channel 1 needs more
-    assert not per_channel[30, 40] and per_channel[3, 5]
+    new[..., 8:16, 8:24] += 0.5  # two neighbouring 8 px blocks, far over the threshold
+    new[0, 1, 40, 40] += 0.9  # one channel of one pixel: a lone block with a mean change of 0.9 / 192
+    new[..., 56:64, 72:80] += 0.08  # a lone block over the threshold, under twice it: ignored
+    new[..., 48:56, 0:8] += 0.11  # a lone block over twice the threshold
+    change = changes.detect(new, old, 0.05, block=8)
+    assert change.blocks.shape == (8, 10)
+    assert {tuple(p) for p in np.argwhere(change.blocks)} == {(1, 1), (1, 2), (6, 0)}
+    assert change.fraction == pytest.approx(3 / 80)
+    assert change.drift == pytest.approx(4 / 80)  # blocks over half the threshold
+    exact = changes.detect(new, old, 0.0, block=8)
+    assert int(exact.blocks.sum()) == 5  # exact: every block with any changed pixel
+    per_channel = changes.detect(new, old, [0.05, 0.05, 2.0], block=8)  # channel 2 counts for little
+    assert per_channel.blocks[1, 1]
+
+
+def test_pixels_and_tensors_find_the_same_blocks():
+    """Frames compared as uint8 pixels (levels) or as tensors (input units): the same blocks."""
+    generator = np.random.default_rng(0)
+    old = generator.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    new = old.copy()
+    new[3:9, 5:20] = generator.integers(0, 256, (6, 15, 3), dtype=np.uint8)
+    new[20, 30, 1] ^= 1  # one level in one channel: seen only by exact mode
+    as_tensor = lambda a: torch.from_numpy(a).float().permute(2, 0, 1)[None]  # noqa: E731
+    for threshold in (0, 24, [10, 24, 30]):
+        pixels = changes.detect(new, old, threshold, block=8)
+        tensors = changes.detect(as_tensor(new), as_tensor(old), threshold, block=8)
+        assert (pixels.blocks == tensors.blocks).all() and pixels.blocks.any()
+    assert changes.detect(new, old, 0, block=8).blocks.sum() == changes.detect(new, old, 1, block=8).blocks.sum() + 1
 
 
 def count_calls(monkeypatch, module, names):
@@ -230,51 +297,53 @@ def count_calls(monkeypatch, module, names):
 
 
 def test_high_change_frame_falls_back_before_any_incremental_work(monkeypatch):
-    """A frame mostly changed goes to full inference on the 1/16 sample alone: no change map,
-    no boxes, no plan, no update; a third changed is priced out from the sample, still with no
-    exact change map or update; a small change runs the update."""
+    """A frame mostly changed goes to full inference on its block scores alone: no plan, no
+    update; a third changed is priced out by the plan, still with no update; a small change updates."""
     model = small_vgg()
     engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False))
-    counts = count_calls(monkeypatch, boxes, ["sample", "detect", "change_boxes", "plan", "update"])
+    plans = count_calls(monkeypatch, masks, ["plan"])
+    updates = count_calls(monkeypatch, cells, ["update"])
     frame = torch.rand(1, 3, 48, 48)
     engine.step(frame)
     mostly = frame.clone()
     mostly[..., :, :32] = torch.rand(1, 3, 48, 32)  # two thirds of the frame
     result = engine.step(mostly)
-    assert result.mode == "full" and result.reason == "most of the frame changed"
-    assert counts == {"sample": 1, "detect": 0, "change_boxes": 0, "plan": 0, "update": 0}
+    assert result.mode == "full" and result.reason.startswith("most of the frame changed")
+    assert plans == {"plan": 0} and updates == {"update": 0}
     engine._skip = engine._backoff = 0  # look again at the next frame
     third = mostly.clone()
     third[..., 8:36, 8:36] = torch.rand(1, 3, 28, 28)
     result = engine.step(third)
-    assert result.mode == "full" and result.reason.startswith("cost:") and "sampled" in result.reason
-    assert counts["detect"] == 0 and counts["update"] == 0 and counts["plan"] == 1
+    assert result.mode == "full" and result.reason.startswith("cost:")
+    assert plans == {"plan": 1} and updates == {"update": 0}
     assert engine.cost.corrected(result.estimate) >= engine.cost.margin
     engine._skip = engine._backoff = 0
     engine.cost.call_seconds = 0.0  # this tiny net's calls would cost more than its arithmetic
     small = third.clone()
     small[..., 2:5, 2:5] = 0.0
     result = engine.step(small)
-    assert result.mode == "incremental" and counts["detect"] == 1 and counts["update"] == 1
+    assert result.mode == "incremental" and updates == {"update": 1}
     with torch.inference_mode():
         assert (result.output - model(small)).abs().max().item() <= 1e-4
 
 
 def test_moving_camera_does_no_incremental_work():
-    """A pan: over 24 frames the engine looks for change 5 times, on samples only, and never
-    builds a change map, plans or updates (what keeps it at the speed of full inference)."""
+    """A pan: over 24 frames the engine looks for change 5 times and never plans or updates
+    (what keeps it at the speed of full inference)."""
     model = small_vgg()
     engine = VideoEngine(compile_model(model, (3, 96, 96)), cost=CostModel(adaptive=False))
     scene = torch.rand(1, 3, 96, 200)
     with pytest.MonkeyPatch.context() as patch:
-        counts = count_calls(patch, boxes, ["sample", "detect", "plan", "update"])
+        counts = count_calls(patch, changes, ["detect"])
+        counts.update(count_calls(patch, masks, ["plan"]))
+        counts.update(count_calls(patch, cells, ["update"]))
         modes = [engine.step(scene[..., :, 4 * i : 4 * i + 96].contiguous()).mode for i in range(24)]
     assert modes == ["full"] * 24
-    assert counts == {"sample": 5, "detect": 0, "plan": 0, "update": 0}
+    assert counts == {"detect": 5, "plan": 0, "update": 0}
 
 
 def test_change_map_is_the_same_for_channels_last_frames():
-    """Decoded frames are channels last; detection reads them in place and finds the same cells."""
+    """Decoded frames are channels last; detection reads them in place and finds the same blocks."""
     generator = torch.Generator().manual_seed(0)
     old = torch.rand(1, 37, 53, 3, generator=generator).permute(0, 3, 1, 2)  # (1, 3, H, W), HWC in memory
     new = old.clone()
@@ -282,9 +351,9 @@ def test_change_map_is_the_same_for_channels_last_frames():
     new[0, 1, 20, 30] += 0.2
     assert new.permute(0, 2, 3, 1).is_contiguous()
     for threshold in (0.0, 0.05, [0.05, 0.3, 0.05]):
-        fast = boxes.detect(new, old, threshold)
-        plain = boxes.detect(new.contiguous(), old.contiguous(), threshold)
-        assert (fast.changed == plain.changed).all() and fast.changed.any()
+        fast = changes.detect(new, old, threshold, block=5)
+        plain = changes.detect(new.contiguous(), old.contiguous(), threshold, block=5)
+        assert (fast.blocks == plain.blocks).all() and fast.blocks.any()
         assert (fast.fraction, fast.drift) == (plain.fraction, plain.drift)
 
 
@@ -300,30 +369,61 @@ def test_looks_get_rarer_when_they_cost_much_of_a_full_pass():
     assert engine._longest_backoff() == 32
 
 
-def test_a_priced_out_look_makes_later_looks_with_as_much_change_cheap(monkeypatch):
-    """Once the exact plan priced an update out, a later frame whose sample shows at least as much
-    change falls back without an exact change map; less change gets the exact look again."""
+def test_frames_with_pixels_are_compared_on_pixels_and_stay_exact():
+    """Given the uint8 pixels a frame was made from, the engine compares those (far less to read);
+    exact mode stays exact, and the state's pixels follow the state's image."""
+    from sqlml.incremental.inference import Preprocess
+
     model = small_vgg()
-    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=CostModel(adaptive=False, call_seconds=0.0))
-    counts = count_calls(monkeypatch, boxes, ["detect", "update"])
-    frame = torch.rand(1, 3, 48, 48)
-    engine.step(frame)
-    engine._updated = 1.0  # as if updates had been paying: no sampled pricing, straight to the exact plan
-    big = frame.clone()
-    big[..., 5:45:2, 5:45:2] = torch.rand(1, 3, 20, 20)  # odd rows and columns: the sample misses them
-    big[..., 0, 0] = 2.0  # one sampled pixel
-    first = engine.step(big)
-    assert first.mode == "full" and first.reason.startswith("cost:") and counts["detect"] == 1
-    assert engine._priced_out_at == pytest.approx(1 / 144)  # one of the 12 x 12 samples changed
-    engine._skip = engine._backoff = 0
-    again = big.clone()
-    again[..., 5:45:2, 5:45:2] += 0.5
-    again[..., 0, 0] = -1.0
-    result = engine.step(again)
-    assert result.mode == "full" and "priced out" in result.reason and counts["detect"] == 1
-    engine._skip = engine._backoff = 0
-    small = again.clone()
-    small[..., 1, 47] = 3.0  # between the samples: the sample sees nothing
-    result = engine.step(small)
-    assert result.mode == "incremental" and counts == {"detect": 2, "update": 1}
-    assert engine._priced_out_at == float("inf")
+    program = compile_model(model, (3, 48, 48))
+    preprocess = Preprocess(mean=(0.4,), std=(0.3,))
+    engine = VideoEngine(program, cost=eager_cost(), pixel_threshold=0.0)
+    generator = np.random.default_rng(1)
+    pixels = generator.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    with pytest.MonkeyPatch.context() as patch:
+        scores = count_calls(patch, changes, ["_scores_pixels", "_scores"])
+        for i in range(6):
+            pixels = pixels.copy()
+            pixels[10 + i : 16 + i, 3 * i : 3 * i + 6] = 250
+            x = preprocess.tensor(pixels)
+            result = engine.step(x, pixels=pixels)
+            with torch.inference_mode():
+                assert (result.output - model(x)).abs().max().item() <= 1e-4
+            assert np.array_equal(engine.state.pixels, pixels)
+    assert scores == {"_scores_pixels": 5, "_scores": 0}
+    assert result.mode == "incremental"
+
+
+def test_moving_camera_with_pixels_keeps_no_state_until_it_settles(monkeypatch):
+    """Frames with their pixels: once most of a frame changed, later frames are compared with
+    the previous frame's pixels only, every 2, 4, ... frames while the camera keeps moving, and
+    run full without a kept state (no look, no plan); when the camera stops, one frame keeps
+    its state (within BACKOFF frames) and the next ones update."""
+    from sqlml.incremental.engine import BACKOFF
+    from sqlml.incremental.inference import Preprocess
+
+    model = small_vgg()
+    preprocess = Preprocess()
+    engine = VideoEngine(compile_model(model, (3, 48, 48)), cost=eager_cost(), pixel_threshold=0.0)
+    scene = np.random.default_rng(2).integers(0, 256, (48, 200, 3), dtype=np.uint8)
+    plans = count_calls(monkeypatch, masks, ["plan"])
+    looks = count_calls(monkeypatch, changes, ["detect"])
+    kept = []
+    reasons = []
+    for i in range(12):
+        pixels = np.ascontiguousarray(scene[:, 4 * i : 4 * i + 48])  # a pan
+        result = engine.step(preprocess.tensor(pixels), pixels=pixels)
+        kept.append(engine.state is not None)
+        reasons.append(result.reason)
+        with torch.inference_mode():
+            assert (result.output - model(preprocess.tensor(pixels))).abs().max().item() <= 1e-4
+    assert kept[:2] == [True, False] and not any(kept[2:])
+    assert all(r.startswith("still moving") for r in reasons[2:]) and plans == {"plan": 0}
+    assert looks["detect"] <= 6  # the look at frame 1, then screens at frames 2, 3, 5, 9 (backing off)
+    still = pixels.copy()
+    modes = []
+    for i in range(BACKOFF + 3):  # the camera stops; a small object moves
+        still = still.copy()
+        still[20:24, 2 * (i % 20) : 2 * (i % 20) + 4] = 255
+        modes.append(engine.step(preprocess.tensor(still), pixels=still).mode)
+    assert modes[0] == "full" and "incremental" in modes[1:]

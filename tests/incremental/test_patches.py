@@ -1,4 +1,4 @@
-"""The update-patch rules: hand-checked cases and random layers against full inference."""
+"""The update-patch rules, the dirty-cell masks, and every layer type updated cell by cell against full inference."""
 
 import zlib
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sqlml.incremental import boxes, patches
+from sqlml.incremental import masks, patches
+from sqlml.incremental.cost import CostModel
+from sqlml.incremental.engine import VideoEngine
 from sqlml.incremental.graph import compile_model
 
 # -- hand-checked rules ---------------------------------------------------------------------
@@ -125,14 +127,20 @@ def box_mask(shape, box):
     return mask
 
 
-def incremental_output(model, shape, x_old, x_new, box, program=None):
-    """Full pass on ``x_old``, then a box update for the change in ``box``: the new output."""
+def always_update():
+    """A cost model that always updates (no timing, no call overhead): deterministic work."""
+    return CostModel(margin=10.0, adaptive=False, call_seconds=0.0)
+
+
+def incremental_output(model, shape, x_old, x_new, program=None, block=2):
+    """Full pass on ``x_old``, then an exact update to ``x_new``: the new output (asserted incremental)."""
     program = program or compile_model(model, shape)
     assert program.supported, program.reason
-    with torch.inference_mode():
-        _, tensors = program.run(x_old.clone())
-        boxes.update(program, tensors, x_new, [box])
-        return program.run_dense(tensors), program
+    engine = VideoEngine(program, cost=always_update(), block=block)
+    engine.step(x_old)
+    result = engine.step(x_new)
+    assert result.mode == "incremental", result.reason
+    return result.output, program
 
 
 @pytest.mark.filterwarnings("ignore:Using padding=.same.")
@@ -152,7 +160,7 @@ def test_layer_exact_on_random_patches(name):
             y0, x0 = shape[1] - h, shape[2] - w
         x_new = x.clone()
         x_new[..., y0 : y0 + h, x0 : x0 + w] = torch.randn(1, 3, h, w, generator=generator)
-        got, _ = incremental_output(model, shape, x, x_new, (y0, y0 + h, x0, x0 + w), program)
+        got, _ = incremental_output(model, shape, x, x_new, program)
         with torch.inference_mode():
             want = model(x_new)
         assert (got - want).abs().max().item() <= 1e-4, (name, trial)
@@ -162,15 +170,18 @@ def test_layer_exact_on_random_patches(name):
 
 
 @pytest.mark.parametrize("name", ["conv", "maxpool_ceil", "avgpool_ceil_exclude"])
-def test_planned_box_is_exactly_the_affected_outputs(name):
-    """A hand-sized case: one changed corner cell; the box covers exactly the outputs that read it."""
+def test_planned_mask_is_exactly_the_affected_outputs(name):
+    """A hand-sized case: one changed corner cell; the mask covers exactly the outputs that read it."""
+    import numpy as np
+
     layer = nn.Conv2d(3, 2, 3, padding=1) if name == "conv" else LAYERS[name]()
     model = nn.Sequential(layer).eval()
     shape = (3, 9, 9)
     program = compile_model(model, shape)
-    plan = boxes.plan(program, [(8, 9, 8, 9)])
-    (y0, y1, x0, x1), = plan.boxes[program.local[-1].name]
-    dirty = [[y, x] for y in range(y0, y1) for x in range(x0, x1)]
+    changed = np.zeros((9, 9), np.uint8)
+    changed[8, 8] = 1
+    plan = masks.plan(program, changed)
+    dirty = np.argwhere(plan.masks[program.local[-1].name]).tolist()
     out_h = program.local[-1].shape[-2]
     if name == "conv":  # a 3x3 window: the corner cell is read by the 2x2 outputs around it
         assert dirty == [[7, 7], [7, 8], [8, 7], [8, 8]]
@@ -229,51 +240,28 @@ def test_residual_and_concat_exact(model_class):
     for y0, x0, h, w in [(0, 0, 5, 7), (27, 33, 5, 7), (10, 12, 3, 3), (4, 30, 12, 2)]:
         x_new = x.clone()
         x_new[..., y0 : y0 + h, x0 : x0 + w] = torch.randn(1, 3, h, w)
-        got, _ = incremental_output(model, shape, x, x_new, (y0, y0 + h, x0, x0 + w), program)
+        got, _ = incremental_output(model, shape, x, x_new, program)
         with torch.inference_mode():
             assert (got - model(x_new)).abs().max().item() <= 1e-4
         x = x_new
 
 
-def test_scattered_changes_stay_separate_boxes_and_exact():
-    """Two far changes (and one stray cell) update three small boxes, not the box around them all."""
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)).eval()
-    shape = (3, 64, 64)
+def test_scattered_changes_recompute_only_their_own_cells():
+    """Many small changes spread over the frame (what real footage has): each layer recomputes
+    the cells they reach, not a box around them all, and the result is exact."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1)).eval()
+    shape = (3, 96, 128)
     program = compile_model(model, shape)
-    x = torch.randn(1, *shape)
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(1, *shape, generator=generator)
     x_new = x.clone()
-    x_new[..., 2:6, 2:6] = 0.0
-    x_new[..., 56:60, 50:54] = 0.0
-    x_new[..., 30, 31] = 5.0
-    found = boxes.change_boxes((x_new != x).any(dim=1)[0].float().numpy())
-    assert sorted(found) == [(2, 6, 2, 6), (30, 31, 31, 32), (56, 60, 50, 54)]
-    price = boxes.prices(program, call=1e4)  # a call costs as much as ~270 cells of this net
+    for k in range(24):  # 24 small movers, 4 x 4 px each, all over the frame
+        y, c = 4 + (k // 6) * 22, 4 + (k % 6) * 20
+        x_new[..., y : y + 4, c : c + 4] = torch.randn(1, 3, 4, 4, generator=generator)
+    engine = VideoEngine(program, cost=always_update(), block=4)
+    engine.step(x)
+    result = engine.step(x_new)
     with torch.inference_mode():
-        _, tensors = program.run(x.clone())
-        work = boxes.update(program, tensors, x_new, found, price=price)
-        got = program.run_dense(tensors)
-        assert (got - model(x_new)).abs().max().item() <= 1e-5
-    assert len(work.boxes[program.local[-1].name]) == 3
-    assert work.macs < 0.05 * program.local_macs
-
-
-def test_boxes_merge_when_one_call_is_cheaper_than_two():
-    """Near boxes merge once the cells between them cost less than a call, far ones stay apart."""
-    near = [(0, 4, 0, 4), (0, 4, 5, 9)]  # 4 cells between them
-    assert boxes.merge(near, cell=1.0, call=10.0) == [(0, 4, 0, 9)]
-    assert sorted(boxes.merge(near, cell=1.0, call=2.0)) == near
-    many = [(0, 1, 3 * i, 3 * i + 1) for i in range(12)]
-    assert len(boxes.merge(many, cell=1.0, call=0.0, limit=8)) == 8
-
-
-def test_merging_prices_the_layers_downstream():
-    """A cheap max pool before an expensive conv: boxes stay apart there, since merging them would
-    make the conv after it recompute the gap too."""
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(4, 64, 3, padding=1)).eval()
-    program = compile_model(model, (3, 64, 64))
-    pool = program.local[1].name
-    apart = [(2, 6, 2, 6), (2, 6, 40, 44)]
-    price = boxes.prices(program, call=2e4)
-    assert len(boxes.plan(program, apart, price=price).boxes[pool]) == 2
-    cheap_here = boxes.merge(boxes.plan(program, apart, price=price).boxes[pool], price.cell[pool], price.call)
-    assert len(cheap_here) == 1  # priced on the pool alone, merging would look free
+        assert (result.output - model(x_new)).abs().max().item() <= 1e-5
+    assert result.mode == "incremental"
+    assert result.recomputed < 0.2  # the changed cells, grown by two 3x3 windows: about 11% of the frame
