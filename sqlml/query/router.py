@@ -1,7 +1,8 @@
 """Run a script: sqlml statements go to their handlers, everything else to DuckDB.
 
 The fast path: text with none of the words that can start an sqlml statement and no
-``ml_`` call goes to DuckDB unparsed (a regular expression costs about a microsecond).
+``ml_`` call goes to DuckDB unparsed (a substring test and a regular expression, about a
+microsecond; a text seen before is one dictionary lookup).
 Otherwise the script is split at top-level semicolons; each statement is matched
 against ``STATEMENTS`` by its leading words (``sqlml.query.classify``), and plain
 statements that call ``ml_`` functions pass through the optimizer first
@@ -19,10 +20,11 @@ from typing import Any
 import duckdb
 
 from sqlml.errors import ReadOnlyError
-from sqlml.query.classify import match_statement, needs_front_end, returns_rows
+from sqlml.query.classify import match_statement, plain_returns_rows, returns_rows
 from sqlml.query.parser import StatementParser
 from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 from sqlml.query.tokens import split_statements, tokenize
+from sqlml.relation import Relation
 from sqlml.transaction import transaction
 
 _ML_CALL = re.compile(r"\bml_\w+\s*\(", re.IGNORECASE)
@@ -79,10 +81,11 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
     ``mode='execute'``: ("duck", None) when the result waits in the DuckDB connection,
     or ("relation", Relation|None) for an sqlml statement's result.
     """
+    rows = plain_returns_rows(text)
+    if rows is not None:
+        return _plain(connection, text, params, mode, rows)
     duck = connection.duckdb
     session = connection.session
-    if not needs_front_end(text):
-        return _plain(connection, text, params, mode)
     spans = split_statements(text)
     result: Any = None if mode == "sql" else ("duck", None)
     shared: dict[int, str] = {}  # statements whose model calls were planned together
@@ -116,7 +119,7 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql"):
     return result
 
 
-def _plain(connection, text, params, mode):
+def _plain(connection, text, params, mode, rows=None):
     """Plain SQL straight to DuckDB (the hot path of point queries: keep it lean)."""
     duck = connection.duckdb
     try:
@@ -126,6 +129,6 @@ def _plain(connection, text, params, mode):
         relation = duck.sql(text, params=params)
     except duckdb.Error as error:
         connection.session.reraise(error)
-    if returns_rows(text):
-        return connection.wrap(relation)
+    if rows if rows is not None else returns_rows(text):
+        return Relation(relation, connection.session)
     return None
