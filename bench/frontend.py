@@ -35,7 +35,7 @@ def front_end_alone(con, n: int) -> dict:
 
     relation = con.duckdb.sql("SELECT 1")
     steps = {
-        "classify (cached verdict)": lambda: classify.plain_returns_rows(QUERY),
+        "classify (cached verdict)": lambda: classify.plain_verdict(QUERY),
         "classify (uncached: substring test, pattern, rows-or-status)": lambda: (
             classify._needs_front_end(QUERY, classify._table()), classify.returns_rows(QUERY)),
         "Relation wrapper": lambda: Relation(relation, con.session),

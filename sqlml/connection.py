@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 from duckdb import DuckDBPyRelation
 
-from sqlml import catalog, macros, udf
+from sqlml import catalog, frames, macros, udf
 from sqlml.errors import SqlmlError
 from sqlml.query import router
 from sqlml.relation import Relation
@@ -56,6 +56,16 @@ class Connection:
         macros.create_sql_macros(duck, strict=not session.read_only)
         udf.create_macros(duck)
 
+    @classmethod
+    def over(cls, duck: duckdb.DuckDBPyConnection, session: Session) -> Connection:
+        """A Connection over a DuckDB connection that already has sqlml's macros (no set-up)."""
+        connection = cls.__new__(cls)
+        connection._duck = duck
+        connection._session = session
+        connection._pending = None
+        connection._pending_description = None
+        return connection
+
     # -- identity ---------------------------------------------------------------------
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -82,12 +92,12 @@ class Connection:
     def sql(self, query: str, params: Any = None) -> Relation | None:
         """Run SQL (several statements allowed); a relation for a query, else None."""
         self._pending = None
-        return router.run_script(self, query, params, mode="sql")
+        return router.run_script(self, query, params, mode="sql", frame=frames.caller_frame())
 
     def execute(self, query: str, params: Any = None) -> Connection:
         """Run SQL DB-API style; fetch the last statement's rows with ``fetchall()`` and co."""
         self._pending = None
-        where, relation = router.run_script(self, query, params, mode="execute")
+        where, relation = router.run_script(self, query, params, mode="execute", frame=frames.caller_frame())
         if where == "relation":
             if relation is None:
                 self._pending, self._pending_description = deque(), None
@@ -206,8 +216,9 @@ class Connection:
         session = self._session
 
         def method(*args, **kwargs):
+            frame = frames.caller_frame()
             with session.translate_errors():
-                result = attr(*args, **kwargs)
+                result = frames.call_in_frame(frame, attr, *args, **kwargs)
             if isinstance(result, duckdb.DuckDBPyRelation):
                 return Relation(result, session)
             if result is self._duck:

@@ -70,7 +70,7 @@ class UnknownObjectError(SqlmlError, LookupError):
 class ObjectExistsError(SqlmlError, ValueError):
     """Creating an object whose name is taken, without OR REPLACE."""
 
-    def __init__(self, kind: str, name: str, *, in_progress: bool = False):
+    def __init__(self, kind: str, name: str, *, in_progress: bool = False, hint: str = ""):
         self.kind = kind
         self.name = name
         self.in_progress = in_progress
@@ -80,10 +80,7 @@ class ObjectExistsError(SqlmlError, ValueError):
                 f"then use CREATE OR REPLACE to replace it, or DROP it first."
             )
             return
-        super().__init__(
-            f"{kind} {name!r} already exists. Use CREATE OR REPLACE to replace it, "
-            f"or DROP it first."
-        )
+        super().__init__(f"{kind} {name!r} already exists. " + (hint or "Use CREATE OR REPLACE to replace it, or DROP it first."))
 
 
 class ConflictError(SqlmlError, RuntimeError):
@@ -143,6 +140,14 @@ class UdfError(SqlmlError, RuntimeError):
         self.function = function
         self.error = error
         super().__init__(f"{function}: {type(error).__name__}: {error}")
+
+
+class ParameterError(SqlmlError, ValueError):
+    """``params=`` do not fit the statement: a count that differs, or a value with no SQL literal."""
+
+    def __init__(self, statement: str, message: str):
+        self.statement = statement
+        super().__init__(f"{statement}: {message}")
 
 
 class LabelingError(SqlmlError, ValueError):

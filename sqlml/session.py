@@ -62,15 +62,49 @@ class Session:
         #: Per-session caches (loaded models, hot states), by area then key.
         self.caches: dict[str, dict[Any, Any]] = {}
         self.lock = threading.RLock()
+        self._borrowed = threading.local()
 
     @contextmanager
     def cursor(self):
-        """A fresh cursor on the same database, closed afterwards (safe from UDF threads)."""
+        """A fresh cursor on the same database, closed afterwards (safe from UDF threads).
+
+        Inside ``borrow(duck)`` the outermost cursor of this thread is ``duck`` itself.
+        """
+        duck = getattr(self._borrowed, "duck", None)
+        if duck is not None:
+            self._borrowed.duck = None  # a cursor opened while this one is in use is a fresh one
+            try:
+                yield duck
+            finally:
+                self._borrowed.duck = duck
+            return
+        with self.own_cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def own_cursor(self):
+        """Always a fresh cursor, even inside ``borrow``: for a function's own bookkeeping
+        (writes while it streams its source through ``cursor()``)."""
         cur = self._root.cursor()
         try:
             yield cur
         finally:
             cur.close()
+
+    @contextmanager
+    def borrow(self, duck):
+        """Let ``cursor()`` hand out the caller's connection ``duck`` in this thread.
+
+        An SQL function run before its statement (``sqlml.query.source_calls``) then reads
+        what the caller's connection sees: registered views and DataFrames, temporary
+        tables, the writes of an open transaction.
+        """
+        before = getattr(self._borrowed, "duck", None)
+        self._borrowed.duck = duck
+        try:
+            yield
+        finally:
+            self._borrowed.duck = before
 
     def query(self, sql: str, params: Any = None) -> list[tuple]:
         with self.cursor() as cur:

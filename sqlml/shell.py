@@ -8,6 +8,7 @@ failing statement stops the run with its error on stderr and exit code 1.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,11 @@ from sqlml.render import MODES, render
 HELP = """\
 .exit, .quit            leave the shell
 .help                   this text
-.mode MODE              output mode: table (default), csv, json, markdown
+.mode MODE              output mode, as the DuckDB shell's: table (default), box,
+                        line (one column per line), csv, json, markdown
+.width N|auto           wrap table cells so rows fit N characters (auto: the
+                        terminal's width; 0: never wrap); cells are never cut
+.pager on|off           page long results through $PAGER (less) on a terminal
 .read FILE              run the SQL in FILE
 .schema [TABLE]         CREATE statements of all tables and views, or of one
 .tables                 tables and views (the sqlml catalog schema excluded)
@@ -40,6 +45,8 @@ class Shell:
         self.err = err or sys.stderr
         self.mode = "table"
         self.timer = False
+        self.width: int | None = None  # None: the terminal's width when printing to one
+        self.pager = False
 
     # -- running input --------------------------------------------------------------------
     def run_text(self, text: str, *, stop_on_error: bool) -> bool:
@@ -91,10 +98,26 @@ class Shell:
         if relation is not None:
             columns = list(relation.columns)
             rows = relation.fetchall()
-            print(render(columns, rows, self.mode), file=self.out)
+            text = render(columns, rows, self.mode, width=self.screen_width())
+            if self.pager and self._on_terminal() and text.count("\n") >= shutil.get_terminal_size().lines - 2:
+                import pydoc
+
+                pydoc.pager(text)
+            else:
+                print(text, file=self.out)
         if self.timer:
             print(f"Run Time: {time.perf_counter() - started:.3f}s", file=self.out)
         self.out.flush()
+
+    def _on_terminal(self) -> bool:
+        isatty = getattr(self.out, "isatty", None)
+        return bool(callable(isatty) and isatty())
+
+    def screen_width(self) -> int | None:
+        """The width table cells wrap to: set by .width, else the terminal's (None off a terminal)."""
+        if self.width is not None:
+            return self.width or None
+        return shutil.get_terminal_size().columns if self._on_terminal() else None
 
     def report(self, error: BaseException) -> None:
         print(f"Error: {error}", file=self.err)
@@ -119,6 +142,19 @@ class Shell:
         if argument not in MODES:
             raise ValueError(f".mode {argument!r}: use one of {', '.join(MODES)}")
         self.mode = argument
+
+    def dot_width(self, argument: str) -> None:
+        if argument.lower() == "auto":
+            self.width = None
+            return
+        if not argument.isdigit():
+            raise ValueError(".width takes a number of characters (0: never wrap) or auto")
+        self.width = int(argument)
+
+    def dot_pager(self, argument: str) -> None:
+        if argument.lower() not in ("on", "off"):
+            raise ValueError(".pager takes on or off")
+        self.pager = argument.lower() == "on"
 
     def dot_timer(self, argument: str) -> None:
         if argument.lower() not in ("on", "off"):
@@ -206,6 +242,8 @@ DOT_COMMANDS = {
     ".schema": Shell.dot_schema,
     ".tables": Shell.dot_tables,
     ".timer": Shell.dot_timer,
+    ".width": Shell.dot_width,
+    ".pager": Shell.dot_pager,
 }
 
 

@@ -45,6 +45,13 @@ class Function:
     columns: list[tuple[str, str]] | None = None
     positional: list[str] = field(default_factory=list)
     named: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (type, default)
+    #: table functions only: the parameters that name a table or query to read. A call whose
+    #: arguments are constants runs before its statement, on the caller's connection
+    #: (sqlml.query.source_calls), so it sees registered views, DataFrames and open transactions.
+    sources: tuple[str, ...] = ()
+    #: run before its statement on the caller's connection even without ``sources`` (a
+    #: function that reads through sqlml's own statements, e.g. ml_report)
+    runs_first: bool = False
     doc: str = ""
 
     @property
@@ -95,11 +102,14 @@ def table_function(
     params: Sequence[tuple[str, str]] = (),
     named: Sequence[tuple[str, str, Any]] = (),
     side_effects: bool = True,
+    sources: Sequence[str] = (),
+    runs_first: bool = False,
 ):
     """Declare a table function ``name(params..., named := default...)``.
 
     The Python function gets the Session, then every parameter in order, and returns
-    rows: a list of dicts or tuples, or a ``pyarrow.Table``.
+    rows: a list of dicts or tuples, or a ``pyarrow.Table``. ``sources`` names the
+    parameters that hold a table or query the function reads.
     """
 
     def decorate(fn):
@@ -119,6 +129,8 @@ def table_function(
             columns=col_list,
             positional=[p for p, _ in params],
             named={n: (t, d) for n, t, d in named},
+            sources=tuple(sources),
+            runs_first=runs_first or bool(sources),
             doc=(fn.__doc__ or "").strip(),
         )
         return fn

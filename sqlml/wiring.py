@@ -35,14 +35,14 @@ STATEMENTS.update(
         "DROP DATA SCHEMA": "sqlml.validation.statements:drop_data_schema",
         # training
         "CREATE MODEL": "sqlml.training.statements:create_model",
-        "CREATE MODELS": "sqlml.training.large.grid:create_models",
+        "CREATE MODELS": "sqlml.training.statements:create_models",
         "DROP MODEL": "sqlml.training.statements:drop_model",
         # rollout and portability (serving)
         "ALTER MODEL": "sqlml.serving.statements:alter_model",
         "EXPORT MODEL": "sqlml.serving.statements:export_model",
         "IMPORT MODEL": "sqlml.serving.statements:import_model",
         # the optimizer
-        "EXPLAIN ML": "sqlml.optimizer.explain:explain_ml",
+        "EXPLAIN ML": "sqlml.optimizer.statements:explain_ml",
         # incremental inference / video
         "LOAD VIDEO": "sqlml.incremental.statements:load_video",
     }

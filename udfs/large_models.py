@@ -18,6 +18,7 @@ from sqlml.udf import table_function
         ("verdict", "VARCHAR"),
     ],
     params=[("query", "VARCHAR"), ("options", "VARCHAR")],
+    sources=("query",),
 )
 def ml_memory_estimate(session, query, options):
     """Per-shard device bytes of a model (spill strategy) at its batch size, and whether it fits."""

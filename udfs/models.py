@@ -155,6 +155,7 @@ def ml_models(session, name):
     ],
     params=[("model", "VARCHAR"), ("query", "VARCHAR")],
     named=[("label", "VARCHAR", None)],
+    sources=("query",),
 )
 def ml_evaluate(session, model, query, label):
     """ml_evaluate(model, query [, label := col]): metrics on the query's rows (features and label by name)."""

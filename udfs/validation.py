@@ -1,7 +1,8 @@
 """Data validation functions: ml_statistics, ml_validate, ml_drift, ml_anomaly_types.
 
-Thin wrappers over ``sqlml.validation``; they read the database through a fresh cursor
-(committed data only). The schema, history, diff and stored-statistics readers are pure
+Thin wrappers over ``sqlml.validation``. A call with constant arguments runs before its
+statement on the caller's connection (``sources=``; registered views, DataFrames and an
+open transaction's writes are seen); otherwise through a fresh cursor (committed data). The schema, history, diff and stored-statistics readers are pure
 SQL macros in ``sql/macros/20_validation.sql``.
 """
 
@@ -15,6 +16,7 @@ from sqlml.validation.report import STATISTICS_COLUMNS
     columns=STATISTICS_COLUMNS,
     params=[("source", "VARCHAR")],
     named=[("dataset", "VARCHAR", None), ("span", "VARCHAR", None), ("store", "BOOLEAN", True)],
+    sources=("source",),
 )
 def ml_statistics(session, source, dataset, span, store):
     """Per-column statistics of a table, query or file, stored by (dataset, span) unless store := false.
@@ -36,14 +38,24 @@ def ml_statistics(session, source, dataset, span, store):
     "ml_validate",
     columns=ANOMALY_COLUMNS,
     params=[("source", "VARCHAR"), ("data_schema", "VARCHAR")],
-    named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None)],
+    named=[("baseline", "VARCHAR", None), ("environment", "VARCHAR", None), ("version", "INTEGER", None), ("record", "BOOLEAN", True)],
+    sources=("source", "baseline"),
 )
-def ml_validate(session, source, data_schema, baseline, environment, version):
-    """One row per anomaly of ``source`` against a data schema (empty: the data conforms)."""
+def ml_validate(session, source, data_schema, baseline, environment, version, record):
+    """One row per anomaly of ``source`` against a data schema (empty: the data conforms).
+
+    The run is kept in ``sqlml.validation_runs`` (for the report) unless record := false.
+    """
     from sqlml.validation import api
 
     found = api.validate(session, source, data_schema, baseline=baseline, environment=environment, version=version)
-    return [a.as_row() for a in found]
+    rows = [a.as_row() for a in found]
+    if record and not session.read_only:
+        from sqlml.validation.runs import record as record_run
+
+        with session.cursor() as cur:
+            record_run(cur, data_schema, version, source, rows, environment=environment, baseline=baseline)
+    return rows
 
 
 @table_function(
@@ -60,6 +72,7 @@ def ml_validate(session, source, data_schema, baseline, environment, version):
     ],
     params=[("source", "VARCHAR"), ("baseline", "VARCHAR")],
     named=[("data_schema", "VARCHAR", None), ("environment", "VARCHAR", None)],
+    sources=("source", "baseline"),
 )
 def ml_drift(session, source, baseline, data_schema, environment):
     """Every drift/skew measurement of ``source`` against ``baseline``, anomalous or not."""

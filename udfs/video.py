@@ -69,6 +69,7 @@ def ml_read_images(session, pattern, size):
         ("persist", "BOOLEAN", True),
         ("output", "INTEGER", 0),
     ],
+    sources=("frames",),
 )
 def ml_video_inference(session, model, frames, mode, threshold, tau, feature_threshold, refresh, persist, output):
     """A CNN over the frames of a table or query, recomputing only what changed between frames."""
@@ -107,6 +108,7 @@ def ml_video_inference(session, model, frames, mode, threshold, tau, feature_thr
         ("output", "INTEGER", 0),
         ("out_dir", "VARCHAR", None),
     ],
+    sources=("images",),
 )
 def ml_occlusion_map(session, model, images, patch, stride, color, target, mode, tau, batch, output, out_dir):
     """Occlusion heat maps (score drop per patch position), by batched incremental inference."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlml import progress
 from sqlml.errors import DataError, InvalidOptionError, ServingError
 from sqlml.incremental import states
 from sqlml.incremental.inference import Preprocess, VideoQuery, infer_frames
@@ -139,14 +140,14 @@ def video_inference(session, model: str, frames: str, *, mode: str = "incrementa
     program = program_for(session, cnn)
     writable = persist and not session.read_only
     rows = []
-    with session.cursor() as duck:
+    with session.own_cursor() as duck:  # for the states; the frames are read through session.cursor()
         query = VideoQuery(program, model=cnn.name, version=cnn.version, preprocess=cnn.preprocess, mode=mode,
                            threshold=float(threshold or 0.0), tau=float(tau or 0.0),
                            feature_threshold=float(feature_threshold or 0.0), refresh=int(refresh),
                            classes=cnn.classes, output=int(output or 0), hot=hot_states(session),
                            duck=duck if writable else None, io=io_stats(session))  # fmt: skip
         source = ((r["video"], r["frame"], r["pixels"]) for r in frame_rows(session, frames))
-        for result in infer_frames(query, source):
+        for result in progress.counted(infer_frames(query, source), f"ml_video_inference {model}", unit="frames"):
             rows.append(result)
     return rows
 
@@ -162,7 +163,7 @@ def occlusion_maps(session, model: str, images: str, *, patch: int = 16, stride:
     program = program_for(session, cnn)
     index = _target_index(target, cnn)
     results = []
-    for row in frame_rows(session, images):
+    for row in progress.counted(frame_rows(session, images), f"ml_occlusion_map {model}", unit="images"):
         pixels = row["pixels"]
         x = cnn.preprocess.tensor(pixels).to(program.device)
         fill = cnn.preprocess.color(color, x.shape[1])

@@ -7,7 +7,9 @@ batches, so a long video never sits in memory.
 
 from __future__ import annotations
 
-from sqlml.errors import InvalidOptionError
+from sqlml import bounds
+from sqlml.errors import InvalidOptionError, ObjectExistsError
+from sqlml.sqlutil import fetch_value
 
 OPTIONS = ("fps", "size", "start", "stop", "end", "video", "replace", "batch_frames")
 
@@ -31,9 +33,29 @@ def load_video(ctx):
     for key in options:
         if key not in OPTIONS:
             raise InvalidOptionError("LOAD VIDEO", key, allowed=OPTIONS)
+    batch_frames = bounds.require("LOAD VIDEO", "batch_frames", options.get("batch_frames", 32), bounds.whole(1, bounds.MAX_BATCH_ROWS))
+    replace = bool(options.get("replace", False))
+    if not replace and _exists(ctx.duck, table):
+        raise ObjectExistsError("table", ".".join(table), hint="Add WITH (replace := true) to overwrite it, or load into another table.")
     stop = options.get("stop", options.get("end"))
-    rows = load(ctx.duck, path, table, replace=bool(options.get("replace", False)), video=options.get("video"),
-                batch_frames=int(options.get("batch_frames", 32)), fps=options.get("fps"), size=options.get("size"),
+    rows = load(ctx.duck, path, table, replace=replace, video=options.get("video"),
+                batch_frames=batch_frames, fps=options.get("fps"), size=options.get("size"),
                 start=options.get("start"), stop=stop)  # fmt: skip
     summary = pa.table({"video": [options.get("video") or path], "table": [".".join(table)], "frames": [rows]})
     return ctx.connection.wrap(ctx.duck.from_arrow(summary))
+
+
+def _exists(duck, table: tuple[str, ...]) -> bool:
+    """Whether ``table`` names a table or view already (looked up, not bound: a failed bind
+    would abort the statement's transaction)."""
+    *qualifier, name = table
+    database, schema = ([None, None] + list(qualifier))[-2:]
+    found = fetch_value(
+        duck,
+        "SELECT count(*) FROM (SELECT database_name, schema_name, table_name AS name FROM duckdb_tables() "
+        "UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views() WHERE NOT internal) "
+        "WHERE lower(name) = lower($1) AND lower(schema_name) = lower(coalesce($2, current_schema())) "
+        "AND lower(database_name) = lower(coalesce($3, current_database()))",
+        [name, schema, database],
+    )
+    return bool(found)

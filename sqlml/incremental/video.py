@@ -116,8 +116,11 @@ def frames_reader(path: str, **options):
     """A ``pyarrow.RecordBatchReader`` over the frames (decoding happens as it is read)."""
     import pyarrow as pa
 
+    from sqlml import progress
+
     _open(path).release()  # fail here, naming the file, rather than mid-query
-    return pa.RecordBatchReader.from_batches(arrow_schema(), frame_batches(path, **options))
+    batches = progress.counted(frame_batches(path, **options), f"reading {os.path.basename(path)}", unit="frames", size=lambda b: b.num_rows)
+    return pa.RecordBatchReader.from_batches(arrow_schema(), batches)
 
 
 def load_video(con, path: str, table: str, *, replace: bool = False, **options) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqlml import bounds
+from sqlml import bounds, progress
 from sqlml.bounds import number, whole
 from sqlml.errors import DataError, InvalidOptionError, LabelingError
 from sqlml.labeling import store
@@ -94,11 +94,13 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         if gold.lower() not in columns:
             raise DataError(f"label model {name!r}: table {table!r} has no gold column {gold!r}.", obj=name, column=gold)
         gold = columns[gold.lower()][0]
+    bar = progress.start(3, f"CREATE LABEL MODEL {name}", unit="steps")
     try:
         stats_started = time.perf_counter()
         lf_ids = [lf.lf_id for lf in lfs]
         rows = row_patterns(duck, label_set, lf_ids, gold)
         stats = collect(duck, label_set, lf_ids, rows)
+        bar.update(1)
         if stats.n_rows == 0:
             raise DataError(f"label model {name!r}: table {table!r} has no rows to label.", obj=name)
         if method == "auto":  # the method that labels the gold rows best, fitted without them
@@ -113,12 +115,15 @@ def create_label_model(connection, name: str, table: str, *, key=None, gold=None
         if options.get("anchor") and (stats.gold >= 0).any() and method != "majority":
             anchor_on_gold(model, stats)
         fit_seconds = time.perf_counter() - fit_started
+        bar.update(1)
         probs = clamp_gold(model.posterior(stats), stats.gold, stats.k)
         summary = output.write(
             connection, name, label_set, stats, rows, model, probs, lfs, method=method, options=options, gold=gold,
             fit_seconds=fit_seconds, stats_seconds=stats_seconds, replace=replace,
         )
+        bar.update(1)
     finally:
+        bar.close()
         for temp in (PATTERNS, ENTRIES, ROW_SIGNATURES):
             duck.execute(f"DROP TABLE IF EXISTS {temp}")
     summary["seconds"] = [round(time.perf_counter() - started, 4)]

@@ -71,9 +71,10 @@ def from_column(duck, parts: list[str], column: str, options: dict, replace: boo
     col, src = quote_ident(name), table_ref(parts)
     width, bad, example = fetch_one(
         duck,
-        f"SELECT max(len({col})), count(*) FILTER (WHERE v <> -1 AND (v < 0 OR v >= ?)), "
-        f"min(v) FILTER (WHERE v <> -1 AND (v < 0 OR v >= ?)) "
-        f"FROM (SELECT {col}, unnest({col}) AS v FROM {src})",
+        # the vote's alias cannot be a column name of the table (a column named v would win)
+        f"SELECT max(len({col})), count(*) FILTER (WHERE __sqlml_vote <> -1 AND (__sqlml_vote < 0 OR __sqlml_vote >= ?)), "
+        f"min(__sqlml_vote) FILTER (WHERE __sqlml_vote <> -1 AND (__sqlml_vote < 0 OR __sqlml_vote >= ?)) "
+        f"FROM (SELECT {col}, unnest({col}) AS __sqlml_vote FROM {src})",
         [len(classes), len(classes)],
     )
     if bad:

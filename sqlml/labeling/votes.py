@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from sqlml import progress
 from sqlml.errors import DataError, LabelingError
 from sqlml.labeling import store
 from sqlml.labeling.lf import source_columns
@@ -259,7 +260,8 @@ def _scan(connection, label_set: LabelSet, lfs: list[LFRow], columns, where: str
         f"(UNPIVOT (SELECT __key, {mapped} FROM raw) ON COLUMNS(* EXCLUDE (__key)) INTO NAME lf VALUE label)"
     )
     try:
-        duck.execute(sql)
+        with progress.watch(duck, f"APPLY LABELING FUNCTIONS ON {label_set.table}"):
+            duck.execute(sql)
     except duckdb.Error as error:
         raise _translate(error, lfs, label_set, connection) from None
     for lf in lfs:

@@ -18,11 +18,14 @@ fills, bulk streams, results shared by several statements) runs in ``sqlml.optim
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlml.optimizer import bulk_inference, compute_once, distinct_inputs, predicate_placement, prediction_cache
 from sqlml.optimizer.runtime import trained_models  # noqa: F401 - registers ml_predict and co. as model functions
+
+log = logging.getLogger("sqlml.optimizer")
 
 RULES: tuple = (
     bulk_inference.rule,
@@ -101,7 +104,9 @@ def rewrite(
     rewritten = expression.sql(dialect="duckdb", normalize_functions=False)
     problem = binds(connection, rewritten, context.placeholders)
     if problem is not None:
+        log.info("optimizer: rewrite by %s not used, the statement runs as written: DuckDB rejects it (%s)", ", ".join(context.fired), problem)
         return RewriteResult(sql, sql, notes=[f"rewrite not used: DuckDB rejects it ({problem})"])
+    log.debug("optimizer: %s rewrote the statement", ", ".join(context.fired))
     result = RewriteResult(sql, rewritten, list(context.fired), list(context.steps))
     if connection is not None and not dry_run:
         result.reports = run_steps(connection, result.steps)

@@ -54,6 +54,9 @@ def _run_group(connection, texts: list[str]) -> list[Any]:
             if planned.checked:
                 connection.session.reraise(error)
             # a query binds when its relation is made and runs when read: nothing ran
+            import logging
+
+            logging.getLogger("sqlml.query").info("shared model calls not used for one statement (%s); it runs alone", error)
             results.append(connection.sql(planned.text))
             continue
         results.append(connection.wrap(relation) if returns_rows(planned.text) else None)

@@ -23,8 +23,8 @@ class _Table:
         # Substrings any match must contain: a plain `in` test rules most queries out in well
         # under a microsecond, before the (case-insensitive, word-bounded) pattern runs.
         self.hints = tuple(sorted({w.lower() for w in second_words} | {"ml_"}))
-        #: text DuckDB takes untouched -> whether it returns rows (point queries repeat their text)
-        self.plain: dict[str, bool] = {}
+        #: text DuckDB takes untouched -> (returns rows, words); point queries repeat their text
+        self.plain: dict[str, tuple[bool, frozenset[str]]] = {}
 
 
 _state: tuple[tuple[str, ...], _Table] | None = None
@@ -70,16 +70,21 @@ def _needs_front_end(text: str, table: _Table) -> bool:
     return table.fast.search(text) is not None
 
 
-def plain_returns_rows(text: str) -> bool | None:
-    """None when ``text`` needs the front end; otherwise whether it returns rows.
+_NAME = re.compile(r"[^\W\d]\w*")
 
-    The hot path of point queries: a repeated text is one dictionary lookup."""
+
+def plain_verdict(text: str) -> tuple[bool, frozenset[str]] | None:
+    """None when ``text`` needs the front end; else (whether it returns rows, the words it names).
+
+    The words are what a replacement scan could look up in the caller's frame
+    (``sqlml.frames.binds_any``). The hot path of point queries: a repeated text is one
+    dictionary lookup."""
     table = _table()
     verdict = table.plain.get(text)
     if verdict is None:
         if _needs_front_end(text, table):
             return None
-        verdict = returns_rows(text)
+        verdict = (returns_rows(text), frozenset(_NAME.findall(text)))
         if len(text) <= PLAIN_TEXT_LIMIT:
             if len(table.plain) >= PLAIN_ENTRIES:
                 table.plain.clear()

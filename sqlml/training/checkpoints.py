@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from sqlml.sqlutil import fetch_one
@@ -36,7 +37,11 @@ class CheckpointStore:
             "SELECT state FROM sqlml.checkpoints WHERE model = ? AND fingerprint = ? ORDER BY epoch DESC LIMIT 1",
             [self.model, self.fingerprint],
         )
-        return deserialize(row[0]) if row else None
+        if row is None:
+            return None
+        state = deserialize(row[0])
+        logging.getLogger("sqlml.training").info("CREATE MODEL %s: resuming from the checkpoint of epoch %s", self.model, state.get("epoch"))
+        return state
 
     def save(self, state: dict) -> None:
         blob = serialize(state)

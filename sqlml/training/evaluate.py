@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlml import progress
 from sqlml.errors import DataError
 from sqlml.models.loading import load_model
 from sqlml.sqlutil import column_list, relation_sql
@@ -37,7 +38,7 @@ def evaluate_model(session, model: str, query: str, label: str | None = None) ->
                 f"needs (features {record.feature_names}, label {label!r})"
             )
         reader = cur.sql(f"SELECT {column_list(wanted)} FROM {source} AS q").to_arrow_reader(READ_ROWS)
-        for batch in reader:
+        for batch in progress.counted(reader, f"ml_evaluate {record.name}", size=lambda b: b.num_rows):
             labels = batch.column(len(wanted) - 1)
             x, valid = loaded.encode_valid(batch.columns[:-1])
             if record.task == "classification":

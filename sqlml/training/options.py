@@ -135,7 +135,7 @@ TRAINING_OPTIONS: dict[str, Option] = {
     "prefetch": Option(2, whole(0, bounds.MAX_PREFETCH), "shuffle windows prepared ahead on the feed's thread (0: none)"),
     "validate": Option(None, optional_text, "data schema the training query must pass (error-level anomalies stop training)"),
     "checkpoint": Option(True, boolean, "save a checkpoint each epoch; an interrupted identical statement resumes from it"),
-    "progress": Option("auto", progress, "progress bar per epoch: 'auto' (when stderr is a terminal), true, false"),
+    "progress": Option("auto", progress, "progress per epoch: 'auto' (as SQLML_PROGRESS says: widget, bar or log lines), true, false"),
     "threads": Option(None, optional(whole(1, bounds.max_threads)), "torch CPU threads while training (at most 4 per CPU core, 1024)"),
     "scratch_dir": Option(None, optional_text, "folder for the staged training data (default: the system temp folder)"),
 }

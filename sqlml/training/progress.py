@@ -1,41 +1,31 @@
-"""Progress bars for training: one per epoch when attached to a terminal, silent otherwise."""
+"""Progress bars for training: one per epoch (and per grid), shown as ``sqlml.progress`` decides.
+
+``progress := 'auto'`` (the default) follows the process-wide setting (a widget in a
+notebook, a bar on a terminal, periodic lines in a log; ``SQLML_PROGRESS=off`` hides
+it); true shows it wherever stderr goes; false hides it.
+"""
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 
-
-class _Silent:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, text: str) -> None:
-        pass
+from sqlml import progress as bars
 
 
 def wants_bar(setting) -> bool:
-    """``progress := 'auto'`` (a terminal on stderr), true or false."""
+    """Whether ``progress := setting`` shows anything."""
     if setting in (True, False):
         return setting
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bars.settings()["enabled"] is not False
 
 
 def progress_factory(setting):
     """``progress(total, description)`` -> context manager with ``update(n)``."""
-    show = wants_bar(setting)
+    show = setting if setting in (True, False) else None
 
     @contextmanager
     def progress(total: int, description: str):
-        if not show:
-            yield _Silent()
-            return
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=description, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True)
-        try:
+        with bars.progress(total, description, unit="batch", show=show, leave=True) as bar:
             yield bar
-        finally:
-            bar.close()
 
     return progress

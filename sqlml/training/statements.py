@@ -1,13 +1,15 @@
-"""``CREATE [OR REPLACE] MODEL`` and ``DROP MODEL``.
+"""``CREATE [OR REPLACE] MODEL``, ``CREATE MODELS`` and ``DROP MODEL``.
 
     CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name [WITH (option := value, ...)] AS query
     CREATE [OR REPLACE] MODEL name WITH (architecture := ..., weights := 'file.pt', input_shape := [...], ...)
+    CREATE [OR REPLACE] MODELS name FOR (option IN (value, ...), ...) [WITH (...)] AS query
     DROP MODEL [IF EXISTS] name [VERSION n]
 
 The first trains a model on the query's rows; the second imports pretrained weights
 into the registry; both add a version. Each runs in the statement's transaction, so a
 failure leaves no model behind (checkpoints and run rows, written on a side connection,
-stay so that the same statement can resume).
+stay so that the same statement can resume). ``CREATE MODELS`` trains a grid
+(``training/large/grid.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,24 @@ def create_model(ctx):
 
     record, result = train_and_register(duck, name, options, query, replace=replace)
     return _summary(ctx, record, epochs=result.epochs_run, train_loss=result.history[-1].train_loss)
+
+
+def create_models(ctx):
+    from sqlml.training.large.grid import parse_grid, train_grid
+
+    p = ctx.parser()
+    p.expect("CREATE")
+    replace = p.accept("OR", "REPLACE")
+    p.expect("MODELS")
+    if p.at("FOR"):
+        p.error("expected a name for the grid")
+    name = p.identifier("a name for the grid")
+    p.expect("FOR")
+    grid = parse_grid(p)
+    options = p.options() if p.accept("WITH") else {}
+    p.expect("AS")
+    query = p.rest("a training query after AS")
+    return train_grid(ctx, name, grid, options, query, replace=replace)
 
 
 def drop_model(ctx):

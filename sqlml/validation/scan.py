@@ -470,10 +470,13 @@ def compute(
     (``sketches=False``, no distinct counts, zeros or variance, and the few string columns
     whose values it needs).
     """
+    from sqlml import progress
+
     full = values_for is None
     options = Options(sketches=sketches, distinct=full, descriptive=full)
-    row_count, results = run_scan(duck, source, extras, options)
-    columns = column_stats(source, row_count, results)
-    count_values(duck, source, columns, values_for)
+    with progress.watch(duck, f"scanning {source.label}"):
+        row_count, results = run_scan(duck, source, extras, options)
+        columns = column_stats(source, row_count, results)
+        count_values(duck, source, columns, values_for)
     extra_values = {key[1]: value for key, value in results.items() if key[0] is _EXTRA}
     return DatasetStats(row_count=row_count, columns=columns, source=source.label), extra_values

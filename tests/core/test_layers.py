@@ -34,7 +34,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "sqlml.catalog",
             "sqlml.macros",
             "sqlml.udf",
+            "sqlml.frames",
+            "sqlml.progress",
+            "sqlml.plots",
             "sqlml.query.tokens",
+            "sqlml.query.params",
             "sqlml.query.parser",
             "sqlml.query.statements",
             "sqlml.query.classify",
@@ -43,9 +47,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("models", ("sqlml.models",)),
     ("optimizer", ("sqlml.optimizer",)),
-    ("front end", ("sqlml.query.router", "sqlml.query.batch", "sqlml.connection")),
+    ("front end", ("sqlml.query.router", "sqlml.query.batch", "sqlml.query.source_calls", "sqlml.connection")),
     ("features", ("sqlml.labeling", "sqlml.validation", "sqlml.training", "sqlml.serving", "sqlml.incremental")),
-    ("entry points", ("sqlml", "sqlml.__main__", "sqlml.wiring", "sqlml.cli", "sqlml.shell", "sqlml.demo", "sqlml.datasets")),
+    (
+        "entry points",
+        ("sqlml", "sqlml.__main__", "sqlml.wiring", "sqlml.cli", "sqlml.shell", "sqlml.demo", "sqlml.datasets", "sqlml.views", "sqlml.report"),
+    ),
 ]
 
 FEATURES = dict(LAYERS)["features"]
@@ -156,7 +163,7 @@ def test_the_core_names_no_feature_area(module):
 
 def test_the_check_sees_lazy_imports_and_handler_strings():
     named = imports_of("sqlml.wiring")
-    assert {"sqlml.labeling.statements", "sqlml.training.large.grid", "sqlml.labeling.explain"} <= named
+    assert {"sqlml.labeling.statements", "sqlml.optimizer.statements", "sqlml.labeling.explain"} <= named
     assert "sqlml.query.batch" in imports_of("sqlml.query.router")  # imported inside a function
 
 

@@ -1,7 +1,7 @@
 """Golden fixtures: ``fixtures/<rule>.sql`` holds input/expected pairs for one rule.
 
-Each case is optional ``# key: value`` lines, then the input statement and the expected
-rewrite, each ending with ``;`` at the end of a line. Keys:
+Each case (read by ``tests/sqlfixtures.py``) is optional ``# key: value`` lines, then the
+input statement and the expected rewrite, each ending with ``;`` at the end of a line. Keys:
 
     title      what the case shows
     execute    false: compare text only (default true: run both forms on DuckDB too)
@@ -15,7 +15,6 @@ rewrite, each ending with ``;`` at the end of a line. Keys:
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlglot
@@ -23,46 +22,14 @@ import sqlglot
 from sqlml import optimizer
 from sqlml.optimizer.context import RewriteContext
 from sqlml.optimizer.scopes import highest_invented_number
+from tests.sqlfixtures import Case, load_cases as load_fixture_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@dataclass
-class Case:
-    rule: str
-    title: str
-    input: str
-    expected: str
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.rule}: {self.title}"
-
-
 def load_cases() -> list[Case]:
-    cases = []
-    for path in sorted(FIXTURES.glob("*.sql")):
-        options: dict[str, str] = {}
-        statements: list[str] = []
-        lines: list[str] = []
-        for line in path.read_text().splitlines():
-            if line.startswith("#") and not lines:
-                key, _, value = line[1:].partition(":")
-                options[key.strip()] = value.strip()
-                continue
-            if not line.strip() and not lines:
-                continue
-            lines.append(line)
-            if line.rstrip().endswith(";"):
-                statements.append("\n".join(lines).rstrip()[:-1])
-                lines = []
-                if len(statements) == 2:
-                    title = options.pop("title", f"case {len(cases) + 1}")
-                    cases.append(Case(path.stem, title, statements[0], statements[1], options))
-                    options, statements = {}, []
-        assert not statements and not lines, f"{path.name}: unpaired statement at the end"
-    return cases
+    """Input/expected pairs; ``case.file`` is the rule."""
+    return load_fixture_cases(FIXTURES)
 
 
 def normalized(sql: str) -> str:

@@ -13,23 +13,24 @@ CASES = load_cases()
 
 
 def test_every_rule_has_fixtures():
-    assert {c.rule for c in CASES} == set(optimizer.RULE_NAMES)
+    assert {c.file for c in CASES} == set(optimizer.RULE_NAMES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rule_fixture(case, scored):
     con, score, cheap = scored
-    rewritten, context = apply_rule(case.rule, case.input, con, case.options.get("patch"))
-    assert rewritten == normalized(case.expected)
-    assert (case.rule in context.fired) == (normalized(case.input) != normalized(case.expected))
+    rule, (original, expected) = case.file, case.statements
+    rewritten, context = apply_rule(rule, original, con, case.options.get("patch"))
+    assert rewritten == normalized(expected)
+    assert (rule in context.fired) == (normalized(original) != normalized(expected))
     if case.options.get("execute", "true") == "false":
         return
-    ordered = isinstance(sqlglot.parse_one(case.input, read="duckdb"), sqlglot.exp.Query) and bool(
-        sqlglot.parse_one(case.input, read="duckdb").args.get("order")
+    ordered = isinstance(sqlglot.parse_one(original, read="duckdb"), sqlglot.exp.Query) and bool(
+        sqlglot.parse_one(original, read="duckdb").args.get("order")
     )
     check, reset = case.options.get("check"), case.options.get("reset")
     score.reset(), cheap.reset()
-    before = con.duckdb.execute(case.input).fetchall()
+    before = con.duckdb.execute(original).fetchall()
     original_calls = score.total + cheap.total
     if check:
         before = con.duckdb.execute(check).fetchall()

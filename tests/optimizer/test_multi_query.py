@@ -253,11 +253,11 @@ def _reading_cases():
     return [
         c
         for c in load_cases()
-        if c.rule in ("distinct_inputs", "prediction_cache", "predicate_placement")
+        if c.file in ("distinct_inputs", "prediction_cache", "predicate_placement")
         and c.options.get("execute", "true") != "false"
         and "check" not in c.options
         and "patch" not in c.options
-        and c.input.lstrip().upper().startswith(("SELECT", "WITH", "("))
+        and c.statements[0].lstrip().upper().startswith(("SELECT", "WITH", "("))
     ]
 
 
@@ -267,9 +267,9 @@ def test_every_optimizer_shape_gives_the_same_rows_when_shared(scored_one, case)
     cheap = CountingModel("ml_cheap", cost=10.0).install(con)  # the fixtures' second model
     con.sql("SELECT ml_optimizer_rule('prediction_cache', false)").fetchall()
     other = "SELECT sum(ml_score('m', x)) FROM t WHERE y < 3"
-    expected = [sorted(map(repr, con.duckdb.execute(q).fetchall())) for q in (case.input, other)]
+    expected = [sorted(map(repr, con.duckdb.execute(q).fetchall())) for q in (case.statements[0], other)]
     try:
-        got = [sorted(map(repr, r.fetchall())) for r in con.sql_many([case.input, other])]
+        got = [sorted(map(repr, r.fetchall())) for r in con.sql_many([case.statements[0], other])]
     finally:
         cheap.uninstall()
     assert got == expected

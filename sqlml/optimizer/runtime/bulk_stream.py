@@ -11,7 +11,6 @@ reads from, so DuckDB itself creates or fills the table, in its own transaction.
 from __future__ import annotations
 
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -195,18 +194,17 @@ def _as_array(values):
 
 
 def _progress(connection, plan: BulkPlan):
-    if not sys.stderr.isatty():
-        return None
+    from sqlml import progress
     from sqlml.sqlutil import fetch_value
 
+    if progress.settings()["enabled"] is False:
+        return None
     with connection.session.cursor() as cur:
         total = fetch_value(cur, f"SELECT count(*) FROM ({plan.input_sql})")
     if not total or total < PROGRESS_MIN_ROWS:
         return None
-    from tqdm import tqdm
-
     label = ", ".join(f"{c.function.name}('{c.model}')" for c in plan.calls)
-    return tqdm(total=total, desc=label, unit="rows", unit_scale=True, leave=False)
+    return progress.start(total, f"bulk inference {label}", unit="rows")
 
 
 def in_transaction(duck) -> bool:

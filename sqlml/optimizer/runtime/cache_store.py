@@ -10,7 +10,6 @@ model for any input the store lacks, so it is correct even if the fill never ran
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,11 +188,11 @@ def _insert(duck, fill: Fill, result) -> None:
 
 
 def _progress(total: int, label: str):
-    if total < PROGRESS_MIN_ROWS or not sys.stderr.isatty():
+    if total < PROGRESS_MIN_ROWS:
         return None
-    from tqdm import tqdm
+    from sqlml import progress
 
-    return tqdm(total=total, desc=label, unit="rows", unit_scale=True, leave=False)
+    return progress.start(total, f"prediction cache fill {label}", unit="rows")
 
 
 def _invalidate_old_versions(duck, fill: Fill) -> None:

@@ -51,26 +51,10 @@ DEPTH = 2  # units queued per worker process
 MEMBER_STRATEGIES = ("single", "spill")
 
 
-# -- the statement ------------------------------------------------------------------------------
+# -- the FOR (...) clause, read for sqlml.training.statements.create_models ---------------------
 
 
-def create_models(ctx):
-    p = ctx.parser()
-    p.expect("CREATE")
-    replace = p.accept("OR", "REPLACE")
-    p.expect("MODELS")
-    if p.at("FOR"):
-        p.error("expected a name for the grid")
-    name = p.identifier("a name for the grid")
-    p.expect("FOR")
-    grid = _grid(p)
-    options = p.options() if p.accept("WITH") else {}
-    p.expect("AS")
-    query = p.rest("a training query after AS")
-    return train_grid(ctx, name, grid, options, query, replace=replace)
-
-
-def _grid(p) -> dict[str, list]:
+def parse_grid(p) -> dict[str, list]:
     """``(param IN (v1, v2, ...), ...)`` -> {param: [values]} in the order written."""
     p.expect("(")
     grid: dict[str, list] = {}

@@ -1,5 +1,6 @@
-"""``EXPLAIN ML <query>``: the query as the optimizer rewrites it, the rules that fired,
-and the work that would run first (cache fills, bulk streams). Nothing is executed."""
+"""The optimizer's statement, ``EXPLAIN ML <query>``: the query as the optimizer rewrites
+it, the rules that fired, and the work that would run first (cache fills, bulk streams).
+Nothing is executed."""
 
 from __future__ import annotations
 
