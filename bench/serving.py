@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from rounds import machine, paired, ratio, summary  # noqa: E402
+
 import sqlml  # noqa: E402
 from sqlml import optimizer, udf  # noqa: E402
 
@@ -251,21 +253,13 @@ def bench_mqo(con, counter: CallCounter, repeats: int) -> dict:
             counter.rows = 0
             fn()
             result[name] = {"model_rows": counter.rows}
-        times = {name: [] for name in fns}
-        for _ in range(repeats):  # interleaved: the machine's load hits all three alike
-            for name, fn in fns.items():
-                started = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - started)
+        # paired interleaved rounds, the order alternating: the machine's load hits all three alike
+        times = paired(fns, repeats, warmup=0, label=f"mqo {model}")
         for name in fns:
-            result[name]["seconds"] = round(min(times[name]), 3)
-            result[name]["median_seconds"] = round(statistics.median(times[name]), 3)
-        paired = sorted(m / o for m, o in zip(times["sql_many"], times["one query"], strict=True))
-        result["sql_many / one"] = round(result["sql_many"]["seconds"] / result["one query"]["seconds"], 2)
-        result["sql_many / one, per repeat (min, median, max)"] = [
-            round(paired[0], 2), round(statistics.median(paired), 2), round(paired[-1], 2)
-        ]
-        result["one by one / one"] = round(result["one by one"]["seconds"] / result["one query"]["seconds"], 2)
+            result[name].update(summary(times[name], 3))
+        result["sql_many / one"] = ratio(times, "sql_many", "one query")
+        result["one by one / one"] = ratio(times, "one by one", "one query")
+        result["machine"] = machine({"torch": 1})
         results[model] = result
     # the floor: what the queries cost without any model call (their own relational work)
     plain = [q.replace(f"ml_predict('{MODEL}', {FEATURES})", "CASE WHEN dep_delay > 15 THEN 'late' ELSE 'on_time' END")

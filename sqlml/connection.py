@@ -131,20 +131,26 @@ class Connection:
         if self._pending is not None:
             rows, self._pending = list(self._pending), deque()
             return rows
-        with self._session.translate_errors():
+        try:  # a try, not translate_errors(): fetching a point query's row is the hot path
             return self._duck.fetchall()
+        except duckdb.Error as error:
+            self._session.reraise(error)
 
     def fetchone(self) -> tuple | None:
         if self._pending is not None:
             return self._pending.popleft() if self._pending else None
-        with self._session.translate_errors():
+        try:
             return self._duck.fetchone()
+        except duckdb.Error as error:
+            self._session.reraise(error)
 
     def fetchmany(self, size: int = 1) -> list[tuple]:
         if self._pending is not None:
             return [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
-        with self._session.translate_errors():
+        try:
             return self._duck.fetchmany(size)
+        except duckdb.Error as error:
+            self._session.reraise(error)
 
     @property
     def description(self):

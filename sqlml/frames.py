@@ -44,6 +44,13 @@ def _is_sqlml(module: Any) -> bool:
     return isinstance(module, str) and (module == "sqlml" or module.startswith(("sqlml.", "sqlml_udfs.")))
 
 
+def binds_any(frame: FrameType, names) -> bool:
+    """Whether ``frame`` binds any of ``names`` (locals or globals), the only places DuckDB's
+    replacement scan looks: when none, plain SQL can skip ``call_in_frame``."""
+    f_locals, f_globals = frame.f_locals, frame.f_globals
+    return any(name in f_locals or name in f_globals for name in names)
+
+
 def call_in_frame(frame: FrameType | None, fn, *args, extra: dict[str, Any] | None = None, **kwargs):
     """``fn(*args, **kwargs)`` called from a frame with ``frame``'s locals and globals.
 

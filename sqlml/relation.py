@@ -4,6 +4,11 @@ DuckDB relations are lazy: a query runs when it is fetched or shown, long after
 ``Connection.sql`` returned. The proxy keeps every relation method (chainable, the
 results of chained calls wrapped again) and translates errors raised inside sqlml's
 SQL functions back into the ``SqlmlError`` that was raised there.
+
+Every public method of ``duckdb.DuckDBPyRelation`` gets a forwarding method on the
+class when this module loads (``fetchall`` on a point query's result is the hot path:
+a class attribute and a ``try`` cost a fraction of building a closure and a context
+manager per call); ``__getattr__`` serves its properties and anything newer.
 """
 
 from __future__ import annotations
@@ -29,19 +34,7 @@ class Relation:
         attr = getattr(self._relation, name)
         if not callable(attr):
             return attr
-        session = self._session
-
-        def method(*args, **kwargs):
-            args = tuple(a._relation if isinstance(a, Relation) else a for a in args)
-            with session.translate_errors():
-                result = attr(*args, **kwargs)
-            if isinstance(result, duckdb.DuckDBPyRelation):
-                return Relation(result, session)
-            return result
-
-        method.__name__ = name
-        method.__doc__ = getattr(attr, "__doc__", None)
-        return method
+        return _forward(name).__get__(self)
 
     def __repr__(self) -> str:
         with self._session.translate_errors():
@@ -57,3 +50,28 @@ class Relation:
 
     def __dir__(self):
         return sorted(set(dir(self._relation)) | {"relation"})
+
+
+def _forward(name: str):
+    """A method calling the relation's ``name``: relations in, typed errors and relations out."""
+
+    def method(self, *args, **kwargs):
+        if args:
+            args = tuple(a._relation if isinstance(a, Relation) else a for a in args)
+        try:
+            result = getattr(self._relation, name)(*args, **kwargs)
+        except duckdb.Error as error:
+            self._session.reraise(error)
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            return Relation(result, self._session)
+        return result
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = getattr(getattr(duckdb.DuckDBPyRelation, name, None), "__doc__", None)
+    return method
+
+
+for _name in dir(duckdb.DuckDBPyRelation):
+    if not _name.startswith("_") and callable(getattr(duckdb.DuckDBPyRelation, _name)) and _name not in vars(Relation):
+        setattr(Relation, _name, _forward(_name))
+del _name

@@ -13,7 +13,7 @@ import re
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 
@@ -126,7 +126,7 @@ class Session:
         except duckdb.Error as error:
             self.reraise(error)
 
-    def reraise(self, error: BaseException):
+    def reraise(self, error: BaseException) -> NoReturn:
         """Raise the UDF error stashed in ``error``'s text, or ``error`` itself."""
         original = self.errors.original(error)
         if original is None and isinstance(error, (duckdb.CatalogException, duckdb.InvalidInputException, duckdb.BinderException)):

@@ -1,7 +1,8 @@
 """Run a script: sqlml statements go to their handlers, everything else to DuckDB.
 
 The fast path: text with none of the words that can start an sqlml statement and no
-``ml_`` call goes to DuckDB unparsed (a regular expression costs about a microsecond).
+``ml_`` call goes to DuckDB unparsed (a substring test and a regular expression, about a
+microsecond; a text seen before is one dictionary lookup).
 Otherwise the script is split at top-level semicolons; each statement is matched
 against ``STATEMENTS`` by its leading words (``sqlml.query.classify``), and plain
 statements that call ``ml_`` functions pass through the optimizer first
@@ -23,10 +24,11 @@ import duckdb
 from sqlml import frames
 from sqlml.errors import ParameterError, ReadOnlyError
 from sqlml.query import params as parameters, source_calls
-from sqlml.query.classify import match_statement, needs_front_end, returns_rows
+from sqlml.query.classify import match_statement, plain_verdict, returns_rows
 from sqlml.query.parser import StatementParser
 from sqlml.query.statements import MATERIALIZED_FUNCTIONS, READ_ONLY, STATEMENTS
 from sqlml.query.tokens import split_statements, tokenize
+from sqlml.relation import Relation
 from sqlml.transaction import transaction
 
 _ML_CALL = re.compile(r"\bml_\w+\s*\(", re.IGNORECASE)
@@ -86,10 +88,14 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql", 
     ``frame``: the caller's Python frame, whose DataFrames the SQL may name (sqlml.frames).
     ``params`` belong to the last statement; an sqlml statement gets them as literals.
     """
+    verdict = plain_verdict(text)
+    if verdict is not None:
+        rows, names = verdict
+        if frame is not None and not frames.binds_any(frame, names):
+            frame = None  # nothing the text names lives in the caller's frame: no replacement scan to serve
+        return _plain(connection, text, params, mode, frame, rows=rows)
     duck = connection.duckdb
     session = connection.session
-    if not needs_front_end(text):
-        return _plain(connection, text, params, mode, frame)
     spans = split_statements(text)
     result: Any = None if mode == "sql" else ("duck", None)
     shared: dict[int, str] = {}  # statements whose model calls were planned together
@@ -143,11 +149,12 @@ def run_script(connection, text: str, params: Any = None, *, mode: str = "sql", 
     return result
 
 
-def _plain(connection, text, params, mode, frame=None, extra=None):
+def _plain(connection, text, params, mode, frame=None, extra=None, rows=None):
     """Plain SQL straight to DuckDB (the hot path of point queries: keep it lean).
 
     It is called from the caller's frame (``frames.call_in_frame``), so DuckDB's
     replacement scans find the caller's DataFrames; ``extra`` adds names to that scope.
+    ``rows``: whether the text returns rows, when already known.
     """
     duck = connection.duckdb
     try:
@@ -157,6 +164,6 @@ def _plain(connection, text, params, mode, frame=None, extra=None):
         relation = frames.call_in_frame(frame, duck.sql, text, params=params, extra=extra)
     except duckdb.Error as error:
         connection.session.reraise(error)
-    if returns_rows(text):
-        return connection.wrap(relation)
+    if rows if rows is not None else returns_rows(text):
+        return Relation(relation, connection.session)
     return None

@@ -1,3 +1,4 @@
+import duckdb
 import pytest
 
 import sqlml
@@ -160,3 +161,53 @@ def test_read_only_connection_refuses_sqlml_writes(db_path, widget_statement):
 )
 def test_returns_rows(text, rows):
     assert classify.returns_rows(text) is rows
+
+
+def test_cached_plain_verdict_never_hides_a_statement_added_later(con, monkeypatch):
+    from sqlml.query import statements
+
+    from . import widgets
+
+    text = "CREATE WIDGET late"
+    with pytest.raises(duckdb.ParserException):  # no such statement yet: DuckDB's parser refuses it
+        con.sql(text)
+    assert classify.plain_verdict(text) == (False, {"CREATE", "WIDGET", "late"})  # cached as plain text
+    # Same number of statements and the same last key as before, but a different set.
+    keys = list(statements.STATEMENTS)
+    middle, last = keys[len(keys) // 2], keys[-1]
+    handler = statements.STATEMENTS[last]
+    monkeypatch.delitem(statements.STATEMENTS, middle)
+    monkeypatch.delitem(statements.STATEMENTS, last)
+    monkeypatch.setitem(statements.STATEMENTS, "CREATE WIDGET", widgets.create_widget)
+    monkeypatch.setitem(statements.STATEMENTS, last, handler)
+    assert classify.plain_verdict(text) is None
+    assert con.sql(text).fetchall() == [("late", "{}")]
+
+
+def test_plain_verdict_cache_is_bounded(con):
+    for i in range(classify.PLAIN_ENTRIES + 10):
+        classify.plain_verdict(f"SELECT {i}")
+        assert len(classify._table().plain) <= classify.PLAIN_ENTRIES
+    long_text = "SELECT 1" + " " * classify.PLAIN_TEXT_LIMIT
+    assert con.sql(long_text).fetchall() == [(1,)]
+    assert long_text not in classify._table().plain
+
+
+def test_relation_methods_forward_and_translate_errors(con):
+    relation = con.sql("SELECT 1 AS a UNION ALL SELECT 2")
+    assert "fetchall" in vars(sqlml.Relation)  # a class method, not built per call
+    assert relation.filter("a > 1").fetchall() == [(2,)]
+    assert relation.columns == ["a"]
+    with pytest.raises(sqlml.SqlmlError):
+        con.sql("SELECT ml_predict('no_such_model', 1)").fetchall()
+
+
+def test_plain_text_finds_a_dataframe_bound_after_its_verdict_was_cached(con):
+    import pyarrow as pa
+
+    text = "SELECT count(*) FROM frame_table_late"
+    with pytest.raises(duckdb.Error):
+        con.sql(text)
+    frame_table_late = pa.table({"a": [1, 2, 3]})  # noqa: F841 - found by DuckDB's replacement scan
+    assert con.sql(text).fetchall() == [(3,)]
+    assert con.execute(text).fetchall() == [(3,)]
