@@ -95,3 +95,34 @@ def test_pure_sql_macros(trained):
     assert rows == [("delay", 1, True, True)]
     epochs = trained.sql("SELECT epoch, version FROM ml_training_runs('delay')").fetchall()
     assert epochs == [(1, 1), (2, 1)]
+
+
+def test_cpu_forward_chunks_keep_a_wide_networks_activations_cache_sized():
+    """A 512-wide MLP runs in 2,048-row chunks on CPU (the multi-query benchmark's wide model
+    scored 62k rows 1.4x faster so); convolutions and narrow networks keep their chunks."""
+    import torch
+    from torch import nn
+
+    from sqlml.models.loading import CPU_ACTIVATION_BYTES, cpu_chunk_rows
+
+    wide = nn.Sequential(nn.Linear(5, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 2))
+    assert cpu_chunk_rows(wide) == CPU_ACTIVATION_BYTES // (4 * 512) == 2048
+    assert cpu_chunk_rows(nn.Sequential(nn.Linear(5, 64), nn.Linear(64, 2))) == 16384
+    assert cpu_chunk_rows(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8, 2))) is None
+    assert cpu_chunk_rows(nn.Sequential(nn.ReLU())) is None
+
+    from sqlml.models.loading import LoadedModel
+
+    class Record:
+        n_outputs = 2
+
+    torch.manual_seed(0)
+    loaded = LoadedModel(Record(), wide.eval(), torch.device("cpu"))
+    assert loaded.chunk_rows == 2048
+    x = torch.randn(5000, 5)
+    calls = []
+    handle = wide.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    out = loaded.forward(x)
+    handle.remove()
+    assert calls == [2048, 2048, 904]
+    torch.testing.assert_close(out, wide(x).detach(), rtol=1e-5, atol=1e-6)
