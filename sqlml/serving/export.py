@@ -20,7 +20,7 @@ import os
 import warnings
 from typing import Any
 
-from sqlml.errors import DataError, InvalidOptionError, ServingError
+from sqlml.errors import DataError, InvalidOptionError, ObjectExistsError, ServingError
 from sqlml.models import registry
 from sqlml.models.encoders import OnnxGraph, encoder, encoding_order
 
@@ -250,7 +250,13 @@ def import_model(duck, name: str, path: str, options: dict[str, Any], *, replace
     record.name, record.status = name, "imported"
     record.lineage = {**record.lineage, "imported_from": os.path.abspath(path), "exported_as": source}
     build_module(record, state)  # the weights must fit the architecture
-    version = registry.save_model(duck, record, state, replace=replace)
+    try:
+        version = registry.save_model(duck, record, state, replace=replace)
+    except ObjectExistsError as error:
+        if error.in_progress:
+            raise
+        raise ObjectExistsError("model", name, hint=f"Use IMPORT MODEL OR REPLACE {name} FROM ... to replace it, "
+                                "import it under another name, or DROP it first.") from None
     return {"model": name, "version": version, "format": kind, "source": source}
 
 

@@ -254,7 +254,7 @@ def set_options(duck, name: str, options: dict, column: str | None = None) -> Da
     else:
         target = new.columns.get(column)
         if target is None:
-            raise UnknownObjectError(f"column of data schema {name!r}", column, new.columns)
+            raise UnknownObjectError("column", column, new.columns, hint=f"(data schema {name!r} has no such column)")
         changed = {}
         for key, value in options.items():
             if key not in COLUMN_SETTINGS:

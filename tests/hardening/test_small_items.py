@@ -116,3 +116,21 @@ def test_a_statement_failing_mid_stream_rolls_back_its_transaction(data):
     data.sql("CREATE MODEL good WITH (epochs := 1, hidden := [4]) AS SELECT x, label FROM tr")
     other = data.cursor()  # committed: another cursor sees it
     assert other.sql("SELECT name FROM sqlml.models").fetchall() == [("good",)]
+
+
+def test_messages_name_the_statement_that_fixes_them(data, tmp_path):
+    """A column missing from a data schema names the column and the schema; a taken name in
+    IMPORT MODEL points to IMPORT MODEL OR REPLACE, not to a CREATE form it does not have."""
+    from sqlml.errors import ObjectExistsError
+
+    data.sql("CREATE DATA SCHEMA ds FROM tr")
+    with pytest.raises(UnknownObjectError, match=r"column 'nope' does not exist\..*data schema 'ds' has no such column"):
+        data.sql("ALTER DATA SCHEMA ds SET COLUMN nope (min := 1)")
+    data.sql(CREATES["model"].format(name="m"))
+    path = tmp_path / "m.pt"
+    data.sql(f"EXPORT MODEL m TO '{path}'")
+    before = catalog_snapshot(data)
+    with pytest.raises(ObjectExistsError, match=r"IMPORT MODEL OR REPLACE m FROM"):
+        data.sql(f"IMPORT MODEL m FROM '{path}'")
+    assert catalog_snapshot(data) == before
+    data.sql(f"IMPORT MODEL OR REPLACE m FROM '{path}'")

@@ -29,3 +29,16 @@ SELECT count(*) FROM duckdb_tables() WHERE table_name = 'frames';
 # error: InvalidOptionError
 LOAD VIDEO '{tmp}/clip.avi' INTO frames WITH (batch_frames := 0);
 SELECT count(*) FROM duckdb_tables() WHERE table_name = 'frames';
+
+# title: into a schema that does not exist
+# clip: clip.avi
+# error: UnknownObjectError
+LOAD VIDEO '{tmp}/clip.avi' INTO nosuch.frames;
+SELECT count(*) FROM duckdb_tables() WHERE table_name = 'frames';
+
+# title: into an existing schema
+# clip: clip.avi
+# setup: CREATE SCHEMA media
+# expect: [[4]]
+LOAD VIDEO '{tmp}/clip.avi' INTO media.frames;
+SELECT count(*) FROM media.frames;
