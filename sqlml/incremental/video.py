@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlml.errors import InvalidOptionError, ObjectExistsError, VideoError
+from sqlml.errors import InvalidOptionError, ObjectExistsError, UnknownObjectError, VideoError
 
 #: the largest frame side ``size`` may ask for (8192 x 8192 RGB is 192 MiB a frame)
 MAX_SIDE = 8192
@@ -160,12 +160,15 @@ def load_video(con, path: str, table: str, *, replace: bool = False, **options) 
     The table is written in one statement: when decoding fails (a truncated file, a range
     with no frame) the old table, if any, is left as it was.
     """
-    from sqlml.sqlutil import fetch_value, table_ref
+    from sqlml.sqlutil import fetch_value, split_name, table_ref
 
     duck = con.duckdb if hasattr(con, "duckdb") else con
-    if not replace and _exists(duck, table):
-        raise ObjectExistsError("table", ".".join(table) if isinstance(table, (list, tuple)) else str(table),
-                                hint="Pass WITH (replace := true) to LOAD VIDEO to replace it.")  # fmt: skip
+    parts = tuple(table) if isinstance(table, (list, tuple)) else tuple(split_name(table))
+    if len(parts) > 1 and not _schema_exists(duck, parts[:-1]):
+        raise UnknownObjectError("schema", ".".join(parts[:-1]),
+                                 hint=f"Create it first (CREATE SCHEMA {parts[-2]}) or load into an existing one.")  # fmt: skip
+    if not replace and _exists(duck, parts):
+        raise ObjectExistsError("table", ".".join(parts), hint="Add WITH (replace := true) to overwrite it, or load into another table.")
     errors: list = []
     reader = frames_reader(path, errors, **options)
     verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
@@ -182,23 +185,38 @@ def load_video(con, path: str, table: str, *, replace: bool = False, **options) 
     return int(fetch_value(duck, f"SELECT count(*) FROM {table_ref(table)}"))
 
 
-def _exists(duck, table) -> bool:
-    """Whether a table or view of that (possibly qualified) name exists: a catalog lookup, so a
-    transaction in progress is not aborted by a failing read."""
-    from sqlml.sqlutil import fetch_value, split_name
+def _exists(duck, table: tuple[str, ...]) -> bool:
+    """Whether ``[[database.]schema.]name`` names a table or view already: a catalog lookup,
+    so a transaction in progress is not aborted by a failing bind."""
+    from sqlml.sqlutil import fetch_value
 
-    parts = list(table) if isinstance(table, (list, tuple)) else split_name(table)
-    name, schema, database = parts[-1], (parts[-2] if len(parts) > 1 else None), (parts[-3] if len(parts) > 2 else None)
-    found = 0
-    for catalog in ("duckdb_tables()", "duckdb_views()"):
-        found += fetch_value(
-            duck,
-            f"SELECT count(*) FROM {catalog} WHERE lower({'table' if 'tables' in catalog else 'view'}_name) = lower(?) "
-            "AND (? IS NULL OR lower(schema_name) = lower(?)) AND (? IS NULL OR lower(database_name) = lower(?)) "
-            "AND (? IS NOT NULL OR schema_name = current_schema())",
-            [name, schema, schema, database, database, schema],
-        )
+    *qualifier, name = table
+    database, schema = ([None, None] + list(qualifier))[-2:]
+    found = fetch_value(
+        duck,
+        "SELECT count(*) FROM (SELECT database_name, schema_name, table_name AS name FROM duckdb_tables() "
+        "UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views() WHERE NOT internal) "
+        "WHERE lower(name) = lower($1) AND lower(schema_name) = lower(coalesce($2, current_schema())) "
+        "AND lower(database_name) = lower(coalesce($3, current_database()))",
+        [name, schema, database],
+    )
     return bool(found)
+
+
+def _schema_exists(duck, qualifier: tuple[str, ...]) -> bool:
+    """Whether ``[database.]schema`` exists; a lone qualifier may also name an attached
+    database, as DuckDB reads ``a.t`` (looked up, not bound, as ``_exists``)."""
+    from sqlml.sqlutil import fetch_value
+
+    if len(qualifier) == 1:
+        sql = ("SELECT (SELECT count(*) FROM duckdb_schemas() WHERE lower(schema_name) = lower($1) "
+               "AND database_name = current_database()) + "
+               "(SELECT count(*) FROM duckdb_databases() WHERE lower(database_name) = lower($1))")
+        return bool(fetch_value(duck, sql, [qualifier[0]]))
+    database, schema = qualifier[-2:]
+    sql = ("SELECT count(*) FROM duckdb_schemas() WHERE lower(schema_name) = lower($1) "
+           "AND lower(database_name) = lower($2)")
+    return bool(fetch_value(duck, sql, [schema, database]))
 
 
 def _forget(duck, name: str) -> None:
